@@ -1,0 +1,1 @@
+"""Event consumers: the sync worker and downstream subscribers: next issue."""

@@ -1,0 +1,1 @@
+"""Event-sourced sync coordinator: at most one live mail sync per user."""

@@ -1,0 +1,1 @@
+"""Adapters: one package per technology, wired together in bootstrap.py."""

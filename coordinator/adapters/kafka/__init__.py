@@ -1,0 +1,1 @@
+"""Kafka adapters: the relay's idempotent publisher and topic setup."""

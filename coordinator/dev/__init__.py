@@ -1,0 +1,1 @@
+"""Zero-setup local running: embedded PostgreSQL, the Tansu broker, a process supervisor."""

@@ -1,0 +1,121 @@
+"""`syncctl dev`: the whole system in one supervised process group, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from coordinator.adapters.postgres.migrate import upgrade
+from coordinator.api.auth import issue_token
+from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
+from coordinator.settings import Settings
+
+CHILDREN = ("api", "relay")
+DEMO_USER = "demo-user"
+
+
+def dev_secret(data_dir: Path) -> str:
+    """A JWT secret kept in the data dir, so tokens survive a restart of `syncctl dev`."""
+    path = data_dir / "jwt_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_dev(settings: Settings) -> int:
+    """Start what is missing, migrate, run the children, restart any that dies, stop on signal."""
+    data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with ExitStack() as cleanup:
+        url = settings.database_url
+        if not url:
+            pg = start_postgres(data_dir / "pgdata")
+            cleanup.callback(pg.stop)
+            url = pg.url
+            _say(f"embedded PostgreSQL: {url}")
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            broker = start_tansu(log_path=data_dir / "tansu.log")
+            cleanup.callback(broker.stop)
+            bootstrap = broker.bootstrap
+            _say(f"embedded Tansu broker: {bootstrap} (memory storage)")
+        secret = settings.jwt_secret.get_secret_value() or dev_secret(data_dir)
+        port = settings.api_port if port_is_free(settings.api_port) else free_port()
+        env.update(
+            SYNC_DATABASE_URL=url,
+            SYNC_KAFKA_BOOTSTRAP=bootstrap,
+            SYNC_JWT_SECRET=secret,
+            SYNC_API_PORT=str(port),
+        )
+        upgrade(url)
+        children = {name: _spawn(name, env) for name in CHILDREN}
+        cleanup.callback(_stop_children, children)
+        base = f"http://{settings.api_host}:{port}"
+        if not _wait_healthy(f"{base}/readyz", children["api"]):
+            _say("the API did not become ready; see its output above")
+            return 1
+        token = issue_token(DEMO_USER, secret, ttl_seconds=24 * 3600)
+        _say(f"\nSync coordinator running at {base}  (OpenAPI: {base}/docs)")
+        _say(f"token for {DEMO_USER}: {token}")
+        _say("try:")
+        _say(f"curl -s -X POST -H 'Authorization: Bearer {token}' '{base}/sync/smart'")
+        _say("Ctrl-C stops everything.\n")
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None and not stopping:
+                    _say(f"{name} exited with {child.returncode}; restarting it")
+                    children[name] = _spawn(name, env)
+            time.sleep(0.5)
+        _say("stopping")
+    return 0
+
+
+def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "coordinator.cli", name], env=env)
+
+
+def _wait_healthy(url: str, api: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and api.poll() is None:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children.values():
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

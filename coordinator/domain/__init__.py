@@ -1,0 +1,1 @@
+"""The UserSync aggregate: pure decisions over events, standard library only."""

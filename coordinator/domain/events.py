@@ -1,0 +1,136 @@
+"""Events of the UserSync stream and the envelope downstream consumers receive."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from uuid import uuid4
+
+SCHEMA_VERSION = 1
+SyncType = Literal["full", "incremental"]
+
+
+@dataclass(frozen=True)
+class SyncStarted:
+    """A new sync task was started; it is live until lease_expires_at."""
+
+    event_type: ClassVar[str] = "SyncStarted"
+    task_id: str
+    sync_type: SyncType
+    started_at: datetime
+    lease_expires_at: datetime
+    replaces_task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncReused:
+    """A start request joined the live task instead of starting another."""
+
+    event_type: ClassVar[str] = "SyncReused"
+    task_id: str
+    sync_type: SyncType
+    requested_sync_type: SyncType
+    started_at: datetime
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SyncExpired:
+    """The task's lease ran out before it finished; it is dead."""
+
+    event_type: ClassVar[str] = "SyncExpired"
+    task_id: str
+    lease_expired_at: datetime
+    reason: str = "lease_ran_out"
+
+
+Event = SyncStarted | SyncReused | SyncExpired
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type: cls for cls in (SyncStarted, SyncReused, SyncExpired)
+}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One stored event as it travels: identity, position, causality and data."""
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    stream_id: str
+    user_id: str
+    version: int
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str
+    data: Event
+
+    def to_json(self) -> dict[str, Any]:
+        """The envelope as JSON-ready values (times in ISO 8601)."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "data"}
+        body["occurred_at"] = self.occurred_at.isoformat()
+        body["data"] = data_to_json(self.data)
+        return body
+
+
+def data_to_json(event: Event) -> dict[str, Any]:
+    """An event's data as JSON-ready values."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(event).items()}
+
+
+def data_from_json(event_type: str, data: dict[str, Any]) -> Event:
+    """Rebuild an event from its stored JSON data."""
+    cls = EVENT_TYPES[event_type]
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        is_time = f.name.endswith("_at") and isinstance(value, str)
+        values[f.name] = datetime.fromisoformat(value) if is_time else value
+    return cls(**values)
+
+
+def envelope_from_json(body: dict[str, Any]) -> Envelope:
+    """Parse an envelope as published on Kafka or stored in the event table."""
+    return Envelope(
+        event_id=body["event_id"],
+        event_type=body["event_type"],
+        schema_version=body["schema_version"],
+        stream_id=body["stream_id"],
+        user_id=body["user_id"],
+        version=body["version"],
+        occurred_at=datetime.fromisoformat(body["occurred_at"]),
+        correlation_id=body["correlation_id"],
+        causation_id=body["causation_id"],
+        data=data_from_json(body["event_type"], body["data"]),
+    )
+
+
+def stamp(
+    events: list[Event] | tuple[Event, ...],
+    *,
+    stream_id: str,
+    user_id: str,
+    after_version: int,
+    now: datetime,
+    correlation_id: str,
+    causation_id: str,
+) -> list[Envelope]:
+    """Wrap new events in envelopes numbered from after_version + 1."""
+    return [
+        Envelope(
+            event_id=str(uuid4()),
+            event_type=event.event_type,
+            schema_version=SCHEMA_VERSION,
+            stream_id=stream_id,
+            user_id=user_id,
+            version=after_version + offset,
+            occurred_at=now,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            data=event,
+        )
+        for offset, event in enumerate(events, start=1)
+    ]

@@ -1,0 +1,114 @@
+"""The UserSync aggregate: decide(state, command, now) -> events; evolve(state, event) -> state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from uuid import uuid4
+
+from coordinator.domain.commands import StartRequested
+from coordinator.domain.events import Event, SyncExpired, SyncReused, SyncStarted, SyncType
+
+TaskStatus = Literal["none", "running", "expired"]
+
+
+def new_task_id() -> str:
+    """A fresh task id; opaque to callers."""
+    return f"sync_{uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class UserSyncState:
+    """What the aggregate remembers about a user's latest task."""
+
+    task_id: str | None = None
+    sync_type: SyncType | None = None
+    status: TaskStatus = "none"
+    started_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    reuse_count: int = 0
+
+    def is_live(self, now: datetime) -> bool:
+        """Live = not finished and the lease has not run out yet."""
+        return (
+            self.status == "running"
+            and self.lease_expires_at is not None
+            and now < self.lease_expires_at
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as a JSON snapshot for the stream row."""
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> UserSyncState:
+        """Rebuild the state from a snapshot written by to_json."""
+        times = {"started_at", "lease_expires_at"}
+        values: dict[str, Any] = {
+            k: datetime.fromisoformat(v) if k in times and v is not None else v
+            for k, v in body.items()
+        }
+        return cls(**values)
+
+
+def decide(
+    state: UserSyncState,
+    command: StartRequested,
+    now: datetime,
+    lease: timedelta,
+    make_task_id: Callable[[], str] = new_task_id,
+) -> list[Event]:
+    """Join the live task, or record the dead one's expiry and start a new task."""
+    requested: SyncType = "full" if command.force_full else "incremental"
+    if state.is_live(now):
+        assert state.task_id and state.sync_type and state.started_at and state.lease_expires_at
+        return [
+            SyncReused(
+                task_id=state.task_id,
+                sync_type=state.sync_type,
+                requested_sync_type=requested,
+                started_at=state.started_at,
+                lease_expires_at=state.lease_expires_at,
+            )
+        ]
+    events: list[Event] = []
+    if state.status == "running":
+        assert state.task_id and state.lease_expires_at
+        events.append(SyncExpired(task_id=state.task_id, lease_expired_at=state.lease_expires_at))
+    events.append(
+        SyncStarted(
+            task_id=make_task_id(),
+            sync_type=requested,
+            started_at=now,
+            lease_expires_at=now + lease,
+            replaces_task_id=state.task_id if state.status == "running" else None,
+        )
+    )
+    return events
+
+
+def evolve(state: UserSyncState, event: Event) -> UserSyncState:
+    """Apply one event to the state."""
+    if isinstance(event, SyncStarted):
+        return UserSyncState(
+            task_id=event.task_id,
+            sync_type=event.sync_type,
+            status="running",
+            started_at=event.started_at,
+            lease_expires_at=event.lease_expires_at,
+        )
+    if isinstance(event, SyncReused):
+        return replace(state, reuse_count=state.reuse_count + 1)
+    if isinstance(event, SyncExpired):
+        return replace(state, status="expired")
+    raise TypeError(f"unknown event {event!r}")
+
+
+def fold(events: Iterable[Event], state: UserSyncState | None = None) -> UserSyncState:
+    """The state after applying events in order."""
+    current = state or UserSyncState()
+    for event in events:
+        current = evolve(current, event)
+    return current

@@ -1,0 +1,1 @@
+"""Alembic migrations of the event store and read models; run by `syncctl migrate`."""

@@ -1,0 +1,1 @@
+"""The outbox relay: moves committed events from PostgreSQL to Kafka."""

@@ -1,0 +1,1 @@
+"""Service layer: command handlers and the ports they use."""

@@ -1,0 +1,62 @@
+"""What the handlers need from storage, and how storage says it failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from coordinator.domain.commands import RequestMeta
+from coordinator.domain.events import Envelope, Event
+from coordinator.domain.user_sync import UserSyncState
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or did not answer in time; the caller may retry."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The user's stream stayed locked past the lock timeout; the caller may retry."""
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved past the expected version; the command must be decided again."""
+
+
+class ConflictRetriesExhausted(Exception):
+    """Every retry of a command met a newer version; nothing was written."""
+
+
+class LockedStream(Protocol):
+    """One user's stream, locked for the length of a transaction."""
+
+    stream_id: str
+    user_id: str
+    version: int
+    state: UserSyncState
+    now: datetime
+
+    def append(self, events: Sequence[Event], meta: RequestMeta) -> list[Envelope]:
+        """Record events after `version`, update the snapshot, queue them for the relay."""
+        ...
+
+    def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        """The (fingerprint, response) stored for an idempotency key, if any."""
+        ...
+
+    def remember_response(self, key: str, fingerprint: str, response: dict[str, Any]) -> None:
+        """Store the response for an idempotency key in this transaction."""
+        ...
+
+
+class EventStore(Protocol):
+    """Transactional access to user streams."""
+
+    def lock_stream(self, user_id: str) -> AbstractContextManager[LockedStream]:
+        """Create the stream if absent, lock it, read the database clock; commit on exit."""
+        ...
+
+    def read_stream(self, user_id: str) -> list[Envelope]:
+        """Every event of a user's stream, in version order."""
+        ...

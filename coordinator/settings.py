@@ -1,0 +1,49 @@
+"""All configuration, read once from SYNC_* environment variables and passed in."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Validated settings; every process builds one and hands it down."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgresql+psycopg://...); unset: embedded"
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers host:port; unset: embedded Tansu"
+    )
+    kafka_topic: str = Field(default="sync-events", min_length=1, max_length=249)
+    kafka_partitions: int = Field(default=8, ge=1, le=1000)
+    jwt_secret: SecretStr = Field(default=SecretStr(""), description="HS256 key for bearer tokens")
+    reuse_window_seconds: float = Field(default=1800, gt=0, description="Lease length of a task")
+    lock_timeout_ms: int = Field(default=3000, ge=1)
+    conflict_retries: int = Field(default=3, ge=0, le=20)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    retry_after_seconds: int = Field(default=1, ge=1)
+    relay_batch_size: int = Field(default=500, ge=1, le=10000)
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_max_backoff_seconds: float = Field(default=10.0, gt=0)
+    relay_standby_seconds: float = Field(default=2.0, gt=0)
+    relay_exit_after_publish: bool = Field(
+        default=False, description="Fault injection for tests: exit after the broker acks"
+    )
+    data_dir: str = Field(default=".syncctl", description="Where `syncctl dev` keeps its state")
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error naming the variable."""
+        if not self.database_url:
+            raise SystemExit("SYNC_DATABASE_URL is not set (or run `syncctl dev`)")
+        return self.database_url
+
+    def require_kafka_bootstrap(self) -> str:
+        """The Kafka bootstrap servers, or a clear error naming the variable."""
+        if not self.kafka_bootstrap:
+            raise SystemExit("SYNC_KAFKA_BOOTSTRAP is not set (or run `syncctl dev`)")
+        return self.kafka_bootstrap

