@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,7 +91,7 @@ class OutboxRelay:
             self._leadership.confirm()
             rows = self._outbox.next_batch(self._config.batch_size)
             if not rows:
-                self._leadership.wait_for_news(self._config.poll_seconds)
+                self._wait_for_news()
                 continue
             if not self._publish(rows):
                 self._stop.wait(self._next_backoff())
@@ -102,6 +103,14 @@ class OutboxRelay:
             self.published += len(rows)
             self._backoff = 0.0
             log.info("published %d events (total %d)", len(rows), self.published)
+
+    def _wait_for_news(self) -> None:
+        """Sleep until NOTIFY or the polling interval, in short slices so stop is prompt."""
+        deadline = time.monotonic() + self._config.poll_seconds
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._leadership.wait_for_news(min(remaining, 0.5)):
+                return
 
     def _publish(self, rows: list[OutboxRow]) -> bool:
         try:

@@ -28,7 +28,9 @@ class Message:
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create the topic if it does not exist yet."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=3000
+        )
     except KafkaError as error:
         raise PublishFailed(f"broker unreachable: {error!r}") from error
     try:
@@ -57,6 +59,7 @@ class KafkaPublisher:
                 request_timeout_ms=5000,
                 delivery_timeout_ms=int(timeout_seconds * 1000),
                 max_block_ms=5000,
+                bootstrap_timeout_ms=3000,
             )
         except KafkaError as error:
             raise PublishFailed(f"broker unreachable: {error!r}") from error

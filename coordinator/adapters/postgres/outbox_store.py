@@ -82,14 +82,14 @@ class RelayLeadership:
         self._conn = conn
         return True
 
-    def wait_for_news(self, timeout: float) -> None:
-        """Block until a command commits new outbox rows, or timeout (the polling fallback)."""
+    def wait_for_news(self, timeout: float) -> bool:
+        """Block until a command commits new outbox rows (True) or timeout (False)."""
         assert self._conn is not None
-        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            pass
+        woke = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
         # Several commits may have notified; drain them so the next wait really waits.
         for _ in self._conn.notifies(timeout=0.0):
             pass
+        return woke
 
     def confirm(self) -> None:
         """Raise if the leader connection (and with it the lock) was lost."""

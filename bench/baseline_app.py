@@ -1,0 +1,121 @@
+"""The baseline for bench/start_commands.py: the start command's SQL transaction, nothing else.
+
+One FastAPI app with a sync `def` endpoint under one uvicorn process, like `syncctl api`, but
+raw psycopg 3 over a psycopg_pool ConnectionPool (10 kept, up to 20), no ORM, no domain logic,
+no auth. The SQL text is taken from the real event store, so both run the same statements.
+
+    BENCH_DATABASE_URL=postgresql://... python -m bench.baseline_app PORT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import uvicorn
+from fastapi import FastAPI, Request
+from psycopg_pool import ConnectionPool
+from sqlalchemy import TextClause
+
+from coordinator.adapters.postgres import event_store as store
+
+POOL_MIN, POOL_MAX = 10, 20  # the API's default: pool_size 10 plus as many overflow
+LEASE = timedelta(seconds=1800)
+
+
+def psycopg_sql(clause: TextClause) -> str:
+    """An SQLAlchemy text() statement with :name parameters as psycopg %(name)s ones."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", clause.text)
+
+
+SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '3000ms', true)"
+CREATE_STREAM = psycopg_sql(store.CREATE_STREAM)
+LOCK_STREAM = psycopg_sql(store.LOCK_STREAM)
+INSERT_EVENT = psycopg_sql(store.INSERT_EVENT)
+UPDATE_STREAM = psycopg_sql(store.UPDATE_STREAM)
+INSERT_OUTBOX = psycopg_sql(store.INSERT_OUTBOX)
+NOTIFY = psycopg_sql(store.NOTIFY)
+
+
+def event_rows(user_id: str, stream_id: str, version: int, now: Any) -> dict[str, Any]:
+    """Parameters of the same size as the API's: event data, metadata, snapshot, envelope."""
+    task = f"sync_{uuid4().hex}"
+    times = {"started_at": now.isoformat(), "lease_expires_at": (now + LEASE).isoformat()}
+    data = {"task_id": task, "sync_type": "incremental", "requested_sync_type": "incremental"}
+    data.update(times)
+    meta = {"user_id": user_id, "correlation_id": str(uuid4()), "causation_id": str(uuid4())}
+    state = {"task_id": task, "sync_type": "incremental", "status": "running", **times}
+    event_id = str(uuid4())
+    envelope = {"event_id": event_id, "event_type": "SyncReused", "schema_version": 1}
+    envelope.update(stream_id=stream_id, user_id=user_id, version=version + 1, data=data)
+    return {
+        "event_id": event_id,
+        "stream_id": stream_id,
+        "user_id": user_id,
+        "version": version + 1,
+        "expected": version,
+        "event_type": "SyncStarted" if version == 0 else "SyncReused",
+        "schema_version": 1,
+        "occurred_at": now,
+        "now": now,
+        "data": json.dumps(data),
+        "metadata": json.dumps(meta),
+        "state": json.dumps({**state, "reuse_count": version}),
+        "payload": json.dumps({**envelope, **meta, "occurred_at": now.isoformat()}),
+    }
+
+
+def run_transaction(pool: ConnectionPool, user_id: str) -> int:
+    """The start command's transaction; the stream's new version."""
+    stream_id = store.stream_id_for(user_id)
+    with pool.connection() as conn:
+        conn.execute(SET_LOCK_TIMEOUT)
+        conn.execute(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id})
+        cursor = conn.execute(LOCK_STREAM, {"stream_id": stream_id})
+        version: int
+        version, _state, now = cursor.fetchone() or (0, None, None)
+        row = event_rows(user_id, stream_id, version, now)
+        # The same order as PostgresLockedStream.append: snapshot, events, outbox, notify.
+        if conn.execute(UPDATE_STREAM, row).rowcount != 1:
+            raise RuntimeError(f"{stream_id} moved under its lock")
+        conn.execute(INSERT_EVENT, row)
+        conn.execute(INSERT_OUTBOX, row)
+        conn.execute(NOTIFY)
+        conn.commit()
+    return version + 1
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=POOL_MIN, max_size=POOL_MAX)
+    pool.wait()
+    app.state.pool = pool
+    try:
+        yield
+    finally:
+        pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.post("/baseline/{user_id}", status_code=202)
+def baseline(user_id: str, request: Request) -> dict[str, Any]:
+    """Run the transaction for user_id."""
+    return {"reused": False, "version": run_transaction(request.app.state.pool, user_id)}
+
+
+@app.get("/readyz")
+def readyz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="info")

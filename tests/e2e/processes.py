@@ -1,0 +1,103 @@
+"""Start `syncctl` processes as subprocesses, the way they run in production."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from uuid import uuid4
+
+import httpx
+
+from coordinator.api.auth import issue_token
+from coordinator.dev.embedded import free_port
+
+SECRET = f"test-secret-{uuid4().hex}"
+
+
+def process_env(**settings: str) -> dict[str, str]:
+    """The parent's environment without any SYNC_* leaking in, plus these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    env.update({f"SYNC_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def spawn(command: str, **settings: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", command], env=process_env(**settings)
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Api:
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+    def token(self, user_id: str, ttl: int = 600) -> str:
+        return issue_token(user_id, SECRET, ttl)
+
+    def headers(self, user_id: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id)}", **extra}
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"process exited with {process.returncode}"
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def running_api(database_url: str, **settings: str) -> Iterator[Api]:
+    port = free_port()
+    process = spawn(
+        "api",
+        database_url=database_url,
+        jwt_secret=SECRET,
+        api_port=str(port),
+        **settings,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/healthz", process)
+        yield Api(base, process)
+    finally:
+        stop(process)
+
+
+@contextmanager
+def running_relay(
+    database_url: str, kafka_bootstrap: str, topic: str, **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = spawn(
+        "relay",
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic=topic,
+        kafka_partitions="4",
+        relay_max_backoff_seconds="1",
+        **settings,
+    )
+    try:
+        yield process
+    finally:
+        stop(process)
