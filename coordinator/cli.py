@@ -22,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a bearer token for trying the API")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    commands.add_parser("project", help="build the status view and task history from Kafka")
+    commands.add_parser("work", help="run syncs for SyncStarted events (sync worker)")
+    commands.add_parser("reap", help="expire tasks whose lease ran out, periodically")
+    commands.add_parser("webhooks", help="POST SyncCompleted/SyncFailed to SYNC_WEBHOOK_URL")
+    schema = commands.add_parser("schema", help="write the events' JSON Schemas")
+    schema.add_argument("--out", default="docs/schemas", help="directory to write into")
+    schema.add_argument("--check", action="store_true", help="fail if the files are stale")
     commands.add_parser("dev", help="run everything locally, embedded services if unset")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -41,6 +48,26 @@ def main(argv: list[str] | None = None) -> int:
         return run_relay(settings)
     if args.command == "token":
         return print_token(settings, args.user_id, args.ttl)
+    if args.command == "project":
+        from projections.projector import run_projector
+
+        return run_projector(settings)
+    if args.command == "work":
+        from consumers.sync_worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "reap":
+        from coordinator.reaper import run_reaper
+
+        return run_reaper(settings)
+    if args.command == "webhooks":
+        from consumers.webhook_dispatcher import run_dispatcher
+
+        return run_dispatcher(settings)
+    if args.command == "schema":
+        from coordinator.schema_export import export_schemas
+
+        return export_schemas(Path(args.out), check=args.check)
     from coordinator.dev.supervisor import run_dev
 
     return run_dev(settings)

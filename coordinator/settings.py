@@ -35,6 +35,25 @@ class Settings(BaseSettings):
         default=False, description="Fault injection for tests: exit after the broker acks"
     )
     data_dir: str = Field(default=".syncctl", description="Where `syncctl dev` keeps its state")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where workers send their reports"
+    )
+    consumer_max_poll_interval_ms: int = Field(
+        default=300_000, ge=1000, description="Kafka group rebalance timeout; short on Tansu"
+    )
+    projector_group: str = "sync-projector"
+    worker_group: str = "sync-worker"
+    webhook_group: str = "sync-webhooks"
+    status_wait_max_seconds: float = Field(default=5.0, gt=0, le=30)
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_grace_seconds: float = Field(default=30.0, ge=0)
+    worker_executor: str = Field(default="demo", description="Executor name, see consumers/")
+    demo_messages: int = Field(default=200, ge=1, description="Demo executor: mailbox size")
+    demo_pace: float = Field(default=50.0, gt=0, description="Demo executor: messages per second")
+    reaper_interval_seconds: float = Field(default=30.0, gt=0)
+    webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
+    webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key for webhooks")
+    webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
 
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable."""

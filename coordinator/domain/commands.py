@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import uuid4
 
 
@@ -22,3 +23,46 @@ class StartRequested:
     user_id: str
     force_full: bool
     meta: RequestMeta
+
+
+@dataclass(frozen=True)
+class ReportProgress:
+    """A worker says how far the task got; renews the lease."""
+
+    user_id: str
+    task_id: str
+    percent: float
+    stats: dict[str, Any]
+    meta: RequestMeta
+
+
+@dataclass(frozen=True)
+class CompleteSync:
+    """A worker finished the task."""
+
+    user_id: str
+    task_id: str
+    stats: dict[str, Any]
+    meta: RequestMeta
+
+
+@dataclass(frozen=True)
+class FailSync:
+    """A worker gave up on the task."""
+
+    user_id: str
+    task_id: str
+    error: str
+    meta: RequestMeta
+
+
+@dataclass(frozen=True)
+class ExpireStaleSync:
+    """The reaper asks to expire the user's task if its lease has run out."""
+
+    user_id: str
+    meta: RequestMeta
+
+
+Command = StartRequested | ReportProgress | CompleteSync | FailSync | ExpireStaleSync
+TaskCommand = ReportProgress | CompleteSync | FailSync

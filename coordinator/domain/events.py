@@ -43,11 +43,44 @@ class SyncExpired:
     task_id: str
     lease_expired_at: datetime
     reason: str = "lease_ran_out"
+    detected_by: Literal["start", "reaper"] = "start"
 
 
-Event = SyncStarted | SyncReused | SyncExpired
+@dataclass(frozen=True)
+class SyncProgressed:
+    """The worker reported progress; the lease now runs until lease_expires_at."""
+
+    event_type: ClassVar[str] = "SyncProgressed"
+    task_id: str
+    percent: float
+    stats: dict[str, Any]
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SyncCompleted:
+    """The task finished its work."""
+
+    event_type: ClassVar[str] = "SyncCompleted"
+    task_id: str
+    stats: dict[str, Any]
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class SyncFailed:
+    """The task gave up with an error."""
+
+    event_type: ClassVar[str] = "SyncFailed"
+    task_id: str
+    error: str
+    finished_at: datetime
+
+
+Event = SyncStarted | SyncReused | SyncExpired | SyncProgressed | SyncCompleted | SyncFailed
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.event_type: cls for cls in (SyncStarted, SyncReused, SyncExpired)
+    cls.event_type: cls
+    for cls in (SyncStarted, SyncReused, SyncExpired, SyncProgressed, SyncCompleted, SyncFailed)
 }
 
 

@@ -8,10 +8,35 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
 
-from coordinator.domain.commands import StartRequested
-from coordinator.domain.events import Event, SyncExpired, SyncReused, SyncStarted, SyncType
+from coordinator.domain.commands import (
+    Command,
+    CompleteSync,
+    ExpireStaleSync,
+    ReportProgress,
+    StartRequested,
+    TaskCommand,
+)
+from coordinator.domain.events import (
+    Event,
+    SyncCompleted,
+    SyncExpired,
+    SyncFailed,
+    SyncProgressed,
+    SyncReused,
+    SyncStarted,
+    SyncType,
+)
 
-TaskStatus = Literal["none", "running", "expired"]
+TaskStatus = Literal["none", "running", "expired", "completed", "failed"]
+
+
+class TaskFenced(Exception):
+    """A command named a task that is not the live one; its worker must stop."""
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        super().__init__(f"task {task_id} is not the live task: {reason}")
+        self.task_id = task_id
+        self.reason = reason
 
 
 def new_task_id() -> str:
@@ -29,6 +54,7 @@ class UserSyncState:
     started_at: datetime | None = None
     lease_expires_at: datetime | None = None
     reuse_count: int = 0
+    percent: float = 0.0
 
     def is_live(self, now: datetime) -> bool:
         """Live = not finished and the lease has not run out yet."""
@@ -55,10 +81,37 @@ class UserSyncState:
 
 def decide(
     state: UserSyncState,
-    command: StartRequested,
+    command: Command,
     now: datetime,
     lease: timedelta,
     make_task_id: Callable[[], str] = new_task_id,
+) -> list[Event]:
+    """The events a command causes; raises TaskFenced for a task that is not live."""
+    if isinstance(command, StartRequested):
+        return _start(state, command, now, lease, make_task_id)
+    if isinstance(command, ExpireStaleSync):
+        return _expire_if_dead(state, now, detected_by="reaper")
+    _fence(state, command, now)
+    if isinstance(command, ReportProgress):
+        return [
+            SyncProgressed(
+                task_id=command.task_id,
+                percent=command.percent,
+                stats=command.stats,
+                lease_expires_at=now + lease,
+            )
+        ]
+    if isinstance(command, CompleteSync):
+        return [SyncCompleted(task_id=command.task_id, stats=command.stats, finished_at=now)]
+    return [SyncFailed(task_id=command.task_id, error=command.error, finished_at=now)]
+
+
+def _start(
+    state: UserSyncState,
+    command: StartRequested,
+    now: datetime,
+    lease: timedelta,
+    make_task_id: Callable[[], str],
 ) -> list[Event]:
     """Join the live task, or record the dead one's expiry and start a new task."""
     requested: SyncType = "full" if command.force_full else "incremental"
@@ -73,20 +126,38 @@ def decide(
                 lease_expires_at=state.lease_expires_at,
             )
         ]
-    events: list[Event] = []
-    if state.status == "running":
-        assert state.task_id and state.lease_expires_at
-        events.append(SyncExpired(task_id=state.task_id, lease_expired_at=state.lease_expires_at))
-    events.append(
-        SyncStarted(
-            task_id=make_task_id(),
-            sync_type=requested,
-            started_at=now,
-            lease_expires_at=now + lease,
-            replaces_task_id=state.task_id if state.status == "running" else None,
-        )
+    expired = _expire_if_dead(state, now, detected_by="start")
+    started = SyncStarted(
+        task_id=make_task_id(),
+        sync_type=requested,
+        started_at=now,
+        lease_expires_at=now + lease,
+        replaces_task_id=state.task_id if expired else None,
     )
-    return events
+    return [*expired, started]
+
+
+def _expire_if_dead(
+    state: UserSyncState, now: datetime, detected_by: Literal["start", "reaper"]
+) -> list[Event]:
+    """SyncExpired for a running task whose lease has run out; nothing otherwise."""
+    if state.status != "running" or state.is_live(now):
+        return []
+    assert state.task_id and state.lease_expires_at
+    return [
+        SyncExpired(
+            task_id=state.task_id, lease_expired_at=state.lease_expires_at, detected_by=detected_by
+        )
+    ]
+
+
+def _fence(state: UserSyncState, command: TaskCommand, now: datetime) -> None:
+    if command.task_id != state.task_id:
+        raise TaskFenced(command.task_id, f"the live task is {state.task_id or 'none'}")
+    if state.status != "running":
+        raise TaskFenced(command.task_id, f"it is {state.status}")
+    if not state.is_live(now):
+        raise TaskFenced(command.task_id, "its lease ran out")
 
 
 def evolve(state: UserSyncState, event: Event) -> UserSyncState:
@@ -101,8 +172,14 @@ def evolve(state: UserSyncState, event: Event) -> UserSyncState:
         )
     if isinstance(event, SyncReused):
         return replace(state, reuse_count=state.reuse_count + 1)
+    if isinstance(event, SyncProgressed):
+        return replace(state, percent=event.percent, lease_expires_at=event.lease_expires_at)
     if isinstance(event, SyncExpired):
         return replace(state, status="expired")
+    if isinstance(event, SyncCompleted):
+        return replace(state, status="completed", percent=100.0)
+    if isinstance(event, SyncFailed):
+        return replace(state, status="failed")
     raise TypeError(f"unknown event {event!r}")
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from coordinator.domain.commands import StartRequested
+from coordinator.domain.commands import (
+    CompleteSync,
+    ExpireStaleSync,
+    FailSync,
+    ReportProgress,
+    StartRequested,
+    TaskCommand,
+)
 from coordinator.domain.events import SyncReused
 from coordinator.domain.user_sync import decide, fold
 from coordinator.service.ports import (
@@ -15,6 +22,8 @@ from coordinator.service.ports import (
     ConflictRetriesExhausted,
     EventStore,
 )
+
+T = TypeVar("T")
 
 
 class IdempotencyKeyReused(Exception):
@@ -62,17 +71,22 @@ class Dependencies:
     conflict_retries: int
 
 
-def start_sync(command: StartRequested, deps: Dependencies) -> StartOutcome:
-    """Start a sync for the user, or join the live one; retried on a version conflict."""
+def _with_retries(user_id: str, deps: Dependencies, attempt: Callable[[], T]) -> T:
+    """Run one locked attempt; decide again on a version conflict, a bounded number of times."""
     for _ in range(deps.conflict_retries + 1):
         try:
-            return _start_once(command, deps)
+            return attempt()
         except ConcurrencyConflict:
             continue
     raise ConflictRetriesExhausted(
-        f"stream of user {command.user_id!r} kept moving; gave up after "
+        f"stream of user {user_id!r} kept moving; gave up after "
         f"{deps.conflict_retries + 1} attempts"
     )
+
+
+def start_sync(command: StartRequested, deps: Dependencies) -> StartOutcome:
+    """Start a sync for the user, or join the live one."""
+    return _with_retries(command.user_id, deps, lambda: _start_once(command, deps))
 
 
 def _start_once(command: StartRequested, deps: Dependencies) -> StartOutcome:
@@ -104,5 +118,60 @@ def _start_once(command: StartRequested, deps: Dependencies) -> StartOutcome:
         return outcome
 
 
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What a worker's report changed."""
+
+    task_id: str
+    status: str
+    version: int
+    lease_expires_at: datetime | None
+
+
+def _record(command: TaskCommand | ExpireStaleSync, deps: Dependencies) -> TaskOutcome:
+    """Decide and append under the lock; TaskFenced passes through to the caller."""
+
+    def attempt() -> TaskOutcome:
+        with deps.store.lock_stream(command.user_id) as stream:
+            events = decide(stream.state, command, stream.now, deps.lease)
+            if events:
+                stream.append(events, command.meta)
+            state = stream.state
+            return TaskOutcome(
+                task_id=getattr(command, "task_id", state.task_id or ""),
+                status=state.status,
+                version=stream.version,
+                lease_expires_at=state.lease_expires_at,
+            )
+
+    return _with_retries(command.user_id, deps, attempt)
+
+
+def report_progress(command: ReportProgress, deps: Dependencies) -> TaskOutcome:
+    """Record progress of the live task and renew its lease."""
+    return _record(command, deps)
+
+
+def complete_sync(command: CompleteSync, deps: Dependencies) -> TaskOutcome:
+    """Record that the live task finished."""
+    return _record(command, deps)
+
+
+def fail_sync(command: FailSync, deps: Dependencies) -> TaskOutcome:
+    """Record that the live task gave up."""
+    return _record(command, deps)
+
+
+def expire_stale_sync(command: ExpireStaleSync, deps: Dependencies) -> TaskOutcome:
+    """Expire the user's task if its lease ran out; a task renewed meanwhile is left alone."""
+    return _record(command, deps)
+
+
 Handler = Callable[[Any, Dependencies], Any]
-HANDLERS: dict[type, Handler] = {StartRequested: start_sync}
+HANDLERS: dict[type, Handler] = {
+    StartRequested: start_sync,
+    ReportProgress: report_progress,
+    CompleteSync: complete_sync,
+    FailSync: fail_sync,
+    ExpireStaleSync: expire_stale_sync,
+}

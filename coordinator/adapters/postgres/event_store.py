@@ -34,8 +34,8 @@ INSERT_EVENT = text(
     ":schema_version, :occurred_at, CAST(:data AS jsonb), CAST(:metadata AS jsonb))"
 )
 UPDATE_STREAM = text(
-    "UPDATE streams SET version = :version, state = CAST(:state AS jsonb), updated_at = :now "
-    "WHERE stream_id = :stream_id AND version = :expected"
+    "UPDATE streams SET version = :version, state = CAST(:state AS jsonb), updated_at = :now, "
+    "live_until = :live_until WHERE stream_id = :stream_id AND version = :expected"
 )
 INSERT_OUTBOX = text(
     "INSERT INTO outbox (event_id, user_id, payload) VALUES "
@@ -89,6 +89,7 @@ class PostgresLockedStream:
                 "version": envelopes[-1].version,
                 "state": json.dumps(new_state.to_json()),
                 "now": self.now,
+                "live_until": new_state.lease_expires_at if new_state.status == "running" else None,
                 "expected": self.version,
             },
         )

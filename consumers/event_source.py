@@ -1,0 +1,108 @@
+"""A Kafka consumer-group source of sync event envelopes, committed only when told."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from coordinator.domain.events import Envelope, envelope_from_json
+
+log = logging.getLogger("consumers.event_source")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record: where it sits on the topic and the envelope it carries."""
+
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    bootstrap: str
+    topic: str
+    group: str
+    max_poll_interval_ms: int = 300_000
+    max_records: int = 1000
+    from_beginning: bool = True
+
+
+class EventSource:
+    """Polls batches in partition order; the caller commits after its own durable write."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        self._config = config
+        # Session and heartbeat follow the poll interval: Tansu completes a join only
+        # after the rebalance timeout, so tests shorten it and everything scales down.
+        session = min(config.max_poll_interval_ms, 10_000)
+        self._consumer = KafkaConsumer(
+            config.topic,
+            bootstrap_servers=config.bootstrap,
+            group_id=config.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if config.from_beginning else "latest",
+            max_poll_interval_ms=config.max_poll_interval_ms,
+            session_timeout_ms=session,
+            heartbeat_interval_ms=max(session // 3, 100),
+            max_poll_records=config.max_records,
+        )
+
+    def poll(self, timeout_ms: int = 500) -> list[Delivery]:
+        """The next batch, ordered by partition then offset; undecodable records are skipped."""
+        batch: list[Delivery] = []
+        for tp, records in sorted(self._consumer.poll(timeout_ms=timeout_ms).items(),
+                                  key=lambda item: item[0].partition):
+            for record in records:
+                envelope = decode(record.value, tp.partition, record.offset)
+                if envelope is not None:
+                    batch.append(Delivery(tp.partition, record.offset, envelope))
+        return batch
+
+    def commit(self, deliveries: list[Delivery]) -> None:
+        """Commit past the last offset of each partition in the batch."""
+        last: dict[int, int] = {}
+        for d in deliveries:
+            last[d.partition] = max(d.offset, last.get(d.partition, -1))
+        offsets = {
+            TopicPartition(self._config.topic, p): OffsetAndMetadata(o + 1, "", -1)
+            for p, o in last.items()
+        }
+        if offsets:
+            self._consumer.commit(offsets)
+
+    def lag(self) -> dict[int, int]:
+        """Records not yet consumed per assigned partition."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return {}
+        try:
+            ends = self._consumer.end_offsets(assigned)
+        except KafkaError:
+            return {}
+        return {
+            tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned
+        }
+
+    def deliveries(self, timeout_ms: int = 500) -> Iterator[list[Delivery]]:
+        """Batches forever (empty ones too, so the caller can check for stop)."""
+        while True:
+            yield self.poll(timeout_ms)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def decode(value: bytes, partition: int, offset: int) -> Envelope | None:
+    """An envelope, or None (logged) for a record this code cannot read."""
+    try:
+        return envelope_from_json(json.loads(value))
+    except (ValueError, KeyError, TypeError) as error:
+        log.error("skipping undecodable record %s@%s: %r", partition, offset, error)
+        return None
