@@ -57,8 +57,9 @@ class EventSource:
     def poll(self, timeout_ms: int = 500) -> list[Delivery]:
         """The next batch, ordered by partition then offset; undecodable records are skipped."""
         batch: list[Delivery] = []
-        for tp, records in sorted(self._consumer.poll(timeout_ms=timeout_ms).items(),
-                                  key=lambda item: item[0].partition):
+        for tp, records in sorted(
+            self._consumer.poll(timeout_ms=timeout_ms).items(), key=lambda item: item[0].partition
+        ):
             for record in records:
                 envelope = decode(record.value, tp.partition, record.offset)
                 if envelope is not None:
@@ -86,9 +87,7 @@ class EventSource:
             ends = self._consumer.end_offsets(assigned)
         except KafkaError:
             return {}
-        return {
-            tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned
-        }
+        return {tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
 
     def deliveries(self, timeout_ms: int = 500) -> Iterator[list[Delivery]]:
         """Batches forever (empty ones too, so the caller can check for stop)."""
