@@ -1,7 +1,7 @@
 """The baseline for bench/start_commands.py: the start command's SQL transaction, nothing else.
 
 One FastAPI app with a sync `def` endpoint under one uvicorn process, like `syncctl api`, but
-raw psycopg 3 over a psycopg_pool ConnectionPool (10 kept, up to 20), no ORM, no domain logic,
+raw psycopg 3 over a psycopg_pool ConnectionPool of 20, like the API, no ORM, no domain logic,
 no auth. The SQL text is taken from the real event store, so both run the same statements.
 
     BENCH_DATABASE_URL=postgresql://... python -m bench.baseline_app PORT
@@ -21,12 +21,13 @@ from uuid import uuid4
 
 import uvicorn
 from fastapi import FastAPI, Request
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from sqlalchemy import TextClause
 
 from coordinator.adapters.postgres import event_store as store
 
-POOL_MIN, POOL_MAX = 10, 20  # the API's default: pool_size 10 plus as many overflow
+POOL_MIN, POOL_MAX = 20, 20  # the API keeps SYNC_DB_POOL_SIZE (20) connections, no overflow
 LEASE = timedelta(seconds=1800)
 
 
@@ -44,10 +45,11 @@ INSERT_OUTBOX = psycopg_sql(store.INSERT_OUTBOX)
 NOTIFY = psycopg_sql(store.NOTIFY)
 
 
-def event_rows(user_id: str, stream_id: str, version: int, now: Any) -> dict[str, Any]:
+def event_rows(user_id: str, stream_id: str, locked: dict[str, Any]) -> dict[str, Any]:
     """Parameters of the same size as the API's: event data, metadata, snapshot, envelope."""
-    task = f"sync_{uuid4().hex}"
-    times = {"started_at": now.isoformat(), "lease_expires_at": (now + LEASE).isoformat()}
+    version, now = locked["version"], locked["now"]
+    task, lease, digest = f"sync_{uuid4().hex}", now + LEASE, uuid4().hex * 2
+    times = {"started_at": now.isoformat(), "lease_expires_at": lease.isoformat()}
     data = {"task_id": task, "sync_type": "incremental", "requested_sync_type": "incremental"}
     data.update(times)
     meta = {"user_id": user_id, "correlation_id": str(uuid4()), "causation_id": str(uuid4())}
@@ -65,9 +67,13 @@ def event_rows(user_id: str, stream_id: str, version: int, now: Any) -> dict[str
         "schema_version": 1,
         "occurred_at": now,
         "now": now,
+        "live_until": lease,
+        "prev_hash": locked.get("last_hash", digest),  # a stand-in: no hash chain computed
+        "hash": digest,
+        "last_hash": digest,
         "data": json.dumps(data),
         "metadata": json.dumps(meta),
-        "state": json.dumps({**state, "reuse_count": version}),
+        "state": json.dumps({**state, "reuse_count": version, "percent": 0.0}),
         "payload": json.dumps({**envelope, **meta, "occurred_at": now.isoformat()}),
     }
 
@@ -78,10 +84,8 @@ def run_transaction(pool: ConnectionPool, user_id: str) -> int:
     with pool.connection() as conn:
         conn.execute(SET_LOCK_TIMEOUT)
         conn.execute(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id})
-        cursor = conn.execute(LOCK_STREAM, {"stream_id": stream_id})
-        version: int
-        version, _state, now = cursor.fetchone() or (0, None, None)
-        row = event_rows(user_id, stream_id, version, now)
+        locked = conn.cursor(row_factory=dict_row).execute(LOCK_STREAM, {"stream_id": stream_id})
+        row = event_rows(user_id, stream_id, locked.fetchone() or {})
         # The same order as PostgresLockedStream.append: snapshot, events, outbox, notify.
         if conn.execute(UPDATE_STREAM, row).rowcount != 1:
             raise RuntimeError(f"{stream_id} moved under its lock")
@@ -89,7 +93,8 @@ def run_transaction(pool: ConnectionPool, user_id: str) -> int:
         conn.execute(INSERT_OUTBOX, row)
         conn.execute(NOTIFY)
         conn.commit()
-    return version + 1
+    version: int = row["version"]
+    return version
 
 
 @asynccontextmanager

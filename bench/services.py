@@ -26,9 +26,12 @@ from coordinator.domain.user_sync import UserSyncState
 
 ROOT = Path(__file__).resolve().parent.parent
 HISTORY_EVENTS = 100_000
-HISTORY_SQL = """
+# Hashes link each event to the one before (the chain's head is the stream's last_hash) but
+# are digests of the stream id and version, not of the content: plausible rows, cheaply made.
+HASH = "encode(sha256(convert_to(%(stream_id)s::text || ':' || {}, 'UTF8')), 'hex')"
+HISTORY_SQL = f"""
 INSERT INTO events (event_id, stream_id, version, event_type, schema_version, occurred_at,
-                    data, metadata)
+                    data, metadata, prev_hash, hash)
 SELECT gen_random_uuid(), %(stream_id)s, g,
        CASE WHEN g = 1 THEN 'SyncStarted' ELSE 'SyncReused' END, 1,
        %(started)s + g * interval '1 second',
@@ -37,9 +40,16 @@ SELECT gen_random_uuid(), %(stream_id)s, g,
                           'started_at', %(started_iso)s::text,
                           'lease_expires_at', %(lease_iso)s::text),
        jsonb_build_object('user_id', %(user)s::text, 'correlation_id', gen_random_uuid()::text,
-                          'causation_id', gen_random_uuid()::text)
+                          'causation_id', gen_random_uuid()::text),
+       CASE WHEN g = 1 THEN (SELECT last_hash FROM streams WHERE stream_id = %(stream_id)s)
+            ELSE {HASH.format("(g - 1)")} END,
+       {HASH.format("g")}
 FROM generate_series(1, %(count)s::int) AS g
 """
+HISTORY_HEAD = (
+    f"UPDATE streams SET last_hash = {HASH.format('version')} WHERE stream_id = %(stream_id)s"
+)
+
 
 Log = Callable[[str], None]
 
@@ -50,6 +60,7 @@ class Services:
     baseline_url: str
     secret: str
     history_user: str
+    logs: dict[str, Path]
 
 
 def with_database(url: str, name: str) -> str:
@@ -145,6 +156,7 @@ def prepare_history(database: str, user: str, count: int = HISTORY_EVENTS) -> No
                     "count": count,
                 },
             )
+            conn.execute(HISTORY_HEAD, {"stream_id": stream_id})
         conn.execute("VACUUM ANALYZE events")
 
 
@@ -176,4 +188,5 @@ def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
         baseline_port,
         tmp / "baseline.log",
     )
-    return Services(api_url, baseline_url, secret, history_user)
+    logs = {"api": tmp / "api.log", "baseline": tmp / "baseline.log"}
+    return Services(api_url, baseline_url, secret, history_user, logs)

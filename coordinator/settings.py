@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     reuse_window_seconds: float = Field(default=1800, gt=0, description="Lease length of a task")
     lock_timeout_ms: int = Field(default=3000, ge=1)
     conflict_retries: int = Field(default=3, ge=0, le=20)
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     retry_after_seconds: int = Field(default=1, ge=1)

@@ -1,1 +1,1 @@
-"""Read models built from the sync event topic (status view, task history): next issue."""
+"""Read models built from the sync event topic: the status view and the task history."""

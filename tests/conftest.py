@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,14 +24,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     backend = request.config.getoption("--backend")
-    tmp: Path = tmp_path_factory.mktemp("postgres")
-    with services.postgres_server(backend, tmp) as url:
-        services.prepare_template(url)
-        yield url
+    # Not tmp_path_factory: pytest prunes old basetemps, which would pull the data
+    # directory from under a server still used by a concurrent run.
+    tmp = Path(tempfile.mkdtemp(prefix="sync-test-pg-"))
+    try:
+        with services.postgres_server(backend, tmp) as url:
+            services.prepare_template(url)
+            yield url
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

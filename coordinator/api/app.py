@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
+from coordinator.api import ops_routes, read_routes, report_routes, start_routes
 from coordinator.api.errors import install_error_handlers
-from coordinator.api.routes import router
+from coordinator.api.metrics import CommandMetrics, StoredStateCollector
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
 
@@ -20,12 +22,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.wiring = bootstrap(settings)
+        registry = CollectorRegistry()
+        metrics = CommandMetrics(registry)
+        wiring = bootstrap(settings, on_conflict=metrics.conflicts.inc)
+        registry.register(StoredStateCollector(wiring.outbox, wiring.read_models))
+        app.state.settings, app.state.wiring = settings, wiring
+        app.state.metrics, app.state.registry = metrics, registry
         try:
             yield
         finally:
-            app.state.wiring.close()
+            wiring.close()
 
     app = FastAPI(
         title="Sync coordinator",
@@ -33,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.include_router(router)
+    for module in (start_routes, report_routes, read_routes, ops_routes):
+        app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     return app

@@ -18,8 +18,11 @@ def unauthorized(reason: str) -> HTTPException:
     )
 
 
-def user_from_header(authorization: str | None, secret: str) -> str:
-    """The user id from an `Authorization: Bearer <JWT>` header, or a 401."""
+REPORT_SCOPE = "sync:report"
+
+
+def user_from_header(authorization: str | None, secret: str, scope: str | None = None) -> str:
+    """The user id from an `Authorization: Bearer <JWT>` header, or a 401 (403 without scope)."""
     if not authorization:
         raise unauthorized("missing Authorization header")
     scheme, _, token = authorization.partition(" ")
@@ -39,10 +42,17 @@ def user_from_header(authorization: str | None, secret: str) -> str:
     subject = claims["sub"]
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_USER_ID_LENGTH:
         raise unauthorized(f"sub must be a user id of 1 to {MAX_USER_ID_LENGTH} characters")
+    if scope is not None and scope not in str(claims.get("scope", "")).split():
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"token lacks the {scope!r} scope")
     return subject
 
 
-def issue_token(user_id: str, secret: str, ttl_seconds: int = 3600) -> str:
-    """A token for trying the API (`syncctl token`); real tokens come from the identity service."""
+def issue_token(
+    user_id: str, secret: str, ttl_seconds: int = 3600, scope: str | None = None
+) -> str:
+    """A token for trying the API (`syncctl token`) or for a worker's reports (scope)."""
     now = int(time.time())
-    return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl_seconds}, secret, "HS256")
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if scope:
+        claims["scope"] = scope
+    return jwt.encode(claims, secret, "HS256")

@@ -31,3 +31,66 @@ class ErrorResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class StatusResponse(BaseModel):
+    """The caller's status view row (the mail client's UserSyncStatus fields and more)."""
+
+    user_id: str
+    task_id: str | None = None
+    is_syncing: bool = False
+    status: str = "none"
+    sync_type: str | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    progress_percentage: float = 0.0
+    current_stats: dict[str, Any] = Field(default_factory=dict)
+    error_message: str | None = None
+    version: int = Field(0, description="Last stream version the view has applied")
+    caught_up: bool = Field(True, description="False if min_version was not reached in time")
+
+
+class TaskResponse(BaseModel):
+    """One task of the caller's history."""
+
+    task_id: str
+    sync_type: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    reuse_count: int = 0
+    progress_percentage: float = 0.0
+    stats: dict[str, Any] = Field(default_factory=dict)
+    error_message: str | None = None
+    replaces_task_id: str | None = None
+
+
+class TaskPage(BaseModel):
+    """Newest tasks first; pass next_cursor as `cursor` for the page after."""
+
+    tasks: list[TaskResponse]
+    next_cursor: str | None = None
+
+
+class ProgressReport(BaseModel):
+    percent: float = Field(ge=0, le=100)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionReport(BaseModel):
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class FailureReport(BaseModel):
+    error: str = Field(min_length=1, max_length=4000)
+
+
+class ReportResponse(BaseModel):
+    """The task's state after a worker's report."""
+
+    task_id: str
+    status: str
+    version: int
+    lease_expires_at: datetime | None = None

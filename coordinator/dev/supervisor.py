@@ -19,7 +19,7 @@ from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.settings import Settings
 
-CHILDREN = ("api", "relay")
+CHILDREN = ("api", "relay", "project", "work", "reap")
 DEMO_USER = "demo-user"
 
 
@@ -69,9 +69,14 @@ def run_dev(settings: Settings) -> int:
             SYNC_KAFKA_BOOTSTRAP=bootstrap,
             SYNC_JWT_SECRET=secret,
             SYNC_API_PORT=str(port),
+            SYNC_API_URL=f"http://{settings.api_host}:{port}",
         )
+        if bootstrap.startswith("127.0.0.1") and not settings.kafka_bootstrap:
+            # Tansu completes a group join only after the rebalance timeout.
+            env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
         upgrade(url)
-        children = {name: _spawn(name, env) for name in CHILDREN}
+        names = (*CHILDREN, "webhooks") if settings.webhook_url else CHILDREN
+        children = {name: _spawn(name, env) for name in names}
         cleanup.callback(_stop_children, children)
         base = f"http://{settings.api_host}:{port}"
         if not _wait_healthy(f"{base}/readyz", children["api"]):
@@ -82,6 +87,8 @@ def run_dev(settings: Settings) -> int:
         _say(f"token for {DEMO_USER}: {token}")
         _say("try:")
         _say(f"curl -s -X POST -H 'Authorization: Bearer {token}' '{base}/sync/smart'")
+        _say("then watch it run (the demo executor imports a simulated mailbox):")
+        _say(f"curl -s -H 'Authorization: Bearer {token}' '{base}/sync/status'")
         _say("Ctrl-C stops everything.\n")
         while not stopping:
             for name, child in children.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import uuid4
@@ -108,8 +108,9 @@ class Envelope:
 
 
 def data_to_json(event: Event) -> dict[str, Any]:
-    """An event's data as JSON-ready values."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(event).items()}
+    """An event's data as JSON-ready values (shallow: asdict's deep copy costs on the hot path)."""
+    values = ((f.name, getattr(event, f.name)) for f in fields(event))
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values}
 
 
 def data_from_json(event_type: str, data: dict[str, Any]) -> Event:

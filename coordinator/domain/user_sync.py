@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
@@ -66,7 +66,8 @@ class UserSyncState:
 
     def to_json(self) -> dict[str, Any]:
         """The state as a JSON snapshot for the stream row."""
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values}
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> UserSyncState:

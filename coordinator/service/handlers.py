@@ -15,8 +15,8 @@ from coordinator.domain.commands import (
     StartRequested,
     TaskCommand,
 )
-from coordinator.domain.events import SyncReused
-from coordinator.domain.user_sync import decide, fold
+from coordinator.domain.events import SyncExpired, SyncReused
+from coordinator.domain.user_sync import decide
 from coordinator.service.ports import (
     ConcurrencyConflict,
     ConflictRetriesExhausted,
@@ -40,6 +40,7 @@ class StartOutcome:
     lease_expires_at: datetime
     reused: bool
     version: int
+    expired_task_id: str | None = None
     replayed: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class StartOutcome:
             lease_expires_at=datetime.fromisoformat(body["lease_expires_at"]),
             reused=body["reused"],
             version=body["version"],
+            expired_task_id=body.get("expired_task_id"),
             replayed=replayed,
         )
 
@@ -69,6 +71,7 @@ class Dependencies:
     store: EventStore
     lease: timedelta
     conflict_retries: int
+    on_conflict: Callable[[], None] = lambda: None
 
 
 def _with_retries(user_id: str, deps: Dependencies, attempt: Callable[[], T]) -> T:
@@ -77,6 +80,7 @@ def _with_retries(user_id: str, deps: Dependencies, attempt: Callable[[], T]) ->
         try:
             return attempt()
         except ConcurrencyConflict:
+            deps.on_conflict()
             continue
     raise ConflictRetriesExhausted(
         f"stream of user {user_id!r} kept moving; gave up after "
@@ -103,7 +107,7 @@ def _start_once(command: StartRequested, deps: Dependencies) -> StartOutcome:
                 return StartOutcome.from_json(prior[1], replayed=True)
         events = decide(stream.state, command, stream.now, deps.lease)
         stored = stream.append(events, command.meta)
-        state = fold(events, stream.state)
+        state = stream.state
         assert state.task_id and state.sync_type and state.started_at and state.lease_expires_at
         outcome = StartOutcome(
             task_id=state.task_id,
@@ -112,6 +116,7 @@ def _start_once(command: StartRequested, deps: Dependencies) -> StartOutcome:
             lease_expires_at=state.lease_expires_at,
             reused=isinstance(events[-1], SyncReused),
             version=stored[-1].version,
+            expired_task_id=next((e.task_id for e in events if isinstance(e, SyncExpired)), None),
         )
         if key is not None:
             stream.remember_response(key, fingerprint, outcome.to_json())

@@ -114,8 +114,9 @@ def test_duplicate_stream_version_is_refused_by_the_database(engine: Engine) -> 
         conn.execute(
             text(
                 "INSERT INTO events (event_id, stream_id, version, event_type, schema_version,"
-                " occurred_at, data, metadata) SELECT gen_random_uuid(), stream_id, version,"
-                " event_type, schema_version, occurred_at, data, metadata FROM events"
+                " occurred_at, data, metadata, prev_hash, hash) SELECT gen_random_uuid(),"
+                " stream_id, version, event_type, schema_version, occurred_at, data, metadata,"
+                " prev_hash, hash FROM events"
                 " WHERE stream_id = :s"
             ),
             {"s": f"UserSync-{user}"},

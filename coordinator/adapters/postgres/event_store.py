@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
 from coordinator.domain.events import Envelope, Event, data_to_json, envelope_from_json, stamp
+from coordinator.domain.hash_chain import chain_hash
 from coordinator.domain.user_sync import UserSyncState, fold
 from coordinator.service.ports import ConcurrencyConflict
 
@@ -25,17 +26,19 @@ CREATE_STREAM = text(
 )
 # clock_timestamp(), not now(): now() is the transaction's start, before the lock wait.
 LOCK_STREAM = text(
-    "SELECT version, state, clock_timestamp() AS now FROM streams "
+    "SELECT version, state, last_hash, clock_timestamp() AS now FROM streams "
     "WHERE stream_id = :stream_id FOR UPDATE"
 )
 INSERT_EVENT = text(
     "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, "
-    "occurred_at, data, metadata) VALUES (:event_id, :stream_id, :version, :event_type, "
-    ":schema_version, :occurred_at, CAST(:data AS jsonb), CAST(:metadata AS jsonb))"
+    "occurred_at, data, metadata, prev_hash, hash) VALUES (:event_id, :stream_id, :version, "
+    ":event_type, :schema_version, :occurred_at, CAST(:data AS jsonb), "
+    "CAST(:metadata AS jsonb), :prev_hash, :hash)"
 )
 UPDATE_STREAM = text(
     "UPDATE streams SET version = :version, state = CAST(:state AS jsonb), updated_at = :now, "
-    "live_until = :live_until WHERE stream_id = :stream_id AND version = :expected"
+    "live_until = :live_until, last_hash = :last_hash "
+    "WHERE stream_id = :stream_id AND version = :expected"
 )
 INSERT_OUTBOX = text(
     "INSERT INTO outbox (event_id, user_id, payload) VALUES "
@@ -70,6 +73,7 @@ class PostgresLockedStream:
         self.version: int = row.version
         self.state = UserSyncState.from_json(row.state) if row.state else UserSyncState()
         self.now: datetime = row.now
+        self._last_hash: str = row.last_hash
 
     def append(self, events: Sequence[Event], meta: RequestMeta) -> list[Envelope]:
         envelopes = stamp(
@@ -82,6 +86,7 @@ class PostgresLockedStream:
             causation_id=meta.command_id,
         )
         new_state = fold(events, self.state)
+        rows = _event_rows(envelopes, self._last_hash)
         updated = self._conn.execute(
             UPDATE_STREAM,
             {
@@ -90,12 +95,13 @@ class PostgresLockedStream:
                 "state": json.dumps(new_state.to_json()),
                 "now": self.now,
                 "live_until": new_state.lease_expires_at if new_state.status == "running" else None,
+                "last_hash": rows[-1]["hash"],
                 "expected": self.version,
             },
         )
         if updated.rowcount != 1:
             raise ConcurrencyConflict(f"{self.stream_id} is no longer at version {self.version}")
-        self._conn.execute(INSERT_EVENT, [_event_row(e) for e in envelopes])
+        self._conn.execute(INSERT_EVENT, rows)
         self._conn.execute(
             INSERT_OUTBOX,
             [
@@ -105,6 +111,7 @@ class PostgresLockedStream:
         )
         self._conn.execute(NOTIFY)
         self.version, self.state = envelopes[-1].version, new_state
+        self._last_hash = rows[-1]["hash"]
         return envelopes
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
@@ -123,23 +130,44 @@ class PostgresLockedStream:
         )
 
 
-def _event_row(envelope: Envelope) -> dict[str, Any]:
-    return {
-        "event_id": envelope.event_id,
-        "stream_id": envelope.stream_id,
-        "version": envelope.version,
-        "event_type": envelope.event_type,
-        "schema_version": envelope.schema_version,
-        "occurred_at": envelope.occurred_at,
-        "data": json.dumps(data_to_json(envelope.data)),
-        "metadata": json.dumps(
+def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any]]:
+    """Rows to insert, each chained to the hash of the one before it."""
+    rows = []
+    previous = last_hash
+    for envelope in envelopes:
+        data = data_to_json(envelope.data)
+        metadata = {
+            "user_id": envelope.user_id,
+            "correlation_id": envelope.correlation_id,
+            "causation_id": envelope.causation_id,
+        }
+        digest = chain_hash(
+            previous,
+            event_id=envelope.event_id,
+            stream_id=envelope.stream_id,
+            version=envelope.version,
+            event_type=envelope.event_type,
+            schema_version=envelope.schema_version,
+            occurred_at=envelope.occurred_at,
+            data=data,
+            metadata=metadata,
+        )
+        rows.append(
             {
-                "user_id": envelope.user_id,
-                "correlation_id": envelope.correlation_id,
-                "causation_id": envelope.causation_id,
+                "event_id": envelope.event_id,
+                "stream_id": envelope.stream_id,
+                "version": envelope.version,
+                "event_type": envelope.event_type,
+                "schema_version": envelope.schema_version,
+                "occurred_at": envelope.occurred_at,
+                "data": json.dumps(data),
+                "metadata": json.dumps(metadata),
+                "prev_hash": previous,
+                "hash": digest,
             }
-        ),
-    }
+        )
+        previous = digest
+    return rows
 
 
 class PostgresEventStore:
@@ -182,6 +210,18 @@ class PostgresEventStore:
             )
             for row in rows
         ]
+
+    def users_with_lapsed_leases(self, limit: int) -> list[str]:
+        """Users whose running task's lease has run out, by the database clock."""
+        with translated_errors(), self._engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT user_id FROM streams WHERE live_until <= clock_timestamp() "
+                    "ORDER BY live_until LIMIT :limit"
+                ),
+                {"limit": limit},
+            ).all()
+        return [row.user_id for row in rows]
 
     def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
         """The stream row's version and state snapshot, without locking."""

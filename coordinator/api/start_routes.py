@@ -1,16 +1,18 @@
-"""Routes: request -> command -> handler -> response."""
+"""POST /sync/smart: request -> StartRequested -> start_sync -> SyncResponse."""
 
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import uuid4
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, Query, status
+from fastapi.concurrency import run_in_threadpool
 
-from coordinator.api.deps import UserId, WiringDep
-from coordinator.api.schemas import ErrorResponse, Health, SyncResponse
+from coordinator.api.deps import CorrelationId, MetricsDep, UserId, WiringDep
+from coordinator.api.metrics import CommandMetrics
+from coordinator.api.schemas import ErrorResponse, SyncResponse
+from coordinator.bootstrap import Wiring
 from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.service.handlers import start_sync
+from coordinator.service.handlers import StartOutcome, start_sync
 
 router = APIRouter()
 
@@ -28,10 +30,11 @@ ERRORS = {
     response_model=SyncResponse,
     responses=ERRORS,  # type: ignore[arg-type]
 )
-def smart_sync(
-    request: Request,
+async def smart_sync(
     user_id: UserId,
     wiring: WiringDep,
+    metrics: MetricsDep,
+    correlation_id: CorrelationId,
     force_full: Annotated[
         bool, Query(description="Ask for a full sync instead of incremental")
     ] = False,
@@ -40,13 +43,13 @@ def smart_sync(
     ] = None,
 ) -> SyncResponse:
     """Start a sync for the caller, or join the one already running."""
-    correlation_id = request.headers.get("X-Request-ID") or str(uuid4())
     command = StartRequested(
         user_id=user_id,
         force_full=force_full,
         meta=RequestMeta(correlation_id=correlation_id, idempotency_key=idempotency_key),
     )
-    outcome = start_sync(command, wiring.deps)
+    # One hop to the thread pool for the blocking transaction; the rest stays on the loop.
+    outcome = await run_in_threadpool(_start, command, wiring, metrics)
     return SyncResponse(
         message="Sync already running; joined it" if outcome.reused else "Sync started",
         task_id=outcome.task_id,
@@ -58,14 +61,13 @@ def smart_sync(
     )
 
 
-@router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """The process is alive."""
-    return Health()
-
-
-@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorResponse}})
-def readyz(wiring: WiringDep) -> Health:
-    """The database answers."""
-    wiring.ping_database()
-    return Health()
+def _start(command: StartRequested, wiring: Wiring, metrics: CommandMetrics) -> StartOutcome:
+    with metrics.timed("start") as outcome_is:
+        outcome = start_sync(command, wiring.deps)
+        if outcome.replayed:
+            outcome_is("replayed")
+        elif outcome.reused:
+            outcome_is("reused")
+        else:
+            outcome_is("expired_and_started" if outcome.expired_task_id else "started")
+    return outcome

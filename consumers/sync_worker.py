@@ -1,0 +1,139 @@
+"""The sync worker: runs an executor for each SyncStarted, reports back, stops when fenced."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+from datetime import UTC, datetime
+from types import FrameType
+
+import jwt
+
+from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
+from consumers.event_source import Delivery, EventSource, SourceConfig
+from consumers.executors import Executor, Stopped, TaskSpec, make_executor
+from coordinator.domain.events import SyncStarted
+from coordinator.settings import Settings
+
+log = logging.getLogger("consumers.sync_worker")
+
+
+class SyncWorker:
+    """Takes SyncStarted events, runs at most `concurrency` executors at once."""
+
+    def __init__(
+        self, executor: Executor, client: CoordinatorClient, concurrency: int, grace: float
+    ) -> None:
+        self._executor = executor
+        self._client = client
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sync")
+        self._grace = grace
+        self._running: dict[str, Future[None]] = {}
+        self._abandon = threading.Event()
+        self.completed = self.failed = self.fenced = 0
+
+    def take(self, deliveries: list[Delivery]) -> None:
+        """Submit the live tasks among these events; duplicates and dead tasks are skipped."""
+        now = datetime.now(UTC)
+        for delivery in deliveries:
+            event = delivery.envelope.data
+            if not isinstance(event, SyncStarted) or event.task_id in self._running:
+                continue
+            if event.lease_expires_at <= now:
+                continue  # already dead: the reaper or the next click replaces it
+            task = TaskSpec(delivery.envelope.user_id, event.task_id, event.sync_type)
+            self._running[task.task_id] = self._pool.submit(self._execute, task)
+
+    def _execute(self, task: TaskSpec) -> None:
+        def report(percent: float, stats: dict[str, object]) -> None:
+            self._client.progress(task.user_id, task.task_id, percent, stats)
+
+        log.info("task %s of %s: started", task.task_id, task.user_id)
+        try:
+            stats = self._executor.run(task, report, self._abandon)
+            self._client.complete(task.user_id, task.task_id, stats)
+            self.completed += 1
+            log.info("task %s: completed %s", task.task_id, stats)
+        except Fenced as error:
+            self.fenced += 1
+            log.warning("task %s: fenced, stopping (%s)", task.task_id, error)
+        except Stopped as error:
+            self._fail(task, f"worker shut down before finishing: {error}")
+        except ReportFailed as error:
+            log.error("task %s: cannot report (%s); its lease will lapse", task.task_id, error)
+        except Exception as error:
+            log.exception("task %s: executor failed", task.task_id)
+            self._fail(task, f"{type(error).__name__}: {error}")
+
+    def _fail(self, task: TaskSpec, error: str) -> None:
+        self.failed += 1
+        try:
+            self._client.fail(task.user_id, task.task_id, error)
+        except (Fenced, ReportFailed) as problem:
+            log.warning("task %s: failure not recorded (%s)", task.task_id, problem)
+
+    def forget_finished(self) -> None:
+        for task_id in [t for t, f in self._running.items() if f.done()]:
+            del self._running[task_id]
+
+    def running(self) -> int:
+        return sum(1 for f in self._running.values() if not f.done())
+
+    def shutdown(self) -> None:
+        """Let running tasks finish within the grace period, then stop the rest."""
+        pending = [f for f in self._running.values() if not f.done()]
+        log.info("stopping: %d tasks running, grace %.0fs", len(pending), self._grace)
+        _, late = wait_all(pending, timeout=self._grace)
+        if late:
+            self._abandon.set()
+            wait_all(late, timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_worker(settings: Settings) -> int:
+    """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    secret = settings.jwt_secret.get_secret_value()
+    if not secret:
+        raise SystemExit("SYNC_JWT_SECRET is not set: the worker cannot sign its reports")
+
+    def token_for(user_id: str) -> str:
+        now = int(time.time())
+        claims = {"sub": user_id, "scope": REPORT_SCOPE, "iat": now, "exp": now + 300}
+        return jwt.encode(claims, secret, "HS256")
+
+    client = CoordinatorClient(settings.api_url, token_for)
+    executor = make_executor(settings.worker_executor, settings.demo_messages, settings.demo_pace)
+    worker = SyncWorker(
+        executor, client, settings.worker_concurrency, settings.worker_grace_seconds
+    )
+    source = EventSource(
+        SourceConfig(
+            bootstrap=settings.require_kafka_bootstrap(),
+            topic=settings.kafka_topic,
+            group=settings.worker_group,
+            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+        )
+    )
+    log.info("worker consuming %s as %s", settings.kafka_topic, settings.worker_group)
+    try:
+        while not stop.is_set():
+            batch = source.poll(timeout_ms=500)
+            worker.take(batch)
+            source.commit(batch)  # a task lost with this process is reaped after its lease
+            worker.forget_finished()
+    finally:
+        worker.shutdown()
+        source.close()
+        client.close()
+    return 0

@@ -1,0 +1,94 @@
+"""Prometheus metrics: command outcomes and latency here, backlog and views read at scrape time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from coordinator.adapters.postgres.outbox_store import OutboxStore
+from coordinator.adapters.postgres.read_models import ReadModels
+from coordinator.domain.user_sync import TaskFenced
+from coordinator.service.ports import ConflictRetriesExhausted, StoreUnavailable
+
+log = logging.getLogger("coordinator.metrics")
+
+
+class CommandMetrics:
+    """Counters and a latency histogram for commands, in a registry of this app's own."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.outcomes = Counter(
+            "sync_commands_total",
+            "Commands by command and outcome",
+            ["command", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "sync_command_seconds",
+            "Command handling time, lock wait included",
+            ["command"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.conflicts = Counter(
+            "sync_command_conflict_retries_total",
+            "Version conflicts that were retried",
+            registry=registry,
+        )
+
+    @contextmanager
+    def timed(self, command: str) -> Iterator[Callable[[str], None]]:
+        """Time a command; the body names its outcome, failures are named here."""
+        outcome = ["error"]
+        began = time.perf_counter()
+        try:
+            yield lambda name: outcome.__setitem__(0, name)
+        except TaskFenced:
+            outcome[0] = "rejected"
+            raise
+        except ConflictRetriesExhausted:
+            outcome[0] = "conflict"
+            raise
+        except StoreUnavailable:
+            outcome[0] = "unavailable"
+            raise
+        finally:
+            self.latency.labels(command).observe(time.perf_counter() - began)
+            self.outcomes.labels(command, outcome[0]).inc()
+
+
+class StoredStateCollector(Collector):
+    """Gauges read from PostgreSQL when scraped: outbox backlog, projection lag, tasks."""
+
+    def __init__(self, outbox: OutboxStore, views: ReadModels) -> None:
+        self._outbox = outbox
+        self._views = views
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            rows, oldest = self._outbox.backlog()
+            counts = self._views.task_counts()
+            lags = self._views.projection_lag()
+        except StoreUnavailable as error:
+            log.warning("metrics: database unavailable (%s)", error)
+            return
+        yield GaugeMetricFamily("sync_outbox_backlog", "Events not yet published", value=rows)
+        yield GaugeMetricFamily(
+            "sync_outbox_oldest_seconds", "Age of the oldest unpublished event", value=oldest
+        )
+        lag = GaugeMetricFamily(
+            "sync_projection_lag", "Records behind, per partition", labels=["group", "partition"]
+        )
+        for group, _topic, partition, behind in lags:
+            lag.add_metric([group, str(partition)], behind)
+        yield lag
+        tasks = GaugeMetricFamily("sync_tasks", "Tasks by status (task history)", labels=["status"])
+        for status in ("running", "completed", "failed", "expired"):
+            tasks.add_metric([status], counts.get(status, 0))
+        yield tasks

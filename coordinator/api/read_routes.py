@@ -1,0 +1,82 @@
+"""Reads of the projected views: status (with read-your-writes), task history."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.concurrency import run_in_threadpool
+
+from coordinator.api.deps import SettingsDep, UserId, WiringDep
+from coordinator.api.schemas import ErrorResponse, StatusResponse, TaskPage, TaskResponse
+
+router = APIRouter(prefix="/sync", tags=["status"])
+POLL_SECONDS = 0.02
+
+
+@router.get("/status", response_model=StatusResponse, responses={401: {"model": ErrorResponse}})
+async def sync_status(
+    user_id: UserId,
+    wiring: WiringDep,
+    settings: SettingsDep,
+    min_version: Annotated[
+        int, Query(ge=0, description="Wait (bounded) until the view has applied this version")
+    ] = 0,
+) -> StatusResponse:
+    """The caller's status; with min_version, waits for the view to catch up, then answers."""
+    deadline = time.monotonic() + settings.status_wait_max_seconds
+    while True:
+        row = await run_in_threadpool(wiring.read_models.status, user_id)
+        version = int(row["last_version"]) if row else 0
+        if version >= min_version or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    fields = {k: v for k, v in (row or {}).items() if k != "last_version"}
+    return StatusResponse(
+        **{**fields, "user_id": user_id}, version=version, caught_up=version >= min_version
+    )
+
+
+@router.get("/tasks", response_model=TaskPage, responses={401: {"model": ErrorResponse}})
+def recent_tasks(
+    user_id: UserId,
+    wiring: WiringDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> TaskPage:
+    """The caller's tasks, newest first."""
+    rows = wiring.read_models.recent_tasks(user_id, limit, _decode(cursor) if cursor else None)
+    tasks = [TaskResponse.model_validate(r) for r in rows]
+    last = tasks[-1] if len(tasks) == limit else None
+    return TaskPage(
+        tasks=tasks, next_cursor=_encode(last.started_at, last.task_id) if last else None
+    )
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskResponse,
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+def one_task(task_id: str, user_id: UserId, wiring: WiringDep) -> TaskResponse:
+    """One of the caller's tasks; another user's task is not found."""
+    row = wiring.read_models.task(user_id, task_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id} for this user")
+    return TaskResponse.model_validate(row)
+
+
+def _encode(started_at: datetime, task_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{started_at.isoformat()}|{task_id}".encode()).decode()
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        started, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(started), task_id
+    except ValueError:
+        raise HTTPException(422, "cursor is not one this API returned") from None

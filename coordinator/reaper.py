@@ -1,0 +1,58 @@
+"""The reaper: expires tasks whose lease ran out, through the aggregate under its lock."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.bootstrap import bootstrap
+from coordinator.domain.commands import ExpireStaleSync, RequestMeta
+from coordinator.service.handlers import Dependencies, expire_stale_sync
+from coordinator.service.ports import StoreUnavailable
+from coordinator.settings import Settings
+
+log = logging.getLogger("coordinator.reaper")
+BATCH = 500
+
+
+def reap_once(store: PostgresEventStore, deps: Dependencies) -> int:
+    """Expire every lapsed task found now; returns how many were expired."""
+    expired = 0
+    while True:
+        users = store.users_with_lapsed_leases(BATCH)
+        for user_id in users:
+            # The aggregate re-checks under the lock: a task that renewed its lease
+            # since the query is left alone.
+            command = ExpireStaleSync(user_id=user_id, meta=RequestMeta(correlation_id="reaper"))
+            if expire_stale_sync(command, deps).status == "expired":
+                expired += 1
+        if len(users) < BATCH:
+            return expired
+
+
+def run_reaper(settings: Settings) -> int:
+    """Reap every `SYNC_REAPER_INTERVAL_SECONDS` until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    wiring = bootstrap(settings)
+    store = wiring.deps.store
+    assert isinstance(store, PostgresEventStore)
+    log.info("reaper running every %.1fs", settings.reaper_interval_seconds)
+    while not stop.is_set():
+        try:
+            count = reap_once(store, wiring.deps)
+            if count:
+                log.info("expired %d tasks whose lease ran out", count)
+        except StoreUnavailable as error:
+            log.warning("database unavailable (%s); will retry", error)
+        stop.wait(settings.reaper_interval_seconds)
+    wiring.close()
+    return 0

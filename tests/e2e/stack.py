@@ -1,0 +1,56 @@
+"""The whole system as subprocesses on a database and topic of its own."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+from tests.e2e.processes import SECRET, Api, running_api, spawn, stop
+from tests.random_refs import random_name
+
+# Tansu completes a consumer-group join only after the rebalance timeout.
+FAST_GROUPS = {"consumer_max_poll_interval_ms": "1500"}
+
+
+@dataclass
+class Stack:
+    api: Api
+    settings: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, command: str, **overrides: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) one `syncctl` process with the stack's settings."""
+        self.processes[name] = spawn(command, **{**self.settings, **overrides})
+        return self.processes[name]
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            stop(process)
+
+
+@contextmanager
+def running_stack(
+    database_url: str, kafka_bootstrap: str, *, components: tuple[str, ...], **settings: str
+) -> Iterator[Stack]:
+    """API plus the named components (relay, project, work, reap), sharing settings."""
+    common = {
+        "database_url": database_url,
+        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_topic": random_name("events"),
+        "kafka_partitions": "4",
+        "jwt_secret": SECRET,
+        "projector_group": random_name("projector"),
+        "worker_group": random_name("worker"),
+        "relay_max_backoff_seconds": "1",
+        **FAST_GROUPS,
+        **settings,
+    }
+    with ExitStack() as cleanup:
+        api = cleanup.enter_context(running_api(database_url, **settings))
+        stack = Stack(api=api, settings={**common, "api_url": api.base_url})
+        cleanup.callback(stack.stop_all)
+        for component in components:
+            stack.start(component, component)
+        yield stack

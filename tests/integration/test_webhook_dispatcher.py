@@ -1,0 +1,250 @@
+"""`syncctl webhooks` as a process: real PostgreSQL, broker, and an HTTP receiver that flakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import Engine, text
+
+from consumers.webhook_dispatcher import verify
+from coordinator.adapters.postgres.engine import make_engine
+from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
+from coordinator.domain.commands import (
+    CompleteSync,
+    FailSync,
+    ReportProgress,
+    RequestMeta,
+    StartRequested,
+)
+from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
+from coordinator.service.handlers import (
+    Dependencies,
+    complete_sync,
+    fail_sync,
+    report_progress,
+    start_sync,
+)
+from tests.e2e.processes import process_env, spawn, stop
+from tests.random_refs import random_name, random_user
+
+SECRET = "whsec-integration"
+FLAKES = 2  # 503s per event before the receiver acknowledges it
+TERMINAL = {"SyncCompleted", "SyncFailed"}
+
+
+@dataclass(frozen=True)
+class Request:
+    event_id: str
+    event_type: str
+    user_id: str
+    status: int
+    signed_and_labelled: bool  # verify() passed; headers agree with the body
+
+
+class FlakyReceiver(ThreadingHTTPServer):
+    """Answers 503 to the first FLAKES attempts per event, then 200; 400 for one user."""
+
+    def __init__(self, reject_user: str) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hooks/sync"
+        self.reject_user = reject_user
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
+        envelope = json.loads(body)
+        event_id, event_type, user_id = (envelope[k] for k in ("event_id", "event_type", "user_id"))
+        signed = verify(SECRET, headers["x-sync-timestamp"], body, headers["x-sync-signature"])
+        labels = (headers["x-sync-event-id"], headers["x-sync-event-type"], headers["content-type"])
+        labelled = labels == (event_id, event_type, "application/json")
+        with self._lock:
+            earlier = sum(r.event_id == event_id for r in self.requests)
+            status = 503 if earlier < FLAKES else 200
+            if user_id == self.reject_user:
+                status = 400
+            self.requests.append(
+                Request(event_id, event_type, user_id, status, signed and labelled)
+            )
+        return status
+
+    def acked(self) -> Counter[str]:
+        with self._lock:
+            return Counter(r.event_id for r in self.requests if r.status == 200)
+
+    def attempts(self, event_id: str) -> int:
+        with self._lock:
+            return sum(r.event_id == event_id for r in self.requests)
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    server: FlakyReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.send_response(self.server.answer(headers, body))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def receiver(reject_user: str) -> Iterator[FlakyReceiver]:
+    server = FlakyReceiver(reject_user)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def relay(engine: Engine, database_url: str, bootstrap: str, topic: str) -> Iterator[None]:
+    """Relay in a thread to a one-partition topic, so topic order is the order of commits."""
+    stopping = threading.Event()
+    config = RelayConfig(bootstrap=bootstrap, topic=topic, partitions=1, poll_seconds=0.2)
+    outbox = OutboxStore(engine)
+    thread = threading.Thread(
+        target=OutboxRelay(config, outbox, RelayLeadership(database_url), stopping).run,
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        thread.join(10)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@contextmanager
+def dispatcher(
+    database_url: str, bootstrap: str, topic: str, url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = spawn(
+        "webhooks",
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        kafka_topic=topic,
+        webhook_group=random_name("webhooks"),
+        webhook_url=url,
+        webhook_secret=SECRET,
+        webhook_max_backoff_seconds="0.2",
+        consumer_max_poll_interval_ms="1500",
+    )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+class Users:
+    """Drives real syncs through the command handlers, so the events are the real ones."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.store = PostgresEventStore(engine)
+        self.deps = Dependencies(self.store, timedelta(minutes=30), 3)
+        self.meta = RequestMeta("webhook-test")
+
+    def start(self, user: str) -> str:
+        return start_sync(StartRequested(user, False, self.meta), self.deps).task_id
+
+    def complete(self, user: str) -> None:
+        complete_sync(CompleteSync(user, self.start(user), {"messages": 42}, self.meta), self.deps)
+
+    def fail(self, user: str) -> None:
+        fail_sync(FailSync(user, self.start(user), "IMAP login refused", self.meta), self.deps)
+
+    def terminal_event(self, user: str) -> str:
+        (event,) = [e for e in self.store.read_stream(user) if e.event_type in TERMINAL]
+        return event.event_id
+
+
+@pytest.fixture
+def own_engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url, pool_size=4)
+    yield engine
+    engine.dispose()
+
+
+def test_terminal_events_are_acknowledged_once_even_after_a_replay(
+    own_engine: Engine, database_url: str, kafka_bootstrap: str
+) -> None:
+    users = Users(own_engine)
+    rejected, done, failed, running, later = (random_user() for _ in range(5))
+    # The rejected event comes first on the partition: the ones after it must still flow.
+    users.complete(rejected)
+    users.complete(done)
+    users.fail(failed)
+    task = users.start(running)
+    users.start(running)  # SyncReused
+    report_progress(ReportProgress(running, task, 50.0, {}, users.meta), users.deps)
+    expected = {users.terminal_event(done), users.terminal_event(failed)}
+    topic = random_name("events")
+    with relay(own_engine, database_url, kafka_bootstrap, topic), receiver(rejected) as hooks:
+        wait_until(lambda: OutboxStore(own_engine).backlog()[0] == 0)
+        with dispatcher(database_url, kafka_bootstrap, topic, hooks.url) as process:
+            wait_until(lambda: set(hooks.acked()) == expected)
+            time.sleep(1)  # room for a duplicate or a late non-terminal event to show up
+        assert process.returncode == 0, "SIGTERM should stop the dispatcher cleanly"
+        assert hooks.acked() == {event_id: 1 for event_id in expected}
+        assert all(hooks.attempts(e) == FLAKES + 1 for e in expected)
+        assert hooks.attempts(users.terminal_event(rejected)) == 1, "a 400 is not retried"
+        assert all(r.signed_and_labelled for r in hooks.requests)
+        assert {r.event_type for r in hooks.requests} <= TERMINAL, "only endings are sent"
+        with own_engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT receiver, event_id::text, attempts FROM webhook_deliveries")
+            ).all()
+        assert sorted(map(tuple, rows)) == sorted((hooks.url, e, FLAKES + 1) for e in expected)
+
+        # A new group reads the topic from offset 0; the receiver must get nothing it
+        # acknowledged. `later` is last on the partition, so once it is acknowledged
+        # everything before it has been read.
+        users.complete(later)
+        with dispatcher(database_url, kafka_bootstrap, topic, hooks.url):
+            wait_until(lambda: users.terminal_event(later) in hooks.acked())
+        assert hooks.acked() == {e: 1 for e in {*expected, users.terminal_event(later)}}
+        # Rejected events are not recorded as delivered, so a replay offers them again.
+        assert hooks.attempts(users.terminal_event(rejected)) == 2
+
+
+@pytest.mark.parametrize("unset", ["webhook_url", "webhook_secret"])
+def test_refuses_to_start_without_receiver_settings(unset: str) -> None:
+    settings = {
+        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "kafka_bootstrap": "127.0.0.1:1",
+        "webhook_url": "http://127.0.0.1:1/hooks",
+        "webhook_secret": SECRET,
+    }
+    del settings[unset]
+    result = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "webhooks"],
+        env=process_env(**settings),
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert f"SYNC_{unset.upper()}" in result.stderr.decode()
