@@ -31,6 +31,9 @@ class SourceConfig:
     group: str
     max_poll_interval_ms: int = 300_000
     max_records: int = 1000
+    # The broker answers a fetch as soon as data arrives or after this wait; the default
+    # (500 ms) would dominate the time from a command to the status view showing it.
+    fetch_max_wait_ms: int = 50
     from_beginning: bool = True
 
 
@@ -52,6 +55,7 @@ class EventSource:
             session_timeout_ms=session,
             heartbeat_interval_ms=max(session // 3, 100),
             max_poll_records=config.max_records,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
 
     def poll(self, timeout_ms: int = 500) -> list[Delivery]:
