@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from sqlalchemy import TextClause
 
 from coordinator.adapters.postgres import event_store as store
 
@@ -31,18 +29,13 @@ POOL_MIN, POOL_MAX = 20, 20  # the API keeps SYNC_DB_POOL_SIZE (20) connections,
 LEASE = timedelta(seconds=1800)
 
 
-def psycopg_sql(clause: TextClause) -> str:
-    """An SQLAlchemy text() statement with :name parameters as psycopg %(name)s ones."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", clause.text)
-
-
-SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '3000ms', true)"
-CREATE_STREAM = psycopg_sql(store.CREATE_STREAM)
-LOCK_STREAM = psycopg_sql(store.LOCK_STREAM)
-INSERT_EVENT = psycopg_sql(store.INSERT_EVENT)
-UPDATE_STREAM = psycopg_sql(store.UPDATE_STREAM)
-INSERT_OUTBOX = psycopg_sql(store.INSERT_OUTBOX)
-NOTIFY = psycopg_sql(store.NOTIFY)
+SET_LOCK_TIMEOUT = store.SET_LOCK_TIMEOUT
+CREATE_STREAM = store.CREATE_STREAM
+LOCK_STREAM = store.LOCK_STREAM
+INSERT_EVENT = store.INSERT_EVENT
+UPDATE_STREAM = store.UPDATE_STREAM
+INSERT_OUTBOX = store.INSERT_OUTBOX
+NOTIFY = store.NOTIFY
 
 
 def event_rows(user_id: str, stream_id: str, locked: dict[str, Any]) -> dict[str, Any]:
@@ -79,19 +72,22 @@ def event_rows(user_id: str, stream_id: str, locked: dict[str, Any]) -> dict[str
 
 
 def run_transaction(pool: ConnectionPool, user_id: str) -> int:
-    """The start command's transaction; the stream's new version."""
+    """The start command's transaction, pipelined in the same groups as the event store."""
     stream_id = store.stream_id_for(user_id)
-    with pool.connection() as conn:
-        conn.execute(SET_LOCK_TIMEOUT)
-        conn.execute(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id})
-        locked = conn.cursor(row_factory=dict_row).execute(LOCK_STREAM, {"stream_id": stream_id})
-        row = event_rows(user_id, stream_id, locked.fetchone() or {})
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with conn.pipeline():
+            cur.execute(SET_LOCK_TIMEOUT, {"value": "3000ms"})
+            cur.execute(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id})
+            cur.execute(LOCK_STREAM, {"stream_id": stream_id})
+        row = event_rows(user_id, stream_id, cur.fetchone() or {})
         # The same order as PostgresLockedStream.append: snapshot, events, outbox, notify.
-        if conn.execute(UPDATE_STREAM, row).rowcount != 1:
+        with conn.pipeline(), conn.cursor() as update:
+            update.execute(UPDATE_STREAM, row)
+            cur.execute(INSERT_EVENT, row)
+            cur.execute(INSERT_OUTBOX, row)
+            cur.execute(NOTIFY)
+        if update.rowcount != 1:
             raise RuntimeError(f"{stream_id} moved under its lock")
-        conn.execute(INSERT_EVENT, row)
-        conn.execute(INSERT_OUTBOX, row)
-        conn.execute(NOTIFY)
         conn.commit()
     version: int = row["version"]
     return version

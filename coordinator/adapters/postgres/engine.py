@@ -35,6 +35,15 @@ def translated_errors() -> Iterator[None]:
     """Turn driver errors into StoreBusy, StoreUnavailable or ConcurrencyConflict."""
     try:
         yield
+    except psycopg.errors.UniqueViolation as error:
+        # Raised by the command path's psycopg cursor, not wrapped by SQLAlchemy.
+        if error.diag.constraint_name == STREAM_VERSION_CONSTRAINT:
+            raise ConcurrencyConflict(str(error)) from error
+        raise
+    except psycopg.errors.LockNotAvailable as error:
+        raise StoreBusy("the user's stream is locked by another command") from error
+    except psycopg.OperationalError as error:
+        raise StoreUnavailable("database unavailable") from error
     except sa_exc.IntegrityError as error:
         constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
         if constraint == STREAM_VERSION_CONSTRAINT:
