@@ -135,6 +135,49 @@ def test_progress_past_the_window_keeps_the_task_live(
     assert final["status"] == "completed" and final["task_id"] == first["task_id"], final
 
 
+def test_sigterm_lets_the_running_sync_finish_within_grace(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    user = random_user()
+    with running_stack(
+        database_url,
+        kafka_bootstrap,
+        components=EVERYTHING,
+        demo_messages="120",
+        demo_pace="40",
+        worker_grace_seconds="20",  # incremental: 60 messages, 1.5 s
+    ) as stack:
+        warm_up(stack)
+        click(stack, user)
+        watch_until(stack, user, lambda s: s["progress_percentage"] > 0)
+        worker = stack.processes["work"]
+        worker.send_signal(signal.SIGTERM)
+        final = watch_until(stack, user, lambda s: s["status"] != "running")[-1]
+        assert worker.wait(30) == 0
+    assert final["status"] == "completed", final
+
+
+def test_sync_outliving_the_grace_is_reported_failed(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    user = random_user()
+    with running_stack(
+        database_url,
+        kafka_bootstrap,
+        components=EVERYTHING,
+        demo_messages="2000",
+        demo_pace="40",
+        worker_grace_seconds="0.5",
+    ) as stack:
+        warm_up(stack)
+        click(stack, user)
+        watch_until(stack, user, lambda s: s["progress_percentage"] > 0)
+        stack.processes["work"].send_signal(signal.SIGTERM)
+        final = watch_until(stack, user, lambda s: s["status"] != "running")[-1]
+        assert stack.processes["work"].wait(30) == 0
+    assert final["status"] == "failed" and "shut down" in final["error_message"], final
+
+
 def report_token(user: str) -> str:
     from coordinator.api.auth import REPORT_SCOPE, issue_token
     from tests.e2e.processes import SECRET
