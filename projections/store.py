@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, TextClause, create_engine, text
 from sqlalchemy import exc as sa_exc
 
-from coordinator.domain.events import Envelope, envelope_from_json
+from coordinator.domain.events import Envelope, envelope_from_stored
 from projections.status_view import StatusRow
 from projections.task_history import TaskRow
 
@@ -123,19 +123,15 @@ class ProjectionBatch:
             MISSING_EVENTS, {"s": stream_id, "after": after, "before": before}
         )
         return [
-            envelope_from_json(
-                {
-                    "event_id": str(row.event_id),
-                    "event_type": row.event_type,
-                    "schema_version": row.schema_version,
-                    "stream_id": stream_id,
-                    "user_id": row.metadata["user_id"],
-                    "version": row.version,
-                    "occurred_at": row.occurred_at.isoformat(),
-                    "correlation_id": row.metadata["correlation_id"],
-                    "causation_id": row.metadata["causation_id"],
-                    "data": row.data,
-                }
+            envelope_from_stored(
+                event_id=row.event_id,
+                event_type=row.event_type,
+                schema_version=row.schema_version,
+                stream_id=stream_id,
+                version=row.version,
+                occurred_at=row.occurred_at,
+                data=row.data,
+                metadata=row.metadata,
             )
             for row in rows
         ]

@@ -168,3 +168,29 @@ def stamp(
         )
         for offset, event in enumerate(events, start=1)
     ]
+
+
+def envelope_from_stored(
+    *,
+    event_id: object,
+    event_type: str,
+    schema_version: int,
+    stream_id: str,
+    version: int,
+    occurred_at: datetime,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Envelope:
+    """Rebuild an envelope from an events-table row (identity in columns, the rest in metadata)."""
+    return Envelope(
+        event_id=str(event_id),
+        event_type=event_type,
+        schema_version=schema_version,
+        stream_id=stream_id,
+        user_id=metadata["user_id"],
+        version=version,
+        occurred_at=occurred_at,
+        correlation_id=metadata["correlation_id"],
+        causation_id=metadata["causation_id"],
+        data=data_from_json(event_type, data),
+    )

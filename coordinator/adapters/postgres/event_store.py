@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, text
 
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event, data_to_json, envelope_from_json, stamp
+from coordinator.domain.events import Envelope, Event, data_to_json, envelope_from_stored, stamp
 from coordinator.domain.hash_chain import chain_hash
 from coordinator.domain.user_sync import UserSyncState, fold
 from coordinator.service.ports import ConcurrencyConflict
@@ -216,19 +216,15 @@ class PostgresEventStore:
         with translated_errors(), self._engine.connect() as conn:
             rows = conn.execute(READ_STREAM, {"stream_id": stream_id}).all()
         return [
-            envelope_from_json(
-                {
-                    "event_id": str(row.event_id),
-                    "event_type": row.event_type,
-                    "schema_version": row.schema_version,
-                    "stream_id": stream_id,
-                    "user_id": row.metadata["user_id"],
-                    "version": row.version,
-                    "occurred_at": row.occurred_at.isoformat(),
-                    "correlation_id": row.metadata["correlation_id"],
-                    "causation_id": row.metadata["causation_id"],
-                    "data": row.data,
-                }
+            envelope_from_stored(
+                event_id=row.event_id,
+                event_type=row.event_type,
+                schema_version=row.schema_version,
+                stream_id=stream_id,
+                version=row.version,
+                occurred_at=row.occurred_at,
+                data=row.data,
+                metadata=row.metadata,
             )
             for row in rows
         ]
