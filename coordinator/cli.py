@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     schema.add_argument("--out", default="docs/schemas", help="directory to write into")
     schema.add_argument("--check", action="store_true", help="fail if the files are stale")
     commands.add_parser("dev", help="run everything locally, embedded services if unset")
-    args = parser.parse_args(argv)
+    replay = commands.add_parser(
+        "replay", help="audit, rebuild and verify history (syncctl replay --help)", add_help=False
+    )
+    replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "replay":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -65,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         from consumers.webhook_dispatcher import run_dispatcher
 
         return run_dispatcher(settings)
+    if args.command == "replay":
+        from coordinator.replay.cli import run_replay
+
+        # A leading option (`replay --help`) escapes REMAINDER and lands in `extra`.
+        return run_replay(settings, [*extra, *args.replay_args])
     if args.command == "schema":
         from coordinator.schema_export import export_schemas
 

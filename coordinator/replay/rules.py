@@ -1,0 +1,197 @@
+"""The per-stream rules of `verify`, fed one stream's events in version order, O(1) memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from coordinator.domain.events import (
+    SyncCompleted,
+    SyncExpired,
+    SyncFailed,
+    SyncProgressed,
+    SyncReused,
+    SyncStarted,
+)
+from coordinator.domain.user_sync import UserSyncState, evolve
+from coordinator.replay.chain import ChainCheck
+from coordinator.replay.records import (
+    StoredEvent,
+    StreamRow,
+    UndecodableEvent,
+    Violation,
+    decode_event,
+    show_time,
+)
+
+VERSIONS = "versions-contiguous"
+STREAM_VERSION = "stream-version"
+SNAPSHOT = "snapshot-equals-fold"
+ONE_LIVE = "one-live-task"
+REUSE = "reuse-names-live-task"
+OPEN_TASK = "names-open-task"
+UNDECODABLE = "undecodable-event"
+
+Finding = tuple[str, str] | None
+Report = SyncProgressed | SyncCompleted | SyncFailed
+
+
+def _started(state: UserSyncState, event: SyncStarted, at: datetime) -> Finding:
+    if state.is_live(at):
+        return ONE_LIVE, (
+            f"task {event.task_id} started while task {state.task_id} was live until "
+            f"{show_time(state.lease_expires_at)}"
+        )
+    return None
+
+
+def _reused(state: UserSyncState, event: SyncReused, at: datetime) -> Finding:
+    if event.task_id != state.task_id:
+        return REUSE, f"names task {event.task_id}, but the task started last is {state.task_id}"
+    if state.status != "running":
+        return REUSE, f"names task {event.task_id}, which had already {state.status}"
+    if not state.is_live(at):
+        return REUSE, (
+            f"names task {event.task_id}, whose lease ran out at "
+            f"{show_time(state.lease_expires_at)}"
+        )
+    return None
+
+
+def _not_open(state: UserSyncState, task_id: str) -> str | None:
+    """Why a task is not the started, unfinished one; None when it is."""
+    if state.task_id is None:
+        return f"names task {task_id}, but no task was started"
+    if task_id != state.task_id:
+        return f"names task {task_id}, but the task started last is {state.task_id}"
+    if state.status != "running":
+        return f"names task {task_id}, which had already {state.status}"
+    return None
+
+
+def _reported(state: UserSyncState, event: Report, at: datetime) -> Finding:
+    problem = _not_open(state, event.task_id)
+    if problem:
+        return OPEN_TASK, problem
+    if not state.is_live(at):
+        # The aggregate fences reports once the lease has run out.
+        return OPEN_TASK, (
+            f"task {event.task_id} reported after its lease ran out at "
+            f"{show_time(state.lease_expires_at)}: the report should have been fenced"
+        )
+    return None
+
+
+def _expired(state: UserSyncState, event: SyncExpired, at: datetime) -> Finding:
+    problem = _not_open(state, event.task_id)
+    if problem:
+        return OPEN_TASK, problem
+    if state.is_live(at):
+        return OPEN_TASK, (
+            f"task {event.task_id} expired while its lease ran until "
+            f"{show_time(state.lease_expires_at)}"
+        )
+    if event.lease_expired_at != state.lease_expires_at:
+        return OPEN_TASK, (
+            f"says the lease ran out at {show_time(event.lease_expired_at)}, but it ran until "
+            f"{show_time(state.lease_expires_at)}"
+        )
+    return None
+
+
+# Each event type's rule, judged against the state before the event at the event's own time:
+# the same clock the aggregate decided with.
+LIFECYCLE: dict[type, Callable[[UserSyncState, Any, datetime], Finding]] = {
+    SyncStarted: _started,
+    SyncReused: _reused,
+    SyncProgressed: _reported,
+    SyncCompleted: _reported,
+    SyncFailed: _reported,
+    SyncExpired: _expired,
+}
+
+
+def _missing(expected: int, found: int) -> str:
+    if found < expected:
+        return f"version {found} appears again"
+    if found == expected + 1:
+        return f"version {expected} is missing"
+    return f"versions {expected}..{found - 1} are missing"
+
+
+class StreamCheck:
+    """Every per-stream rule over one stream; feed events in version order, then finish."""
+
+    def __init__(self, stream_id: str, stream: StreamRow | None) -> None:
+        self.stream_id = stream_id
+        self._stream = stream
+        self._chain = ChainCheck(stream_id)
+        self._state = UserSyncState()
+        self._last_version = 0
+
+    def feed(self, event: StoredEvent) -> list[Violation]:
+        """Violations at this event (usually none)."""
+        found: list[Violation] = []
+        expected = self._last_version + 1
+        if event.version != expected:
+            found.append(
+                Violation(
+                    VERSIONS, self.stream_id, event.version, _missing(expected, event.version)
+                )
+            )
+        self._last_version = max(self._last_version, event.version)
+        broken = self._chain.feed(event)
+        if broken is not None:
+            found.append(broken)
+        try:
+            decoded = decode_event(event)
+        except UndecodableEvent as error:
+            found.append(Violation(UNDECODABLE, self.stream_id, event.version, str(error)))
+            return found
+        finding = LIFECYCLE[type(decoded)](self._state, decoded, event.occurred_at)
+        if finding is not None:
+            found.append(Violation(finding[0], self.stream_id, event.version, finding[1]))
+        self._state = evolve(self._state, decoded)
+        return found
+
+    def finish(self) -> list[Violation]:
+        """The stream row against the events: version, chain head, snapshot."""
+        last = self._last_version
+        stream = self._stream
+        if stream is None:
+            detail = "events exist but streams has no row for them"
+            return [Violation(STREAM_VERSION, self.stream_id, last or None, detail)]
+        found: list[Violation] = []
+        if stream.version != last:
+            detail = f"streams.version is {stream.version}, the last event is version {last}"
+            found.append(
+                Violation(STREAM_VERSION, self.stream_id, max(stream.version, last), detail)
+            )
+        head = self._chain.finish(stream, last or None)
+        if head is not None:
+            found.append(head)
+        mismatch = self._snapshot_mismatch(stream)
+        if mismatch:
+            found.append(Violation(SNAPSHOT, self.stream_id, stream.version, mismatch))
+        return found
+
+    def _snapshot_mismatch(self, stream: StreamRow) -> str | None:
+        """How the stream row's snapshot differs from the fold of the events, if it does."""
+        try:
+            snapshot = UserSyncState.from_json(stream.state) if stream.state else UserSyncState()
+        except (TypeError, ValueError) as error:
+            return f"the snapshot cannot be read: {error}"
+        folded = self._state
+        differences = [
+            f"{f.name}: snapshot {getattr(snapshot, f.name)!r}, fold {getattr(folded, f.name)!r}"
+            for f in fields(UserSyncState)
+            if getattr(snapshot, f.name) != getattr(folded, f.name)
+        ]
+        live_until = folded.lease_expires_at if folded.status == "running" else None
+        if stream.live_until != live_until:
+            differences.append(
+                f"live_until: row {show_time(stream.live_until)}, fold {show_time(live_until)}"
+            )
+        return "; ".join(differences) or None
