@@ -6,6 +6,8 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ class SyncWorker:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sync")
         self._grace = grace
         self._running: dict[str, Future[None]] = {}
+        self._finished: deque[str] = deque()
         self._abandon = threading.Event()
         self.completed = self.failed = self.fenced = 0
 
@@ -46,7 +49,8 @@ class SyncWorker:
             if event.lease_expires_at <= now:
                 continue  # already dead: the reaper or the next click replaces it
             task = TaskSpec(delivery.envelope.user_id, event.task_id, event.sync_type)
-            self._running[task.task_id] = self._pool.submit(self._execute, task)
+            future = self._running[task.task_id] = self._pool.submit(self._execute, task)
+            future.add_done_callback(self._on_done(task.task_id))
 
     def _execute(self, task: TaskSpec) -> None:
         def report(percent: float, stats: dict[str, object]) -> None:
@@ -76,9 +80,13 @@ class SyncWorker:
         except (Fenced, ReportFailed) as problem:
             log.warning("task %s: failure not recorded (%s)", task.task_id, problem)
 
+    def _on_done(self, task_id: str) -> Callable[[Future[None]], None]:
+        return lambda _: self._finished.append(task_id)
+
     def forget_finished(self) -> None:
-        for task_id in [t for t, f in self._running.items() if f.done()]:
-            del self._running[task_id]
+        """Drop finished tasks (without scanning every queued one on each poll)."""
+        while self._finished:
+            self._running.pop(self._finished.popleft(), None)
 
     def running(self) -> int:
         return sum(1 for f in self._running.values() if not f.done())
