@@ -1,1 +1,1 @@
-"""Event consumers: the sync worker and downstream subscribers: next issue."""
+"""Event consumers: the sync worker with its executors, and the webhook dispatcher."""
