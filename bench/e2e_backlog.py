@@ -29,10 +29,9 @@ from coordinator.domain.events import (
     SyncProgressed,
     SyncReused,
     SyncStarted,
-    data_to_json,
     stamp,
 )
-from coordinator.domain.hash_chain import GENESIS, chain_hash
+from coordinator.domain.hash_chain import GENESIS, chain_envelope
 from coordinator.domain.user_sync import fold, new_task_id
 from coordinator.relay.outbox_relay import to_message
 
@@ -103,23 +102,7 @@ def interleaved(histories: list[History]) -> Iterator[Envelope]:
 
 
 def _event_row(envelope: Envelope, previous: str) -> tuple[object, ...]:
-    data = data_to_json(envelope.data)
-    metadata = {
-        "user_id": envelope.user_id,
-        "correlation_id": envelope.correlation_id,
-        "causation_id": envelope.causation_id,
-    }
-    digest = chain_hash(
-        previous,
-        event_id=envelope.event_id,
-        stream_id=envelope.stream_id,
-        version=envelope.version,
-        event_type=envelope.event_type,
-        schema_version=envelope.schema_version,
-        occurred_at=envelope.occurred_at,
-        data=data,
-        metadata=metadata,
-    )
+    chained = chain_envelope(previous, envelope)
     return (
         envelope.event_id,
         envelope.stream_id,
@@ -127,10 +110,10 @@ def _event_row(envelope: Envelope, previous: str) -> tuple[object, ...]:
         envelope.event_type,
         envelope.schema_version,
         envelope.occurred_at,
-        json.dumps(data),
-        json.dumps(metadata),
-        previous,
-        digest,
+        json.dumps(chained.data),
+        json.dumps(chained.metadata),
+        chained.prev_hash,
+        chained.hash,
     )
 
 

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -44,8 +45,8 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import data_to_json, stamp
-from coordinator.domain.hash_chain import GENESIS, chain_hash
+from coordinator.domain.events import stamp
+from coordinator.domain.hash_chain import GENESIS, chain_envelope
 from coordinator.domain.user_sync import UserSyncState, decide, evolve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,27 +105,13 @@ def user_history(rng: random.Random, user: str, count: int) -> tuple[list[tuple[
             correlation_id=meta.correlation_id,
             causation_id=meta.command_id,
         ):
-            event_id = str(UUID(int=rng.getrandbits(128), version=4))
-            data = data_to_json(envelope.data)
-            metadata = {
-                "user_id": user,
-                "correlation_id": meta.correlation_id,
-                "causation_id": meta.command_id,
-            }
-            digest = chain_hash(
-                previous,
-                event_id=event_id,
-                stream_id=stream_id,
-                version=envelope.version,
-                event_type=envelope.event_type,
-                schema_version=envelope.schema_version,
-                occurred_at=now,
-                data=data,
-                metadata=metadata,
-            )
+            # Seeded ids: the same history on every run.
+            envelope = replace(envelope, event_id=str(UUID(int=rng.getrandbits(128), version=4)))
+            chained = chain_envelope(previous, envelope)
+            digest = chained.hash
             rows.append(
-                (event_id, stream_id, envelope.version, envelope.event_type, 1, now,
-                 json.dumps(data), json.dumps(metadata), previous, digest)
+                (envelope.event_id, stream_id, envelope.version, envelope.event_type, 1, now,
+                 json.dumps(chained.data), json.dumps(chained.metadata), previous, digest)
             )  # fmt: skip
             previous, version, state = digest, envelope.version, evolve(state, envelope.data)
         # Mostly seconds apart, sometimes long enough for the lease to run out.

@@ -170,6 +170,15 @@ def stamp(
     ]
 
 
+def stored_metadata(envelope: Envelope) -> dict[str, Any]:
+    """The envelope fields the events table keeps in its metadata column."""
+    return {
+        "user_id": envelope.user_id,
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+    }
+
+
 def envelope_from_stored(
     *,
     event_id: object,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from coordinator.domain.events import Envelope, data_to_json, stored_metadata
 
 GENESIS = "0" * 64
 
@@ -36,3 +39,30 @@ def chain_hash(
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{previous}:{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainedEvent:
+    """What the events table stores for an envelope beside its identity columns."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def chain_envelope(previous: str, envelope: Envelope) -> ChainedEvent:
+    """The stored JSON of an envelope and its link in the stream's chain."""
+    data, metadata = data_to_json(envelope.data), stored_metadata(envelope)
+    digest = chain_hash(
+        previous,
+        event_id=envelope.event_id,
+        stream_id=envelope.stream_id,
+        version=envelope.version,
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        occurred_at=envelope.occurred_at,
+        data=data,
+        metadata=metadata,
+    )
+    return ChainedEvent(data, metadata, previous, digest)

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Engine, text
 
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event, data_to_json, envelope_from_stored, stamp
-from coordinator.domain.hash_chain import chain_hash
+from coordinator.domain.events import Envelope, Event, envelope_from_stored, stamp
+from coordinator.domain.hash_chain import chain_envelope
 from coordinator.domain.user_sync import UserSyncState, fold
 from coordinator.service.ports import ConcurrencyConflict
 
@@ -161,23 +161,7 @@ def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any
     rows = []
     previous = last_hash
     for envelope in envelopes:
-        data = data_to_json(envelope.data)
-        metadata = {
-            "user_id": envelope.user_id,
-            "correlation_id": envelope.correlation_id,
-            "causation_id": envelope.causation_id,
-        }
-        digest = chain_hash(
-            previous,
-            event_id=envelope.event_id,
-            stream_id=envelope.stream_id,
-            version=envelope.version,
-            event_type=envelope.event_type,
-            schema_version=envelope.schema_version,
-            occurred_at=envelope.occurred_at,
-            data=data,
-            metadata=metadata,
-        )
+        chained = chain_envelope(previous, envelope)
         rows.append(
             {
                 "event_id": envelope.event_id,
@@ -186,13 +170,13 @@ def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any
                 "event_type": envelope.event_type,
                 "schema_version": envelope.schema_version,
                 "occurred_at": envelope.occurred_at,
-                "data": json.dumps(data),
-                "metadata": json.dumps(metadata),
-                "prev_hash": previous,
-                "hash": digest,
+                "data": json.dumps(chained.data),
+                "metadata": json.dumps(chained.metadata),
+                "prev_hash": chained.prev_hash,
+                "hash": chained.hash,
             }
         )
-        previous = digest
+        previous = chained.hash
     return rows
 
 
