@@ -120,6 +120,7 @@ def run_relay(settings: Settings) -> int:
         max_backoff_seconds=settings.relay_max_backoff_seconds,
         standby_seconds=settings.relay_standby_seconds,
         exit_after_publish=settings.relay_exit_after_publish,
+        max_message_bytes=settings.kafka_max_message_bytes,
     )
     OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop).run()
     engine.dispose()

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     )
     kafka_topic: str = Field(default="sync-events", min_length=1, max_length=249)
     kafka_partitions: int = Field(default=8, ge=1, le=1000)
+    kafka_max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=10_000,
+        description="Largest record the relay sends (the topic's max.message.bytes)",
+    )
     jwt_secret: SecretStr = Field(default=SecretStr(""), description="HS256 key for bearer tokens")
     reuse_window_seconds: float = Field(default=1800, gt=0, description="Lease length of a task")
     lock_timeout_ms: int = Field(default=3000, ge=1)

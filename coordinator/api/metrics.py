@@ -64,7 +64,7 @@ class CommandMetrics:
 
 
 class StoredStateCollector(Collector):
-    """Gauges read from PostgreSQL when scraped: outbox backlog, projection lag, tasks."""
+    """Gauges read from PostgreSQL when scraped: outbox backlog, dead letters, lag, tasks."""
 
     def __init__(self, outbox: OutboxStore, views: ReadModels) -> None:
         self._outbox = outbox
@@ -73,6 +73,7 @@ class StoredStateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             rows, oldest = self._outbox.backlog()
+            dead = self._outbox.dead_letters.count()
             counts = self._views.task_counts()
             lags = self._views.projection_lag()
         except StoreUnavailable as error:
@@ -81,6 +82,9 @@ class StoredStateCollector(Collector):
         yield GaugeMetricFamily("sync_outbox_backlog", "Events not yet published", value=rows)
         yield GaugeMetricFamily(
             "sync_outbox_oldest_seconds", "Age of the oldest unpublished event", value=oldest
+        )
+        yield GaugeMetricFamily(
+            "sync_dead_letters", "Events the broker refused for good, set aside", value=dead
         )
         lag = GaugeMetricFamily(
             "sync_projection_lag", "Records behind, per partition", labels=["group", "partition"]

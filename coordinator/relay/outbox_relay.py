@@ -1,4 +1,8 @@
-"""One leader publishes outbox rows in order and deletes them only after the broker acked."""
+"""One leader publishes outbox rows in order and deletes them only after the broker acked.
+
+A record the broker refuses for good is set aside as a dead letter, so it cannot hold up
+the records behind it; a broker that is away delays the whole batch.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordinator.adapters.kafka.publisher import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     KafkaPublisher,
     Message,
     PublishFailed,
+    PublishResult,
     ensure_topic,
 )
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
@@ -34,6 +40,7 @@ class RelayConfig:
     max_backoff_seconds: float = 10.0
     standby_seconds: float = 2.0
     exit_after_publish: bool = False
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 def to_message(row: OutboxRow) -> Message:
@@ -64,6 +71,7 @@ class OutboxRelay:
         self._publisher: KafkaPublisher | None = None
         self._backoff = 0.0
         self.published = 0
+        self.dead_lettered = 0
 
     def run(self) -> None:
         """Stand by until leader, then relay; fall back to standby if leadership is lost."""
@@ -93,16 +101,42 @@ class OutboxRelay:
             if not rows:
                 self._wait_for_news()
                 continue
-            if not self._publish(rows):
+            result = self._publish(rows)
+            if result is None:
                 self._stop.wait(self._next_backoff())
                 continue
-            if self._config.exit_after_publish:
+            if self._config.exit_after_publish and result.acked:
                 log.error("exit_after_publish: exiting before deleting %d rows", len(rows))
                 os._exit(CRASH_EXIT_CODE)
-            self._outbox.delete([r.id for r in rows])
-            self.published += len(rows)
+            self._settle(rows, result)
+            if result.failure is not None:
+                waiting = len(rows) - len(result.acked) - len(result.refused)
+                log.warning(
+                    "broker unavailable, %d events wait in the outbox: %s", waiting, result.failure
+                )
+                self._close_publisher()
+                self._stop.wait(self._next_backoff())
+                continue
             self._backoff = 0.0
-            log.info("published %d events (total %d)", len(rows), self.published)
+
+    def _settle(self, rows: list[OutboxRow], result: PublishResult) -> None:
+        """Delete what the broker acked, set aside what it refused for good; keep the rest."""
+        refused = [(rows[i], reason) for i, reason in sorted(result.refused.items())]
+        self._outbox.settle(
+            [rows[i].id for i in sorted(result.acked)], [(r.id, why) for r, why in refused]
+        )
+        for row, reason in refused:
+            log.error(
+                "dead letter: event %s of user %s (version %s) refused for good: %s",
+                row.event_id,
+                row.user_id,
+                row.payload.get("version"),
+                reason,
+            )
+        self.published += len(result.acked)
+        self.dead_lettered += len(refused)
+        if result.acked:
+            log.info("published %d events (total %d)", len(result.acked), self.published)
 
     def _wait_for_news(self) -> None:
         """Sleep until NOTIFY or the polling interval, in short slices so stop is prompt."""
@@ -112,17 +146,17 @@ class OutboxRelay:
             if remaining <= 0 or self._leadership.wait_for_news(min(remaining, 0.5)):
                 return
 
-    def _publish(self, rows: list[OutboxRow]) -> bool:
+    def _publish(self, rows: list[OutboxRow]) -> PublishResult | None:
+        """What became of each row; None if the broker could not be used at all."""
         try:
             if self._publisher is None:
                 ensure_topic(self._config.bootstrap, self._config.topic, self._config.partitions)
                 self._publisher = self._connect(self._config)
-            self._publisher.publish([to_message(r) for r in rows])
-            return True
+            return self._publisher.publish([to_message(r) for r in rows])
         except PublishFailed as error:
             log.warning("broker unavailable, %d events wait in the outbox: %s", len(rows), error)
             self._close_publisher()
-            return False
+            return None
 
     def _close_publisher(self) -> None:
         if self._publisher is not None:
@@ -135,4 +169,6 @@ class OutboxRelay:
 
 
 def _connect(config: RelayConfig) -> KafkaPublisher:
-    return KafkaPublisher(config.bootstrap, config.topic)
+    return KafkaPublisher(
+        config.bootstrap, config.topic, max_message_bytes=config.max_message_bytes
+    )

@@ -1,19 +1,45 @@
-"""Publishing to Kafka with an idempotent producer; a batch succeeds only when all are acked."""
+"""Publishing to Kafka with an idempotent producer; each record ends acked, refused or failed."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+    UnsupportedForMessageFormatError,
+)
+from kafka.record.default_records import DefaultRecordBatchBuilder
+
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000  # Kafka's default max.message.bytes (1 MB)
+
+# Refusals about the record itself: sending it again can only fail again. Everything else
+# (timeouts, lost connections, authorization, a fenced producer) is about the broker or the
+# client and passes: the record waits in the outbox. kafka-python already splits a batch the
+# broker finds too large and names the one bad record of an invalid batch, so an error of
+# these kinds on a record's future is that record's own.
+REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+    InvalidTimestampError,
+    UnsupportedForMessageFormatError,
+)
 
 
 class PublishFailed(Exception):
-    """The broker did not acknowledge every message of a batch."""
+    """The broker cannot be reached or used at all: nothing of the batch was sent."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,59 @@ class Message:
     key: str
     value: dict[str, Any]
     headers: dict[str, str]
+
+
+@dataclass
+class PublishResult:
+    """What became of each message of a batch, by its index in the batch."""
+
+    acked: set[int] = field(default_factory=set)
+    refused: dict[int, str] = field(default_factory=dict)
+    failure: str | None = None  # why the rest was neither acked nor refused (retry later)
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """True when the broker (or the producer's own check) rejects the record itself."""
+    return isinstance(error, REFUSED_FOR_GOOD) and not getattr(error, "retriable", False)
+
+
+def describe(error: BaseException) -> str:
+    """The error as one line, for logs and the dead-letter table."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def too_large(size: int, limit: int) -> str | None:
+    """Why a record of `size` bytes cannot be sent, or None if it fits."""
+    if size <= limit:
+        return None
+    return (
+        f"MessageSizeTooLargeError: record of {size:,} bytes exceeds the maximum message "
+        f"size of {limit:,} bytes (SYNC_KAFKA_MAX_MESSAGE_BYTES)"
+    )
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    @property
+    def size(self) -> int:
+        """Upper bound of the record as a batch of one: what max.message.bytes limits."""
+        return int(
+            DefaultRecordBatchBuilder.estimate_size_in_bytes(self.key, self.value, self.headers)
+        )
+
+
+def encode(message: Message) -> _Record:
+    """The bytes a message is sent as."""
+    return _Record(
+        key=message.key.encode(),
+        value=json.dumps(message.value, separators=(",", ":")).encode(),
+        headers=[(k, v.encode()) for k, v in message.headers.items()],
+    )
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -46,9 +125,16 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
 class KafkaPublisher:
     """Sends batches with acks=all and idempotence, so retries inside a batch keep order."""
 
-    def __init__(self, bootstrap: str, topic: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        timeout_seconds: float = 10.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self._topic = topic
         self._timeout = timeout_seconds
+        self._max_bytes = max_message_bytes
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -56,6 +142,7 @@ class KafkaPublisher:
                 acks="all",
                 linger_ms=2,
                 max_in_flight_requests_per_connection=5,
+                max_request_size=max_message_bytes,
                 request_timeout_ms=5000,
                 delivery_timeout_ms=int(timeout_seconds * 1000),
                 max_block_ms=5000,
@@ -64,23 +151,49 @@ class KafkaPublisher:
         except KafkaError as error:
             raise PublishFailed(f"broker unreachable: {error!r}") from error
 
-    def publish(self, messages: Sequence[Message]) -> None:
-        """Send all messages and wait for the broker's acknowledgement of each."""
-        try:
-            futures = [
-                self._producer.send(
-                    self._topic,
-                    key=m.key.encode(),
-                    value=json.dumps(m.value, separators=(",", ":")).encode(),
-                    headers=[(k, v.encode()) for k, v in m.headers.items()],
+    def publish(self, messages: Sequence[Message]) -> PublishResult:
+        """Send in order and wait for the broker's answer about each message.
+
+        A record over the size limit is refused here, without a round trip. The first
+        record that cannot be handed to the producer stops the sending, so nothing after
+        it (perhaps the same user's next event) overtakes it.
+        """
+        result = PublishResult()
+        sent: list[tuple[int, Any]] = []
+        for index, message in enumerate(messages):
+            record = encode(message)
+            reason = too_large(record.size, self._max_bytes)
+            if reason is not None:
+                result.refused[index] = reason
+                continue
+            try:
+                future = self._producer.send(
+                    self._topic, key=record.key, value=record.value, headers=record.headers
                 )
-                for m in messages
-            ]
+            except KafkaError as error:
+                if refused_for_good(error):
+                    result.refused[index] = describe(error)
+                    continue
+                result.failure = f"not sent: {describe(error)}"
+                break
+            sent.append((index, future))
+        wait = self._timeout
+        try:
             self._producer.flush(timeout=self._timeout)
-            for future in futures:
-                future.get(timeout=self._timeout)
         except KafkaError as error:
-            raise PublishFailed(f"broker did not acknowledge: {error!r}") from error
+            result.failure = result.failure or f"not acknowledged: {describe(error)}"
+            wait = 0.01  # the time is spent: collect what has an answer already
+        for index, future in sent:
+            try:
+                future.get(timeout=wait)
+            except KafkaError as error:
+                if refused_for_good(error):
+                    result.refused[index] = describe(error)
+                else:
+                    result.failure = result.failure or f"not acknowledged: {describe(error)}"
+            else:
+                result.acked.add(index)
+        return result
 
     def close(self) -> None:
         """Close without waiting long for a broker that may be gone."""

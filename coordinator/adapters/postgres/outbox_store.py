@@ -1,4 +1,8 @@
-"""The outbox as the relay sees it: ordered batches, deletion after acks, leadership, wake-ups."""
+"""The outbox as the relay sees it: ordered batches, deletion after acks, leadership, wake-ups.
+
+Records the broker refused for good leave it for the dead_letters table in the same
+transaction that deletes the acknowledged ones.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, make_url, text
 
+from coordinator.adapters.postgres.dead_letters import DeadLetters, set_aside
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.adapters.postgres.event_store import OUTBOX_CHANNEL
 
@@ -38,6 +43,7 @@ class OutboxStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.dead_letters = DeadLetters(engine)
 
     def next_batch(self, limit: int) -> list[OutboxRow]:
         """The oldest rows; a user's rows come in version order (they commit under its lock)."""
@@ -49,6 +55,15 @@ class OutboxStore:
         """Remove rows the broker has acknowledged."""
         with translated_errors(), self._engine.begin() as conn:
             conn.execute(DELETE, {"ids": list(ids)})
+
+    def settle(self, acked: Sequence[int], refused: Sequence[tuple[int, str]]) -> None:
+        """Delete acknowledged rows and set refused ones (id, reason) aside, in one transaction."""
+        if not acked and not refused:
+            return
+        with translated_errors(), self._engine.begin() as conn:
+            if acked:
+                conn.execute(DELETE, {"ids": list(acked)})
+            set_aside(conn, refused)
 
     def backlog(self) -> tuple[int, float]:
         """(rows waiting, age in seconds of the oldest)."""
