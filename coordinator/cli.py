@@ -34,8 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         "replay", help="audit, rebuild and verify history (syncctl replay --help)", add_help=False
     )
     replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    deadletters = commands.add_parser(
+        "deadletters",
+        help="list events the broker refused, republish them (syncctl deadletters --help)",
+        add_help=False,
+    )
+    deadletters.add_argument("deadletters_args", nargs=argparse.REMAINDER)
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "replay":
+    if extra and args.command not in ("replay", "deadletters"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # A leading option (`replay --help`) escapes REMAINDER and lands in `extra`.
         return run_replay(settings, [*extra, *args.replay_args])
+    if args.command == "deadletters":
+        from coordinator.relay.dead_letter_cli import run_deadletters
+
+        return run_deadletters(settings, [*extra, *args.deadletters_args])
     if args.command == "schema":
         from coordinator.schema_export import export_schemas
 

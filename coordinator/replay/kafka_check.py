@@ -9,12 +9,19 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from coordinator.replay.records import StoredEvent, TopicRecord, Violation
+from coordinator.replay.records import (
+    DeadLetterEntry,
+    StoredEvent,
+    TopicRecord,
+    Violation,
+    dead_letter_violation,
+)
 
 MISSING = "kafka-missing"
 ORDER = "kafka-order"
 FOREIGN = "kafka-foreign"
 MISMATCH = "kafka-mismatch"
+DEAD_LETTER = "dead-letter"
 
 
 @dataclass(frozen=True)
@@ -125,18 +132,28 @@ class TopicCheck:
         return found
 
     def finish(
-        self, streams: Iterable[tuple[str, int]], pending: Mapping[str, set[int]]
+        self,
+        streams: Iterable[tuple[str, int]],
+        pending: Mapping[str, set[int]],
+        dead: Mapping[str, dict[int, DeadLetterEntry]] | None = None,
     ) -> Iterator[Violation]:
-        """Stored events the topic never carried; events still in the outbox are not due yet."""
+        """Stored events the topic never carried; events still in the outbox are not due yet.
+
+        A dead letter is absent for a known reason and is reported as one, not as missing.
+        """
         for stream_id, version in streams:
             seen = self._seen.pop(stream_id, None) or _Seen()
             waiting = pending.get(stream_id, set())
-            absent = (
+            refused = (dead or {}).get(stream_id, {})
+            absent = [
                 v
                 for v in range(seen.prefix + 1, version + 1)
                 if v not in seen.early and v not in waiting
+            ]
+            yield from (
+                dead_letter_violation(DEAD_LETTER, refused[v]) for v in absent if v in refused
             )
-            yield from _ranges(stream_id, absent)
+            yield from _ranges(stream_id, (v for v in absent if v not in refused))
 
 
 def _version(body: Mapping[str, Any]) -> int | None:

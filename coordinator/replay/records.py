@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from coordinator.domain.events import EVENT_TYPES, Envelope, Event
 
@@ -42,6 +42,35 @@ class OutboxEntry(NamedTuple):
     stream_id: str
     version: int | None
     age_seconds: float
+
+
+class DeadLetterEntry(Protocol):
+    """An event the broker refused for good: stored, but not on the topic."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def dead_at(self) -> datetime: ...
+
+
+def dead_letter_violation(rule: str, entry: DeadLetterEntry) -> Violation:
+    """A dead letter as a finding: which event, since when, why, and how to repair it."""
+    return Violation(
+        rule,
+        entry.stream_id,
+        entry.version,
+        f"event {entry.event_id} ({entry.event_type}) was refused by the broker for good at "
+        f"{show_time(entry.dead_at)}: {entry.reason}; after the fix: syncctl deadletters "
+        f"republish --event-id {entry.event_id}",
+    )
 
 
 class TopicRecord(NamedTuple):

@@ -7,11 +7,19 @@ from typing import Protocol
 
 from coordinator.replay.output import Tally
 from coordinator.replay.progress import Progress
-from coordinator.replay.records import OutboxEntry, StoredEvent, StreamRow, Violation
+from coordinator.replay.records import (
+    DeadLetterEntry,
+    OutboxEntry,
+    StoredEvent,
+    StreamRow,
+    Violation,
+    dead_letter_violation,
+)
 from coordinator.replay.rules import StreamCheck
 
 UNIQUE_ID = "event-id-unique"
 OUTBOX_AGE = "outbox-age"
+DEAD_LETTER = "dead-letter"
 TICK = 4096
 
 
@@ -22,6 +30,7 @@ class StoreHistory(Protocol):
     def streams_and_events(self) -> Iterator[StreamRow | StoredEvent]: ...
     def duplicate_event_ids(self) -> Iterator[tuple[str, list[tuple[str, int]]]]: ...
     def stale_outbox(self, max_age_seconds: float) -> Iterator[OutboxEntry]: ...
+    def dead_letters(self) -> Iterator[DeadLetterEntry]: ...
 
 
 def duplicate_violations(event_id: str, holders: list[tuple[str, int]]) -> list[Violation]:
@@ -91,6 +100,9 @@ def verify_store(
         _emit_all(duplicate_violations(event_id, holders), emit)
     for entry in history.stale_outbox(outbox_max_age):
         emit(outbox_violation(entry, outbox_max_age))
+    # Subscribers never received these: a violation until republished, like a stuck outbox.
+    for dead in history.dead_letters():
+        emit(dead_letter_violation(DEAD_LETTER, dead))
 
 
 def _emit_all(violations: list[Violation], emit: Callable[[Violation], None]) -> None:

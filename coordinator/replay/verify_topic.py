@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 from coordinator.replay.kafka_check import Published, TopicCheck, parse_record
 from coordinator.replay.output import Tally
 from coordinator.replay.progress import Progress
-from coordinator.replay.records import StoredEvent, TopicRecord, Violation
+from coordinator.replay.records import DeadLetterEntry, StoredEvent, TopicRecord, Violation
 
 T = TypeVar("T")
 BATCH = 2000
@@ -19,6 +19,7 @@ class TopicHistory(Protocol):
     """Snapshot reads: what was stored, and what was not yet due on the topic."""
 
     def pending_outbox(self) -> Iterator[tuple[str, int]]: ...
+    def dead_letters(self) -> Iterator[DeadLetterEntry]: ...
     def stream_versions(self) -> Iterator[tuple[str, int]]: ...
 
 
@@ -55,6 +56,10 @@ def verify_topic(
     pending: dict[str, set[int]] = {}
     for stream_id, version in history.pending_outbox():
         pending.setdefault(stream_id, set()).add(version)
+    dead: dict[str, dict[int, DeadLetterEntry]] = {}
+    for entry in history.dead_letters():
+        if entry.version is not None:
+            dead.setdefault(entry.stream_id, {})[entry.version] = entry
     check = TopicCheck()
     for chunk in batched(records(), BATCH):
         parsed = [parse_record(record) for record in chunk]
@@ -69,7 +74,7 @@ def verify_topic(
             progress.advance(len(chunk))
     if progress is not None:
         progress.finish()
-    for violation in check.finish(_counted(history.stream_versions(), tally), pending):
+    for violation in check.finish(_counted(history.stream_versions(), tally), pending, dead):
         emit(violation)
 
 

@@ -11,6 +11,8 @@ from typing import Any, LiteralString, TypeVar
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from coordinator.adapters.postgres.dead_letters import LIST as DEAD_LETTERS
+from coordinator.adapters.postgres.dead_letters import DeadLetter
 from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.replay.records import OutboxEntry, StoredEvent, StreamRow
 from coordinator.service.ports import StoreUnavailable
@@ -176,6 +178,10 @@ class HistoryReader:
     def stale_outbox(self, max_age_seconds: float) -> Iterator[OutboxEntry]:
         """Outbox rows waiting longer than max_age_seconds."""
         return self._stream(STALE_OUTBOX, (max_age_seconds,), OutboxEntry._make)
+
+    def dead_letters(self) -> Iterator[DeadLetter]:
+        """Events the broker refused for good, oldest first."""
+        return self._stream(DEAD_LETTERS, (), DeadLetter._make)
 
     def pending_outbox(self) -> Iterator[tuple[str, int]]:
         """(stream id, version) of every event not yet published."""
