@@ -111,9 +111,7 @@ def run_worker(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    secret = settings.jwt_secret.get_secret_value()
-    if not secret:
-        raise SystemExit("SYNC_JWT_SECRET is not set: the worker cannot sign its reports")
+    secret = settings.require_jwt_secret()  # the worker signs its own HS256 report tokens
 
     def token_for(user_id: str) -> str:
         now = int(time.time())

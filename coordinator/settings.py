@@ -5,6 +5,20 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_HS256_KEY_BYTES = 32
+
+
+def require_hs256_key(secret: str) -> str:
+    """The key if it is long enough for HS256 (RFC 7518: at least the hash size), else exit."""
+    if not secret:
+        raise SystemExit("SYNC_JWT_SECRET is not set: tokens cannot be signed or verified")
+    if len(secret.encode()) < MIN_HS256_KEY_BYTES:
+        raise SystemExit(
+            f"SYNC_JWT_SECRET is {len(secret.encode())} bytes; HS256 needs at least "
+            f"{MIN_HS256_KEY_BYTES} (make one with `openssl rand -base64 32`)"
+        )
+    return secret
+
 
 class Settings(BaseSettings):
     """Validated settings; every process builds one and hands it down."""
@@ -24,7 +38,25 @@ class Settings(BaseSettings):
         ge=10_000,
         description="Largest record the relay sends (the topic's max.message.bytes)",
     )
-    jwt_secret: SecretStr = Field(default=SecretStr(""), description="HS256 key for bearer tokens")
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="HS256 key (32+ bytes) for dev user tokens and the worker's report tokens",
+    )
+    jwt_jwks_url: str | None = Field(
+        default=None, description="Identity provider's JWKS; set: user tokens are RS256/ES256"
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of user tokens")
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of user tokens")
+    jwt_leeway_seconds: float = Field(
+        default=0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat"
+    )
+    jwt_jwks_cache_seconds: float = Field(default=300, gt=0, description="JWKS cache lifetime")
+    max_report_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest worker report body"
+    )
+    max_body_bytes: int = Field(
+        default=1024, ge=0, description="Largest body of any other request (they take none)"
+    )
     reuse_window_seconds: float = Field(default=1800, gt=0, description="Lease length of a task")
     lock_timeout_ms: int = Field(default=3000, ge=1)
     conflict_retries: int = Field(default=3, ge=0, le=20)
@@ -65,6 +97,10 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise SystemExit("SYNC_DATABASE_URL is not set (or run `syncctl dev`)")
         return self.database_url
+
+    def require_jwt_secret(self) -> str:
+        """The HS256 key, or a clear error: a short key can be brute-forced from one token."""
+        return require_hs256_key(self.jwt_secret.get_secret_value())
 
     def require_kafka_bootstrap(self) -> str:
         """The Kafka bootstrap servers, or a clear error naming the variable."""

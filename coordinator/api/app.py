@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from coordinator.api import ops_routes, read_routes, report_routes, start_routes
+from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
+from coordinator.api.middleware import RequestGuard
+from coordinator.api.openapi import install_openapi
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
 
+REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
+
 
 def create_app(settings: Settings) -> FastAPI:
-    """An app bound to these settings."""
-    if not settings.jwt_secret.get_secret_value():
-        raise SystemExit("SYNC_JWT_SECRET is not set: the API cannot verify tokens")
+    """An app bound to these settings; exits when tokens could not be verified safely."""
+    tokens = TokenVerifier.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,11 +40,26 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="Sync coordinator",
-        description="Starts at most one mail sync per user; joins the live one.",
+        description="Starts at most one mail sync per user; joins the live one. "
+        "Every error is an RFC 9457 problem document (application/problem+json).",
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.tokens = tokens
     for module in (start_routes, report_routes, read_routes, ops_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
+    install_openapi(app)
+    app.add_middleware(RequestGuard, body_limit=body_limits(settings))
     return app
+
+
+def body_limits(settings: Settings) -> Callable[[str], int]:
+    """Bytes of body each path may receive: reports carry stats, nothing else has a body."""
+
+    def limit(path: str) -> int:
+        if REPORT_PATH.fullmatch(path):
+            return settings.max_report_body_bytes
+        return settings.max_body_bytes
+
+    return limit

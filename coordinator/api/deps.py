@@ -1,20 +1,28 @@
 """Request dependencies as Annotated aliases.
 
-They are `async def` although they do no I/O: FastAPI runs a sync dependency in the thread
-pool, and those hops cost more than the JWT check itself.
+They are `async def`: FastAPI runs a sync dependency in the thread pool, and those hops
+cost more than an HS256 check. Only a JWKS verification, which may fetch keys, hops.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import uuid4
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from coordinator.api.auth import REPORT_SCOPE, user_from_header
+from coordinator.api.auth import TokenVerifier
+from coordinator.api.input_rules import TASK_ID_PATTERN
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
 from coordinator.settings import Settings
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT: the user's token, or a worker's HS256 token with scope sync:report",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def get_wiring(request: Request) -> Wiring:
@@ -32,25 +40,37 @@ async def get_metrics(request: Request) -> CommandMetrics:
     return metrics
 
 
-async def get_user_id(
-    settings: Annotated[Settings, Depends(get_settings)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> str:
-    return user_from_header(authorization, settings.jwt_secret.get_secret_value())
+def _verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.tokens
+    return verifier
 
 
-async def get_reporter_id(
-    settings: Annotated[Settings, Depends(get_settings)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> str:
+async def get_user_id(request: Request, credentials: Credentials) -> str:
+    verifier = _verifier(request)
+    token = credentials.credentials if credentials else None
+    if verifier.jwks is not None:
+        return await run_in_threadpool(verifier.user, token)
+    return verifier.user(token)
+
+
+async def get_reporter_id(request: Request, credentials: Credentials) -> str:
     """The user whose task a worker reports on; the token must carry the report scope."""
-    return user_from_header(authorization, settings.jwt_secret.get_secret_value(), REPORT_SCOPE)
+    return _verifier(request).reporter(credentials.credentials if credentials else None)
 
 
 async def get_correlation_id(
-    x_request_id: Annotated[str | None, Header(max_length=200)] = None,
+    request: Request,
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            pattern=r"^[!-~]+$",
+            description="Correlation id echoed into events and error documents",
+        ),
+    ] = None,
 ) -> str:
-    return x_request_id or str(uuid4())
+    correlation_id: str = request.state.correlation_id
+    return correlation_id
 
 
 WiringDep = Annotated[Wiring, Depends(get_wiring)]
@@ -59,3 +79,6 @@ MetricsDep = Annotated[CommandMetrics, Depends(get_metrics)]
 UserId = Annotated[str, Depends(get_user_id)]
 ReporterId = Annotated[str, Depends(get_reporter_id)]
 CorrelationId = Annotated[str, Depends(get_correlation_id)]
+TaskId = Annotated[
+    str, Path(max_length=64, pattern=TASK_ID_PATTERN, description="A task id this API returned")
+]

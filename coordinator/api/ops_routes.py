@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coordinator.api.deps import WiringDep
-from coordinator.api.schemas import ErrorResponse, Health
+from coordinator.api.openapi import ALWAYS, problem_responses
+from coordinator.api.schemas import Health
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, responses=problem_responses(*ALWAYS))
 def healthz() -> Health:
     """The process is alive."""
     return Health()
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorResponse}})
+@router.get("/readyz", response_model=Health, responses=problem_responses(*ALWAYS, 503))
 def readyz(wiring: WiringDep) -> Health:
     """The database answers."""
     wiring.ping_database()
     return Health()
 
 
-@router.get("/metrics", response_class=Response)
-def metrics(request: Request) -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problem_responses(*ALWAYS),
+    },
+)
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text exposition format."""
+    body = generate_latest(request.app.state.registry)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

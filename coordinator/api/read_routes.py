@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from datetime import datetime
 from typing import Annotated
@@ -11,14 +12,17 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 
-from coordinator.api.deps import SettingsDep, UserId, WiringDep
-from coordinator.api.schemas import ErrorResponse, StatusResponse, TaskPage, TaskResponse
+from coordinator.api.deps import SettingsDep, TaskId, UserId, WiringDep
+from coordinator.api.input_rules import CURSOR_PATTERN, TASK_ID_PATTERN
+from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.schemas import StatusResponse, TaskPage, TaskResponse
 
 router = APIRouter(prefix="/sync", tags=["status"])
 POLL_SECONDS = 0.02
+TASK_PATTERN = re.compile(TASK_ID_PATTERN)
 
 
-@router.get("/status", response_model=StatusResponse, responses={401: {"model": ErrorResponse}})
+@router.get("/status", response_model=StatusResponse, responses=problem_responses(*AUTHENTICATED))
 async def sync_status(
     user_id: UserId,
     wiring: WiringDep,
@@ -41,12 +45,15 @@ async def sync_status(
     )
 
 
-@router.get("/tasks", response_model=TaskPage, responses={401: {"model": ErrorResponse}})
+@router.get("/tasks", response_model=TaskPage, responses=problem_responses(*AUTHENTICATED))
 def recent_tasks(
     user_id: UserId,
     wiring: WiringDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, pattern=CURSOR_PATTERN, description="next_cursor of a page"),
+    ] = None,
 ) -> TaskPage:
     """The caller's tasks, newest first."""
     rows = wiring.read_models.recent_tasks(user_id, limit, _decode(cursor) if cursor else None)
@@ -60,9 +67,9 @@ def recent_tasks(
 @router.get(
     "/tasks/{task_id}",
     response_model=TaskResponse,
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses=problem_responses(*AUTHENTICATED, 404),
 )
-def one_task(task_id: str, user_id: UserId, wiring: WiringDep) -> TaskResponse:
+def one_task(task_id: TaskId, user_id: UserId, wiring: WiringDep) -> TaskResponse:
     """One of the caller's tasks; another user's task is not found."""
     row = wiring.read_models.task(user_id, task_id)
     if row is None:
@@ -75,8 +82,12 @@ def _encode(started_at: datetime, task_id: str) -> str:
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
+    """The (started_at, task_id) a cursor carries; anything this API did not make is a 422."""
     try:
         started, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(started), task_id
+        started_at = datetime.fromisoformat(started)
     except ValueError:
-        raise HTTPException(422, "cursor is not one this API returned") from None
+        started_at = None
+    if started_at is None or started_at.tzinfo is None or not TASK_PATTERN.match(task_id):
+        raise HTTPException(422, "cursor is not one this API returned")
+    return started_at, task_id

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from coordinator.api.deps import CorrelationId, MetricsDep, ReporterId, WiringDep
+from coordinator.api.deps import CorrelationId, MetricsDep, ReporterId, TaskId, WiringDep
+from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import (
     CompletionReport,
-    ErrorResponse,
     FailureReport,
     ProgressReport,
     ReportResponse,
@@ -16,12 +16,8 @@ from coordinator.domain.commands import CompleteSync, FailSync, ReportProgress, 
 from coordinator.service.handlers import HANDLERS, TaskOutcome
 
 router = APIRouter(prefix="/sync/tasks/{task_id}", tags=["worker reports"])
-ERRORS = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
-    403: {"model": ErrorResponse, "description": "Token lacks the sync:report scope"},
-    409: {"model": ErrorResponse, "description": "Not the live task: the worker must stop"},
-    503: {"model": ErrorResponse, "description": "Database unavailable or busy"},
-}
+# 409: not the live task, the worker must stop; 429: this user's queue is full.
+ERRORS = problem_responses(*AUTHENTICATED, 403, 409, 429)
 
 
 def _answer(
@@ -41,9 +37,9 @@ def _answer(
     )
 
 
-@router.post("/progress", response_model=ReportResponse, responses=ERRORS)  # type: ignore[arg-type]
+@router.post("/progress", response_model=ReportResponse, responses=ERRORS)
 def report_progress(
-    task_id: str,
+    task_id: TaskId,
     body: ProgressReport,
     user_id: ReporterId,
     wiring: WiringDep,
@@ -56,9 +52,9 @@ def report_progress(
     return _answer(command, "progress", wiring, metrics)
 
 
-@router.post("/complete", response_model=ReportResponse, responses=ERRORS)  # type: ignore[arg-type]
+@router.post("/complete", response_model=ReportResponse, responses=ERRORS)
 def report_completion(
-    task_id: str,
+    task_id: TaskId,
     body: CompletionReport,
     user_id: ReporterId,
     wiring: WiringDep,
@@ -70,9 +66,9 @@ def report_completion(
     return _answer(command, "complete", wiring, metrics)
 
 
-@router.post("/fail", response_model=ReportResponse, responses=ERRORS)  # type: ignore[arg-type]
+@router.post("/fail", response_model=ReportResponse, responses=ERRORS)
 def report_failure(
-    task_id: str,
+    task_id: TaskId,
     body: FailureReport,
     user_id: ReporterId,
     wiring: WiringDep,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from coordinator.api.input_rules import ErrorText, Percent, Stats
 
 
 class SyncResponse(BaseModel):
@@ -21,12 +23,6 @@ class SyncResponse(BaseModel):
     started_at: datetime
     lease_expires_at: datetime
     version: int = Field(description="Stream version after this command; for read-your-writes")
-
-
-class ErrorResponse(BaseModel):
-    """Every 4xx/5xx body: a reason a person can act on."""
-
-    detail: str
 
 
 class Health(BaseModel):
@@ -75,16 +71,22 @@ class TaskPage(BaseModel):
 
 
 class ProgressReport(BaseModel):
-    percent: float = Field(ge=0, le=100)
-    stats: dict[str, Any] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")
+
+    percent: Percent
+    stats: Stats = Field(default_factory=dict)
 
 
 class CompletionReport(BaseModel):
-    stats: dict[str, Any] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")
+
+    stats: Stats = Field(default_factory=dict)
 
 
 class FailureReport(BaseModel):
-    error: str = Field(min_length=1, max_length=4000)
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorText
 
 
 class ReportResponse(BaseModel):

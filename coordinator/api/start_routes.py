@@ -9,26 +9,23 @@ from fastapi.concurrency import run_in_threadpool
 
 from coordinator.api.deps import CorrelationId, MetricsDep, UserId, WiringDep
 from coordinator.api.metrics import CommandMetrics
-from coordinator.api.schemas import ErrorResponse, SyncResponse
+from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.schemas import SyncResponse
 from coordinator.bootstrap import Wiring
 from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.service.handlers import StartOutcome, start_sync
 
 router = APIRouter()
 
-ERRORS = {
-    401: {"model": ErrorResponse, "description": "Missing, expired or invalid bearer token"},
-    409: {"model": ErrorResponse, "description": "Version conflicts outlasted the retries"},
-    422: {"model": ErrorResponse, "description": "Invalid parameters or Idempotency-Key reuse"},
-    503: {"model": ErrorResponse, "description": "Database unavailable or busy; see Retry-After"},
-}
+# 409: version conflicts outlasted the retries; 429: this user's queue is full.
+ERRORS = problem_responses(*AUTHENTICATED, 409, 429)
 
 
 @router.post(
     "/sync/smart",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SyncResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
 )
 async def smart_sync(
     user_id: UserId,
@@ -39,7 +36,8 @@ async def smart_sync(
         bool, Query(description="Ask for a full sync instead of incremental")
     ] = False,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[!-~]+$"),
     ] = None,
 ) -> SyncResponse:
     """Start a sync for the caller, or join the one already running."""

@@ -17,7 +17,7 @@ import httpx
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
-from coordinator.settings import Settings
+from coordinator.settings import Settings, require_hs256_key
 
 CHILDREN = ("api", "relay", "project", "work", "reap")
 DEMO_USER = "demo-user"
@@ -62,7 +62,7 @@ def run_dev(settings: Settings) -> int:
             cleanup.callback(broker.stop)
             bootstrap = broker.bootstrap
             _say(f"embedded Tansu broker: {bootstrap} (memory storage)")
-        secret = settings.jwt_secret.get_secret_value() or dev_secret(data_dir)
+        secret = require_hs256_key(settings.jwt_secret.get_secret_value() or dev_secret(data_dir))
         port = settings.api_port if port_is_free(settings.api_port) else free_port()
         env.update(
             SYNC_DATABASE_URL=url,

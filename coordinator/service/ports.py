@@ -28,6 +28,14 @@ class ConflictRetriesExhausted(Exception):
     """Every retry of a command met a newer version; nothing was written."""
 
 
+class QueueFull(Exception):
+    """Too many of this user's commands wait in this process; the caller may retry later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LockedStream(Protocol):
     """One user's stream, locked for the length of a transaction."""
 

@@ -1,0 +1,95 @@
+"""ASGI middleware around every request: correlation id, body size limit, last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from uuid import uuid4
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coordinator.api.problems import problem
+
+log = logging.getLogger("coordinator.api")
+REQUEST_ID = re.compile(r"[!-~]{1,200}")  # printable ASCII, as X-Request-ID is declared
+
+
+class RequestGuard:
+    """Names the request, refuses oversized bodies before any work, turns crashes into 500s.
+
+    The body is read here, up to the path's limit, and replayed to the app: a client that
+    sends more (with or without Content-Length) gets a 413 and nothing else runs.
+    """
+
+    def __init__(self, app: ASGIApp, body_limit: Callable[[str], int]) -> None:
+        self.app = app
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        correlation_id = _correlation_id(scope)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            replay = await self._read_body(scope, receive, send)
+            if replay is not None:
+                await self.app(scope, replay, tracked_send)
+        except Exception:
+            log.exception("unhandled error in request %s", correlation_id)
+            if started:
+                raise
+            detail = f"internal error; quote correlation id {correlation_id} to support"
+            await problem(scope, 500, detail)(scope, receive, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """A receive that replays the body, or None after answering 400/413."""
+        limit = self.body_limit(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or len(declared) > 18:
+                await problem(scope, 400, "Content-Length is not a byte count")(
+                    scope, receive, send
+                )
+                return None
+            if int(declared) > limit:
+                await _too_large(scope, receive, send, limit)
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                chunks = []
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _too_large(scope, receive, send, limit)
+                return None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        return replay
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    detail = f"request body is over this endpoint's limit of {limit} bytes"
+    await problem(scope, 413, detail, kind="body-too-large")(scope, receive, send)
+
+
+def _correlation_id(scope: Scope) -> str:
+    given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+    return given if REQUEST_ID.fullmatch(given) else str(uuid4())
