@@ -12,6 +12,7 @@ from coordinator.adapters.postgres.engine import make_engine, translated_errors
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.adapters.postgres.read_models import ReadModels
+from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies
 from coordinator.settings import Settings
 
@@ -25,6 +26,7 @@ class Wiring:
     store: PostgresEventStore
     read_models: ReadModels
     outbox: OutboxStore
+    coalescer: CommandCoalescer
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -32,13 +34,18 @@ class Wiring:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        self.coalescer.close()
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings, on_conflict: Callable[[], None] | None = None) -> Wiring:
+def bootstrap(
+    settings: Settings,
+    on_conflict: Callable[[], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> Wiring:
     """Wire the event store, views and handler dependencies; connects lazily, on first use."""
     engine = make_engine(settings.require_database_url(), settings.db_pool_size)
-    store = PostgresEventStore(engine, settings.lock_timeout_ms)
+    store = PostgresEventStore(engine, settings.lock_timeout_ms, settings.max_event_bytes)
     deps = Dependencies(
         store=store,
         lease=timedelta(seconds=settings.reuse_window_seconds),
@@ -51,4 +58,14 @@ def bootstrap(settings: Settings, on_conflict: Callable[[], None] | None = None)
         store=store,
         read_models=ReadModels(engine),
         outbox=OutboxStore(engine),
+        coalescer=CommandCoalescer(
+            deps,
+            CoalescerLimits(
+                waiting_per_user=settings.command_queue_limit,
+                transactions_in_flight=settings.transactions_in_flight(),
+                batch_size=settings.command_batch_max,
+                retry_after_seconds=settings.retry_after_seconds,
+            ),
+            on_batch=on_batch or (lambda size: None),
+        ),
     )

@@ -10,7 +10,7 @@ from types import FrameType
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.bootstrap import bootstrap
 from coordinator.domain.commands import ExpireStaleSync, RequestMeta
-from coordinator.service.handlers import Dependencies, expire_stale_sync
+from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import StoreUnavailable
 from coordinator.settings import Settings
 
@@ -27,7 +27,9 @@ def reap_once(store: PostgresEventStore, deps: Dependencies) -> int:
             # The aggregate re-checks under the lock: a task that renewed its lease
             # since the query is left alone.
             command = ExpireStaleSync(user_id=user_id, meta=RequestMeta(correlation_id="reaper"))
-            if expire_stale_sync(command, deps).status == "expired":
+            outcome = handle(command, deps)
+            assert isinstance(outcome, TaskOutcome)
+            if outcome.status == "expired":
                 expired += 1
         if len(users) < BATCH:
             return expired

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_HS256_KEY_BYTES = 32
@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=3000, ge=1)
     conflict_retries: int = Field(default=3, ge=0, le=20)
     db_pool_size: int = Field(default=20, ge=1, le=200)
+    command_queue_limit: int = Field(
+        default=1000, ge=1, description="Commands of one user that may wait in one API process"
+    )
+    command_transactions_max: int | None = Field(
+        default=None,
+        ge=1,
+        description="Command transactions in flight per process; unset: 3/5 of the pool",
+    )
+    command_batch_max: int = Field(
+        default=256, ge=1, le=10_000, description="Most commands one transaction takes"
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024,
+        ge=4096,
+        description="Largest stored event envelope (at most half SYNC_KAFKA_MAX_MESSAGE_BYTES)",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     retry_after_seconds: int = Field(default=1, ge=1)
@@ -91,6 +107,21 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
     webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key for webhooks")
     webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Settings:
+        if (self.command_transactions_max or 0) > self.db_pool_size:
+            raise ValueError("SYNC_COMMAND_TRANSACTIONS_MAX cannot exceed SYNC_DB_POOL_SIZE")
+        if self.max_event_bytes * 2 > self.kafka_max_message_bytes:
+            raise ValueError(
+                "SYNC_MAX_EVENT_BYTES must be at most half SYNC_KAFKA_MAX_MESSAGE_BYTES: "
+                "an event the broker refuses would be dead-lettered, not delivered"
+            )
+        return self
+
+    def transactions_in_flight(self) -> int:
+        """Command transactions per process; the rest of the pool stays free for reads."""
+        return self.command_transactions_max or max(1, self.db_pool_size * 3 // 5)
 
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable."""

@@ -29,7 +29,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = CollectorRegistry()
         metrics = CommandMetrics(registry)
-        wiring = bootstrap(settings, on_conflict=metrics.conflicts.inc)
+        wiring = bootstrap(
+            settings, on_conflict=metrics.conflicts.inc, on_batch=metrics.batch_sizes.observe
+        )
+        metrics.watch_queue(lambda: wiring.coalescer.waiting)
         registry.register(StoredStateCollector(wiring.outbox, wiring.read_models))
         app.state.settings, app.state.wiring = settings, wiring
         app.state.metrics, app.state.registry = metrics, registry

@@ -16,7 +16,9 @@ from coordinator.api.problems import clip, problem
 from coordinator.domain.user_sync import TaskFenced
 from coordinator.service.handlers import IdempotencyKeyReused
 from coordinator.service.ports import (
+    ClientGone,
     ConflictRetriesExhausted,
+    EventTooLarge,
     QueueFull,
     StoreBusy,
     StoreUnavailable,
@@ -59,6 +61,13 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         headers = {"Retry-After": str(error.retry_after)}
         return problem(request.scope, 429, str(error), kind="queue-full", headers=headers)
 
+    async def too_large(request: Request, error: EventTooLarge) -> Response:
+        return problem(request.scope, 413, str(error), kind="event-too-large")
+
+    async def client_gone(request: Request, error: ClientGone) -> Response:
+        # Nobody reads this answer; 499 (nginx's "client closed request") keeps logs honest.
+        return problem(request.scope, 499, str(error), kind="client-gone")
+
     async def conflict(request: Request, error: ConflictRetriesExhausted) -> Response:
         return problem(request.scope, 409, str(error), kind="conflict")
 
@@ -82,6 +91,8 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         StoreUnavailable: unavailable,
         KeysUnavailable: unavailable,
         QueueFull: queue_full,
+        EventTooLarge: too_large,
+        ClientGone: client_gone,
         ConflictRetriesExhausted: conflict,
         TaskFenced: fenced,
         IdempotencyKeyReused: key_reused,

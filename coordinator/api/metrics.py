@@ -7,14 +7,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.adapters.postgres.read_models import ReadModels
 from coordinator.domain.user_sync import TaskFenced
-from coordinator.service.ports import ConflictRetriesExhausted, StoreUnavailable
+from coordinator.service.ports import (
+    ClientGone,
+    ConflictRetriesExhausted,
+    EventTooLarge,
+    QueueFull,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("coordinator.metrics")
 
@@ -41,6 +47,21 @@ class CommandMetrics:
             "Version conflicts that were retried",
             registry=registry,
         )
+        self.batch_sizes = Histogram(
+            "sync_command_batch_size",
+            "Commands of one user taken into one transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "sync_command_queue_depth",
+            "Commands waiting for their user's turn in this process",
+            registry=registry,
+        )
+
+    def watch_queue(self, depth: Callable[[], float]) -> None:
+        """Read the queue depth at scrape time."""
+        self.queue_depth.set_function(depth)
 
     @contextmanager
     def timed(self, command: str) -> Iterator[Callable[[str], None]]:
@@ -51,6 +72,15 @@ class CommandMetrics:
             yield lambda name: outcome.__setitem__(0, name)
         except TaskFenced:
             outcome[0] = "rejected"
+            raise
+        except QueueFull:
+            outcome[0] = "queue_full"
+            raise
+        except EventTooLarge:
+            outcome[0] = "too_large"
+            raise
+        except ClientGone:
+            outcome[0] = "abandoned"
             raise
         except ConflictRetriesExhausted:
             outcome[0] = "conflict"

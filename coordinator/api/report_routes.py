@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from coordinator.api.deps import CorrelationId, MetricsDep, ReporterId, TaskId, WiringDep
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
@@ -12,23 +12,24 @@ from coordinator.api.schemas import (
     ProgressReport,
     ReportResponse,
 )
+from coordinator.api.submission import submit
 from coordinator.domain.commands import CompleteSync, FailSync, ReportProgress, RequestMeta
-from coordinator.service.handlers import HANDLERS, TaskOutcome
+from coordinator.service.outcomes import TaskOutcome
 
 router = APIRouter(prefix="/sync/tasks/{task_id}", tags=["worker reports"])
 # 409: not the live task, the worker must stop; 429: this user's queue is full.
 ERRORS = problem_responses(*AUTHENTICATED, 403, 409, 429)
 
 
-def _answer(
+async def _answer(
+    request: Request,
     command: ReportProgress | CompleteSync | FailSync,
     name: str,
     wiring: WiringDep,
     metrics: MetricsDep,
 ) -> ReportResponse:
-    with metrics.timed(name) as outcome_is:
-        outcome: TaskOutcome = HANDLERS[type(command)](command, wiring.deps)
-        outcome_is(outcome.status if name != "progress" else "progressed")
+    outcome = await submit(request, wiring, metrics, name, command)
+    assert isinstance(outcome, TaskOutcome)
     return ReportResponse(
         task_id=outcome.task_id,
         status=outcome.status,
@@ -38,7 +39,8 @@ def _answer(
 
 
 @router.post("/progress", response_model=ReportResponse, responses=ERRORS)
-def report_progress(
+async def report_progress(
+    request: Request,
     task_id: TaskId,
     body: ProgressReport,
     user_id: ReporterId,
@@ -49,11 +51,12 @@ def report_progress(
     """Record progress and renew the task's lease."""
     meta = RequestMeta(correlation_id=correlation_id)
     command = ReportProgress(user_id, task_id, body.percent, body.stats, meta)
-    return _answer(command, "progress", wiring, metrics)
+    return await _answer(request, command, "progress", wiring, metrics)
 
 
 @router.post("/complete", response_model=ReportResponse, responses=ERRORS)
-def report_completion(
+async def report_completion(
+    request: Request,
     task_id: TaskId,
     body: CompletionReport,
     user_id: ReporterId,
@@ -63,11 +66,12 @@ def report_completion(
 ) -> ReportResponse:
     """Record that the task finished."""
     command = CompleteSync(user_id, task_id, body.stats, RequestMeta(correlation_id))
-    return _answer(command, "complete", wiring, metrics)
+    return await _answer(request, command, "complete", wiring, metrics)
 
 
 @router.post("/fail", response_model=ReportResponse, responses=ERRORS)
-def report_failure(
+async def report_failure(
+    request: Request,
     task_id: TaskId,
     body: FailureReport,
     user_id: ReporterId,
@@ -77,4 +81,4 @@ def report_failure(
 ) -> ReportResponse:
     """Record that the task gave up."""
     command = FailSync(user_id, task_id, body.error, RequestMeta(correlation_id))
-    return _answer(command, "fail", wiring, metrics)
+    return await _answer(request, command, "fail", wiring, metrics)

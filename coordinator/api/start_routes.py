@@ -1,19 +1,17 @@
-"""POST /sync/smart: request -> StartRequested -> start_sync -> SyncResponse."""
+"""POST /sync/smart: request -> StartRequested -> the user's queue -> SyncResponse."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Header, Query, Request, status
 
 from coordinator.api.deps import CorrelationId, MetricsDep, UserId, WiringDep
-from coordinator.api.metrics import CommandMetrics
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import SyncResponse
-from coordinator.bootstrap import Wiring
+from coordinator.api.submission import submit
 from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.service.handlers import StartOutcome, start_sync
+from coordinator.service.outcomes import StartOutcome
 
 router = APIRouter()
 
@@ -28,6 +26,7 @@ ERRORS = problem_responses(*AUTHENTICATED, 409, 429)
     responses=ERRORS,
 )
 async def smart_sync(
+    request: Request,
     user_id: UserId,
     wiring: WiringDep,
     metrics: MetricsDep,
@@ -46,8 +45,8 @@ async def smart_sync(
         force_full=force_full,
         meta=RequestMeta(correlation_id=correlation_id, idempotency_key=idempotency_key),
     )
-    # One hop to the thread pool for the blocking transaction; the rest stays on the loop.
-    outcome = await run_in_threadpool(_start, command, wiring, metrics)
+    outcome = await submit(request, wiring, metrics, "start", command)
+    assert isinstance(outcome, StartOutcome)
     return SyncResponse(
         message="Sync already running; joined it" if outcome.reused else "Sync started",
         task_id=outcome.task_id,
@@ -57,15 +56,3 @@ async def smart_sync(
         lease_expires_at=outcome.lease_expires_at,
         version=outcome.version,
     )
-
-
-def _start(command: StartRequested, wiring: Wiring, metrics: CommandMetrics) -> StartOutcome:
-    with metrics.timed("start") as outcome_is:
-        outcome = start_sync(command, wiring.deps)
-        if outcome.replayed:
-            outcome_is("replayed")
-        elif outcome.reused:
-            outcome_is("reused")
-        else:
-            outcome_is("expired_and_started" if outcome.expired_task_id else "started")
-    return outcome

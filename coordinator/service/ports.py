@@ -28,12 +28,25 @@ class ConflictRetriesExhausted(Exception):
     """Every retry of a command met a newer version; nothing was written."""
 
 
+class EventTooLarge(Exception):
+    """An event would exceed the size the broker takes; nothing of the command is stored."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(f"the {event_type} event would be {size} bytes; the limit is {limit}")
+        self.size = size
+        self.limit = limit
+
+
 class QueueFull(Exception):
     """Too many of this user's commands wait in this process; the caller may retry later."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ClientGone(Exception):
+    """The caller went away before its command was answered; its answer is dropped."""
 
 
 class LockedStream(Protocol):
@@ -46,7 +59,10 @@ class LockedStream(Protocol):
     now: datetime
 
     def append(self, events: Sequence[Event], meta: RequestMeta) -> list[Envelope]:
-        """Record events after `version`, update the snapshot, queue them for the relay."""
+        """Stage events after `version` and advance `version` and `state`; written on commit.
+
+        Raises EventTooLarge, staging nothing, when an event would not fit the topic.
+        """
         ...
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
@@ -54,7 +70,7 @@ class LockedStream(Protocol):
         ...
 
     def remember_response(self, key: str, fingerprint: str, response: dict[str, Any]) -> None:
-        """Store the response for an idempotency key in this transaction."""
+        """Store the response for an idempotency key in this transaction (recalled at once)."""
         ...
 
 
@@ -62,7 +78,8 @@ class EventStore(Protocol):
     """Transactional access to user streams."""
 
     def lock_stream(self, user_id: str) -> AbstractContextManager[LockedStream]:
-        """Create the stream if absent, lock it, read the database clock; commit on exit."""
+        """Create the stream if absent, lock it, read the database clock; write and commit on
+        exit, raising ConcurrencyConflict if the stream moved meanwhile."""
         ...
 
     def read_stream(self, user_id: str) -> list[Envelope]:

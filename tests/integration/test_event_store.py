@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from coordinator.adapters.postgres.event_store import PostgresEventStore, PostgresLockedStream
 from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.domain.user_sync import decide, fold
-from coordinator.service.handlers import Dependencies, StartOutcome, start_sync
+from coordinator.service.handlers import Dependencies, StartOutcome, handle
 from coordinator.service.ports import ConcurrencyConflict, ConflictRetriesExhausted
 from tests.random_refs import random_user
 
@@ -32,8 +32,8 @@ def click(user: str, force_full: bool = False) -> StartRequested:
 def test_first_start_then_reuse_are_recorded_in_order(engine: Engine) -> None:
     store = PostgresEventStore(engine)
     user = random_user()
-    first = start_sync(click(user), deps(store))
-    second = start_sync(click(user, force_full=True), deps(store))
+    first = handle(click(user), deps(store))
+    second = handle(click(user, force_full=True), deps(store))
     assert (first.reused, second.reused) == (False, True)
     assert second.task_id == first.task_id and second.sync_type == "incremental"
     events = store.read_stream(user)
@@ -45,7 +45,7 @@ def test_snapshot_equals_fold_of_events(engine: Engine) -> None:
     store = PostgresEventStore(engine)
     user = random_user()
     for i in range(6):
-        start_sync(click(user, force_full=i % 2 == 0), deps(store, lease=0.05 if i % 3 else 1800))
+        handle(click(user, force_full=i % 2 == 0), deps(store, lease=0.05 if i % 3 else 1800))
     version, snapshot = store.snapshot(user)
     events = store.read_stream(user)
     assert version == len(events) == events[-1].version
@@ -56,7 +56,7 @@ def test_concurrent_first_starts_of_a_new_user_make_one_task(engine: Engine) -> 
     store = PostgresEventStore(engine)
     user = random_user("brand-new")
     with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda _: start_sync(click(user), deps(store)), range(48)))
+        outcomes = list(pool.map(lambda _: handle(click(user), deps(store)), range(48)))
     assert len({o.task_id for o in outcomes}) == 1
     types = [e.event_type for e in store.read_stream(user)]
     assert types.count("SyncStarted") == 1 and types.count("SyncReused") == 47
@@ -82,7 +82,7 @@ class StaleStore(PostgresEventStore):
 
 def test_stale_expected_version_is_a_conflict(engine: Engine) -> None:
     user = random_user()
-    start_sync(click(user), deps(PostgresEventStore(engine)))
+    handle(click(user), deps(PostgresEventStore(engine)))
     stale = StaleStore(engine, stale_times=1)
     with pytest.raises(ConcurrencyConflict), stale.lock_stream(user) as stream:
         stream.append(decide(stream.state, click(user), stream.now, LEASE), RequestMeta("t"))
@@ -91,25 +91,25 @@ def test_stale_expected_version_is_a_conflict(engine: Engine) -> None:
 
 def test_conflict_is_retried_then_succeeds(engine: Engine) -> None:
     user = random_user()
-    start_sync(click(user), deps(PostgresEventStore(engine)))
+    handle(click(user), deps(PostgresEventStore(engine)))
     store = StaleStore(engine, stale_times=2)
-    outcome = start_sync(click(user), deps(store, retries=3))
+    outcome = handle(click(user), deps(store, retries=3))
     assert store.attempts == 3 and outcome.reused and outcome.version == 2
 
 
 def test_conflict_retries_are_bounded_and_loud(engine: Engine) -> None:
     user = random_user()
-    start_sync(click(user), deps(PostgresEventStore(engine)))
+    handle(click(user), deps(PostgresEventStore(engine)))
     store = StaleStore(engine, stale_times=100)
     with pytest.raises(ConflictRetriesExhausted):
-        start_sync(click(user), deps(store, retries=2))
+        handle(click(user), deps(store, retries=2))
     assert store.attempts == 3
     assert len(PostgresEventStore(engine).read_stream(user)) == 1
 
 
 def test_duplicate_stream_version_is_refused_by_the_database(engine: Engine) -> None:
     user = random_user()
-    start_sync(click(user), deps(PostgresEventStore(engine)))
+    handle(click(user), deps(PostgresEventStore(engine)))
     with pytest.raises(DBAPIError, match="events_stream_version_key"), engine.begin() as conn:
         conn.execute(
             text(
@@ -132,7 +132,7 @@ def test_duplicate_stream_version_is_refused_by_the_database(engine: Engine) -> 
 )
 def test_events_are_immutable(engine: Engine, statement: str) -> None:
     user = random_user()
-    start_sync(click(user), deps(PostgresEventStore(engine)))
+    handle(click(user), deps(PostgresEventStore(engine)))
     with pytest.raises(DBAPIError, match="events are immutable"), engine.begin() as conn:
         conn.execute(text(statement), {"s": f"UserSync-{user}"})
     assert len(PostgresEventStore(engine).read_stream(user)) == 1
@@ -152,20 +152,19 @@ def test_command_does_not_read_the_history(engine: Engine) -> None:
     store = PostgresEventStore(engine)
     user = random_user()
     for _ in range(30):
-        start_sync(click(user), deps(store))
+        handle(click(user), deps(store))
     with store.lock_stream(user) as stream:
-        scans = stream._conn.execute(
-            text(
-                "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) "
-                "FROM pg_stat_xact_user_tables WHERE relname = 'events'"
-            )
-        ).scalar()
+        row = stream._cursor.execute(
+            "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) "
+            "FROM pg_stat_xact_user_tables WHERE relname = 'events'"
+        ).fetchone()
+        scans = row[0] if row else None
         assert stream.version == 30
     assert not scans
 
 
 def test_outcome_round_trips_for_idempotency(engine: Engine) -> None:
     user = random_user()
-    outcome = start_sync(click(user), deps(PostgresEventStore(engine)))
+    outcome = handle(click(user), deps(PostgresEventStore(engine)))
     again = StartOutcome.from_json(outcome.to_json(), replayed=True)
     assert again.task_id == outcome.task_id and again.started_at == outcome.started_at

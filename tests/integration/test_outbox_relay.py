@@ -15,7 +15,7 @@ from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
 from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
-from coordinator.service.handlers import Dependencies, start_sync
+from coordinator.service.handlers import Dependencies, handle
 from tests.kafka_topic import by_user, read_topic
 from tests.random_refs import random_name, random_user
 
@@ -31,7 +31,7 @@ def click_many(engine: Engine, users: list[str], clicks: int, lease: float = 180
     deps = Dependencies(PostgresEventStore(engine), timedelta(seconds=lease), 3)
     for _ in range(clicks):
         for user in users:
-            start_sync(StartRequested(user, False, RequestMeta("test")), deps)
+            handle(StartRequested(user, False, RequestMeta("test")), deps)
 
 
 class RunningRelay:

@@ -39,11 +39,7 @@ from coordinator.domain.user_sync import TaskFenced
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.service.handlers import (
     Dependencies,
-    complete_sync,
-    expire_stale_sync,
-    fail_sync,
-    report_progress,
-    start_sync,
+    handle,
 )
 from projections.projector import Projector, ProjectorConfig, apply_batch
 from projections.status_view import StatusRow, apply_status
@@ -78,16 +74,16 @@ def random_workload(engine: Engine, users: list[str], commands: int, seed: int) 
         try:
             if roll < 0.35:
                 deps = lapsing if rng.random() < 0.2 else lease
-                start_sync(StartRequested(user, rng.random() < 0.3, meta), deps)
+                handle(StartRequested(user, rng.random() < 0.3, meta), deps)
             elif roll < 0.6:
                 percent = round(rng.uniform(0, 99), 2)
-                report_progress(ReportProgress(user, task, percent, stats, meta), lease)
+                handle(ReportProgress(user, task, percent, stats, meta), lease)
             elif roll < 0.7:
-                complete_sync(CompleteSync(user, task, stats, meta), lease)
+                handle(CompleteSync(user, task, stats, meta), lease)
             elif roll < 0.8:
-                fail_sync(FailSync(user, task, f"error {rng.randrange(9)}", meta), lease)
+                handle(FailSync(user, task, f"error {rng.randrange(9)}", meta), lease)
             else:
-                expire_stale_sync(ExpireStaleSync(user, meta), lease)
+                handle(ExpireStaleSync(user, meta), lease)
         except TaskFenced:
             pass  # a report for a task that is no longer live: the domain refuses it
 
@@ -105,13 +101,13 @@ def every_outcome(engine: Engine, users: list[str]) -> None:
         return store.snapshot(user)[1].task_id or "none"
 
     for user in (done, failed, reused):
-        start_sync(StartRequested(user, False, meta()), lease)
-    report_progress(ReportProgress(done, task(done), 50.0, {"messages": 5}, meta()), lease)
-    complete_sync(CompleteSync(done, task(done), {"messages": 10}, meta()), lease)
-    fail_sync(FailSync(failed, task(failed), "auth revoked", meta()), lease)
-    start_sync(StartRequested(reused, True, meta()), lease)
-    start_sync(StartRequested(lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
-    start_sync(StartRequested(lapsed, False, meta()), lease)
+        handle(StartRequested(user, False, meta()), lease)
+    handle(ReportProgress(done, task(done), 50.0, {"messages": 5}, meta()), lease)
+    handle(CompleteSync(done, task(done), {"messages": 10}, meta()), lease)
+    handle(FailSync(failed, task(failed), "auth revoked", meta()), lease)
+    handle(StartRequested(reused, True, meta()), lease)
+    handle(StartRequested(lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
+    handle(StartRequested(lapsed, False, meta()), lease)
 
 
 def fold_views(envelopes: Iterable[Envelope]) -> Views:

@@ -13,7 +13,7 @@ from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.domain.commands import CompleteSync, ReportProgress, RequestMeta, StartRequested
 from coordinator.domain.user_sync import TaskFenced
 from coordinator.reaper import reap_once
-from coordinator.service.handlers import Dependencies, complete_sync, report_progress, start_sync
+from coordinator.service.handlers import Dependencies, handle
 from tests.random_refs import random_user
 
 META = RequestMeta("test")
@@ -25,13 +25,13 @@ def test_reaper_expires_lapsed_tasks_only(database_url: str) -> None:
     short = Dependencies(store, timedelta(seconds=1), 3)
     lapsed, renewed, finished = random_user(), random_user(), random_user()
     tasks = {
-        u: start_sync(StartRequested(u, False, META), short).task_id
+        u: handle(StartRequested(u, False, META), short).task_id
         for u in (lapsed, renewed, finished)
     }
-    complete_sync(CompleteSync(finished, tasks[finished], {}, META), short)
+    handle(CompleteSync(finished, tasks[finished], {}, META), short)
     time.sleep(0.6)
     long = Dependencies(store, timedelta(minutes=30), 3)
-    report_progress(ReportProgress(renewed, tasks[renewed], 10, {}, META), long)
+    handle(ReportProgress(renewed, tasks[renewed], 10, {}, META), long)
     time.sleep(0.6)
     assert reap_once(store, short) == 1
     assert reap_once(store, short) == 0  # nothing left to do: idempotent
@@ -42,5 +42,5 @@ def test_reaper_expires_lapsed_tasks_only(database_url: str) -> None:
     expired = store.read_stream(lapsed)[-1].data
     assert expired.detected_by == "reaper"  # type: ignore[union-attr]
     with pytest.raises(TaskFenced):
-        report_progress(ReportProgress(lapsed, tasks[lapsed], 50, {}, META), long)
+        handle(ReportProgress(lapsed, tasks[lapsed], 50, {}, META), long)
     engine.dispose()

@@ -22,14 +22,7 @@ from coordinator.domain.commands import (
 )
 from coordinator.domain.events import Envelope
 from coordinator.replay.cli import run_replay
-from coordinator.service.handlers import (
-    Dependencies,
-    complete_sync,
-    expire_stale_sync,
-    fail_sync,
-    report_progress,
-    start_sync,
-)
+from coordinator.service.handlers import Dependencies, handle
 from coordinator.settings import Settings
 from tests.integration.test_replay_verify import replay
 from tests.random_refs import random_user
@@ -56,15 +49,15 @@ def script(engine: Engine, user: str) -> list[Envelope]:
         return store.snapshot(user)[1].task_id or "none"
 
     for _ in range(4):
-        start_sync(StartRequested(user, False, meta()), lease)  # v1 started, v2-4 reused
-    report_progress(ReportProgress(user, task(), 40.0, {"messages": 4}, meta()), lease)  # v5
-    start_sync(StartRequested(user, True, meta()), lease)  # v6 reused
-    fail_sync(FailSync(user, task(), "auth revoked", meta()), lease)  # v7
-    start_sync(StartRequested(user, False, meta()), lapsed)  # v8 started
-    expire_stale_sync(ExpireStaleSync(user, RequestMeta("reaper")), lease)  # v9 by the reaper
-    start_sync(StartRequested(user, False, meta()), lapsed)  # v10 started
-    start_sync(StartRequested(user, False, meta()), lease)  # v11 expired, v12 started
-    complete_sync(CompleteSync(user, task(), {"messages": 9}, meta()), lease)  # v13
+        handle(StartRequested(user, False, meta()), lease)  # v1 started, v2-4 reused
+    handle(ReportProgress(user, task(), 40.0, {"messages": 4}, meta()), lease)  # v5
+    handle(StartRequested(user, True, meta()), lease)  # v6 reused
+    handle(FailSync(user, task(), "auth revoked", meta()), lease)  # v7
+    handle(StartRequested(user, False, meta()), lapsed)  # v8 started
+    handle(ExpireStaleSync(user, RequestMeta("reaper")), lease)  # v9 by the reaper
+    handle(StartRequested(user, False, meta()), lapsed)  # v10 started
+    handle(StartRequested(user, False, meta()), lease)  # v11 expired, v12 started
+    handle(CompleteSync(user, task(), {"messages": 9}, meta()), lease)  # v13
     events = store.read_stream(user)
     assert len(events) == 13
     return events

@@ -17,7 +17,7 @@ from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.service.handlers import Dependencies, start_sync
+from coordinator.service.handlers import Dependencies, handle
 from tests.integration.test_outbox_relay import RunningRelay, config, wait_for_empty_outbox
 from tests.integration.test_replay_verify import scripted, verify
 from tests.random_refs import random_name, random_user
@@ -40,7 +40,7 @@ def relay_all(engine: Engine, url: str, bootstrap: str, topic: str) -> None:
 
 def click(engine: Engine, user: str) -> None:
     deps = Dependencies(PostgresEventStore(engine), timedelta(minutes=30), 3)
-    start_sync(StartRequested(user, False, RequestMeta(random_name("req"))), deps)
+    handle(StartRequested(user, False, RequestMeta(random_name("req"))), deps)
 
 
 def outbox_payload(url: str, user: str, version: int) -> dict[str, Any]:

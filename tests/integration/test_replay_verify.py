@@ -32,10 +32,7 @@ from coordinator.domain.user_sync import fold
 from coordinator.replay.cli import run_replay
 from coordinator.service.handlers import (
     Dependencies,
-    complete_sync,
-    fail_sync,
-    report_progress,
-    start_sync,
+    handle,
 )
 from coordinator.settings import Settings
 from tests.e2e.processes import process_env
@@ -94,14 +91,14 @@ def scripted(engine: Engine) -> Users:
         return store.snapshot(user)[1].task_id or "none"
 
     for user in (users.done, users.reused, users.failed):
-        start_sync(StartRequested(user, False, meta()), lease)
-    report_progress(ReportProgress(users.done, task(users.done), 50.0, {"m": 5}, meta()), lease)
-    complete_sync(CompleteSync(users.done, task(users.done), {"m": 10}, meta()), lease)
-    start_sync(StartRequested(users.reused, True, meta()), lease)
-    start_sync(StartRequested(users.reused, False, meta()), lease)
-    fail_sync(FailSync(users.failed, task(users.failed), "auth revoked", meta()), lease)
-    start_sync(StartRequested(users.lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
-    start_sync(StartRequested(users.lapsed, False, meta()), lease)
+        handle(StartRequested(user, False, meta()), lease)
+    handle(ReportProgress(users.done, task(users.done), 50.0, {"m": 5}, meta()), lease)
+    handle(CompleteSync(users.done, task(users.done), {"m": 10}, meta()), lease)
+    handle(StartRequested(users.reused, True, meta()), lease)
+    handle(StartRequested(users.reused, False, meta()), lease)
+    handle(FailSync(users.failed, task(users.failed), "auth revoked", meta()), lease)
+    handle(StartRequested(users.lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
+    handle(StartRequested(users.lapsed, False, meta()), lease)
     return users
 
 

@@ -29,13 +29,7 @@ from coordinator.domain.commands import (
     StartRequested,
 )
 from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
-from coordinator.service.handlers import (
-    Dependencies,
-    complete_sync,
-    fail_sync,
-    report_progress,
-    start_sync,
-)
+from coordinator.service.handlers import Dependencies, handle
 from tests.e2e.processes import process_env, spawn, stop
 from tests.random_refs import random_name, random_user
 
@@ -169,13 +163,13 @@ class Users:
         self.meta = RequestMeta("webhook-test")
 
     def start(self, user: str) -> str:
-        return start_sync(StartRequested(user, False, self.meta), self.deps).task_id
+        return handle(StartRequested(user, False, self.meta), self.deps).task_id
 
     def complete(self, user: str) -> None:
-        complete_sync(CompleteSync(user, self.start(user), {"messages": 42}, self.meta), self.deps)
+        handle(CompleteSync(user, self.start(user), {"messages": 42}, self.meta), self.deps)
 
     def fail(self, user: str) -> None:
-        fail_sync(FailSync(user, self.start(user), "IMAP login refused", self.meta), self.deps)
+        handle(FailSync(user, self.start(user), "IMAP login refused", self.meta), self.deps)
 
     def terminal_event(self, user: str) -> str:
         (event,) = [e for e in self.store.read_stream(user) if e.event_type in TERMINAL]
@@ -200,7 +194,7 @@ def test_terminal_events_are_acknowledged_once_even_after_a_replay(
     users.fail(failed)
     task = users.start(running)
     users.start(running)  # SyncReused
-    report_progress(ReportProgress(running, task, 50.0, {}, users.meta), users.deps)
+    handle(ReportProgress(running, task, 50.0, {}, users.meta), users.deps)
     expected = {users.terminal_event(done), users.terminal_event(failed)}
     topic = random_name("events")
     with relay(own_engine, database_url, kafka_bootstrap, topic), receiver(rejected) as hooks:

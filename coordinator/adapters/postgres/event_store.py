@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
 from coordinator.domain.events import Envelope, Event, envelope_from_stored, stamp
 from coordinator.domain.hash_chain import chain_envelope
 from coordinator.domain.user_sync import UserSyncState, fold
-from coordinator.service.ports import ConcurrencyConflict
+from coordinator.service.ports import ConcurrencyConflict, EventTooLarge
 
 OUTBOX_CHANNEL = "sync_outbox"
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(value)s, true)"
@@ -43,7 +43,7 @@ INSERT_EVENT = (
 UPDATE_STREAM = (
     "UPDATE streams SET version = %(version)s, state = CAST(%(state)s AS jsonb), "
     "updated_at = %(now)s, live_until = %(live_until)s, last_hash = %(last_hash)s "
-    "WHERE stream_id = %(stream_id)s AND version = %(expected)s"
+    "WHERE stream_id = %(stream_id)s AND version = %(expected)s RETURNING version"
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, user_id, payload) VALUES "
@@ -70,13 +70,21 @@ def stream_id_for(user_id: str) -> str:
 
 
 class PostgresLockedStream:
-    """A stream row locked FOR UPDATE inside an open transaction."""
+    """A stream row locked FOR UPDATE inside an open transaction.
+
+    `append` only stages: every command of a coalesced batch appends in turn, and `flush`
+    writes all their events, outbox rows and idempotency keys in one pipelined round trip.
+    """
 
     def __init__(
-        self, conn: Connection, cursor: psycopg.Cursor[Any], user_id: str, lock_timeout: str
+        self,
+        cursor: psycopg.Cursor[Any],
+        user_id: str,
+        lock_timeout: str,
+        max_event_bytes: int,
     ) -> None:
-        self._conn = conn
         self._cursor = cursor
+        self._max_event_bytes = max_event_bytes
         self.user_id = user_id
         self.stream_id = stream_id_for(user_id)
         with cursor.connection.pipeline():
@@ -87,7 +95,11 @@ class PostgresLockedStream:
         assert row is not None, "the stream row was just created"
         version, state, self._last_hash, self.now = row
         self.version: int = version
+        self._locked_version: int = version
         self.state = UserSyncState.from_json(state) if state else UserSyncState()
+        self._events: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+        self._keys: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def append(self, events: Sequence[Event], meta: RequestMeta) -> list[Envelope]:
         envelopes = stamp(
@@ -99,61 +111,75 @@ class PostgresLockedStream:
             correlation_id=meta.correlation_id,
             causation_id=meta.command_id,
         )
-        new_state = fold(events, self.state)
+        payloads = [json.dumps(envelope.to_json()) for envelope in envelopes]
+        for envelope, payload in zip(envelopes, payloads, strict=True):
+            # Checked here, before anything is staged: the broker would refuse it for good.
+            size = len(payload.encode())
+            if size > self._max_event_bytes:
+                raise EventTooLarge(envelope.event_type, size, self._max_event_bytes)
         rows = _event_rows(envelopes, self._last_hash)
-        driver = self._cursor.connection
-        # One round trip for all writes: every wake-up under the row lock may wait for the
-        # GIL, and that wait is paid by every queued click of the same user.
-        with driver.pipeline(), driver.cursor() as update:
-            update.execute(
-                UPDATE_STREAM,
-                {
-                    "stream_id": self.stream_id,
-                    "version": envelopes[-1].version,
-                    "state": json.dumps(new_state.to_json()),
-                    "now": self.now,
-                    "live_until": (
-                        new_state.lease_expires_at if new_state.status == "running" else None
-                    ),
-                    "last_hash": rows[-1]["hash"],
-                    "expected": self.version,
-                },
-            )
-            for row in rows:
-                self._cursor.execute(INSERT_EVENT, row)
-            for envelope in envelopes:
-                payload = json.dumps(envelope.to_json())
-                self._cursor.execute(
-                    INSERT_OUTBOX,
-                    {
-                        "event_id": envelope.event_id,
-                        "user_id": envelope.user_id,
-                        "payload": payload,
-                    },
-                )
-            self._cursor.execute(NOTIFY)
-        # A stale expected version also collides on (stream_id, version) above; either way
-        # it is a conflict and the transaction rolls back.
-        if update.rowcount != 1:
-            raise ConcurrencyConflict(f"{self.stream_id} is no longer at version {self.version}")
-        self.version, self.state = envelopes[-1].version, new_state
+        self._events += rows
+        self._outbox += [
+            {"event_id": e.event_id, "user_id": e.user_id, "payload": payload}
+            for e, payload in zip(envelopes, payloads, strict=True)
+        ]
+        self.version, self.state = envelopes[-1].version, fold(events, self.state)
         self._last_hash = rows[-1]["hash"]
         return envelopes
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        if key in self._keys:
+            return self._keys[key]
         row = self._cursor.execute(RECALL, {"user_id": self.user_id, "key": key}).fetchone()
         return None if row is None else (row[0], row[1])
 
     def remember_response(self, key: str, fingerprint: str, response: dict[str, Any]) -> None:
-        self._cursor.execute(
-            REMEMBER,
+        self._keys[key] = (fingerprint, response)
+
+    def flush(self) -> None:
+        """Write everything staged in one round trip; a stale version is a conflict."""
+        if not self._events and not self._keys:
+            return
+        cursor = self._cursor
+        # One round trip for all writes: every wake-up under the row lock may wait for the
+        # GIL, and that wait is paid by every queued click of the same user.
+        with cursor.connection.pipeline():
+            if self._keys:
+                cursor.executemany(REMEMBER, self._key_rows())
+            if self._events:
+                cursor.executemany(INSERT_EVENT, self._events)
+                cursor.executemany(INSERT_OUTBOX, self._outbox)
+                cursor.execute(NOTIFY)
+                # Last, so that its row is what the cursor holds once the pipeline syncs.
+                cursor.execute(UPDATE_STREAM, self._stream_row())
+        # A stale expected version also collides on (stream_id, version) above; either way
+        # it is a conflict and the transaction rolls back.
+        if self._events and cursor.fetchone() is None:
+            raise ConcurrencyConflict(
+                f"{self.stream_id} is no longer at version {self._locked_version}"
+            )
+
+    def _key_rows(self) -> list[dict[str, Any]]:
+        return [
             {
                 "user_id": self.user_id,
                 "key": key,
                 "fingerprint": fingerprint,
                 "response": json.dumps(response),
-            },
-        )
+            }
+            for key, (fingerprint, response) in self._keys.items()
+        ]
+
+    def _stream_row(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "state": json.dumps(self.state.to_json()),
+            "now": self.now,
+            "live_until": self.state.lease_expires_at if self.state.status == "running" else None,
+            "last_hash": self._last_hash,
+            "expected": self._locked_version,
+        }
 
 
 def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any]]:
@@ -183,9 +209,12 @@ def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any
 class PostgresEventStore:
     """Event store over an SQLAlchemy engine; see the module docstring."""
 
-    def __init__(self, engine: Engine, lock_timeout_ms: int = 3000) -> None:
+    def __init__(
+        self, engine: Engine, lock_timeout_ms: int = 3000, max_event_bytes: int = 262_144
+    ) -> None:
         self._engine = engine
         self._lock_timeout = f"{int(lock_timeout_ms)}ms"
+        self._max_event_bytes = max_event_bytes
 
     @contextmanager
     def lock_stream(self, user_id: str) -> Iterator[PostgresLockedStream]:
@@ -193,7 +222,11 @@ class PostgresEventStore:
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
             with driver.cursor() as cursor:
-                yield PostgresLockedStream(conn, cursor, user_id, self._lock_timeout)
+                stream = PostgresLockedStream(
+                    cursor, user_id, self._lock_timeout, self._max_event_bytes
+                )
+                yield stream
+                stream.flush()
 
     def read_stream(self, user_id: str) -> list[Envelope]:
         stream_id = stream_id_for(user_id)

@@ -1,0 +1,142 @@
+"""Per-user single flight with group commit, in front of the handlers.
+
+In one process at most one transaction per user is in flight. A user's commands that arrive
+meanwhile wait in memory, holding no thread and no connection, and the next transaction takes
+them all (see `handle_batch`). Transactions in flight are bounded process-wide, so a storm of
+one user, or of many, leaves pooled connections for everyone else; a slot is handed out in
+the order asked, and each user asks for one at a time, so a busy user cannot jump the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from coordinator.domain.commands import Command
+from coordinator.service.handlers import Dependencies, handle_batch
+from coordinator.service.outcomes import Outcome
+from coordinator.service.ports import QueueFull
+
+
+@dataclass(frozen=True)
+class CoalescerLimits:
+    """How many commands may wait and how many transactions may run."""
+
+    waiting_per_user: int = 1000
+    transactions_in_flight: int = 16
+    batch_size: int = 256
+    retry_after_seconds: int = 1
+
+
+@dataclass
+class _Waiting:
+    command: Command
+    answer: asyncio.Future[Outcome]
+    taken: bool = False
+
+
+@dataclass
+class _UserLine:
+    waiting: deque[_Waiting] = field(default_factory=deque)
+    drain: asyncio.Task[None] | None = None
+
+
+BatchRunner = Callable[[Sequence[Command], Dependencies], list[Outcome | Exception]]
+
+
+class CommandCoalescer:
+    """`await submit(command)` answers like `handle(command)`, one transaction per batch."""
+
+    def __init__(
+        self,
+        deps: Dependencies,
+        limits: CoalescerLimits,
+        on_batch: Callable[[int], None] = lambda size: None,
+        run_batch: BatchRunner = handle_batch,
+    ) -> None:
+        self._deps = deps
+        self._limits = limits
+        self._on_batch = on_batch
+        self._run_batch = run_batch
+        self._lines: dict[str, _UserLine] = {}
+        self._slots = asyncio.Semaphore(limits.transactions_in_flight)
+        self._threads = ThreadPoolExecutor(
+            limits.transactions_in_flight, thread_name_prefix="command"
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Commands queued in this process, not yet taken into a transaction."""
+        return sum(len(line.waiting) for line in self._lines.values())
+
+    async def submit(self, command: Command) -> Outcome:
+        """The command's outcome; its rejection, or its batch's store error, is raised."""
+        line = self._lines.get(command.user_id)
+        if line is None:
+            line = self._lines[command.user_id] = _UserLine()
+        if len(line.waiting) >= self._limits.waiting_per_user:
+            raise QueueFull(
+                f"{len(line.waiting)} commands of this user already wait in this process; "
+                "retry shortly",
+                self._limits.retry_after_seconds,
+            )
+        waiting = _Waiting(command, asyncio.get_running_loop().create_future())
+        line.waiting.append(waiting)
+        if line.drain is None:
+            line.drain = asyncio.create_task(self._drain(command.user_id, line))
+        try:
+            return await waiting.answer
+        except asyncio.CancelledError:
+            # The caller is gone: a command not yet taken leaves no trace in any batch.
+            if not waiting.taken:
+                line.waiting.remove(waiting)
+            raise
+
+    async def _drain(self, user_id: str, line: _UserLine) -> None:
+        """Run this user's batches one after another until nobody waits."""
+        loop = asyncio.get_running_loop()
+        try:
+            while line.waiting:
+                async with self._slots:
+                    batch = self._take(line)
+                    if not batch:
+                        continue
+                    self._on_batch(len(batch))
+                    commands = [w.command for w in batch]
+                    try:
+                        answers = await loop.run_in_executor(
+                            self._threads, self._run_batch, commands, self._deps
+                        )
+                    except Exception as error:
+                        answers = [error] * len(batch)
+                for waiting, answer in zip(batch, answers, strict=True):
+                    _settle(waiting.answer, answer)
+        finally:
+            line.drain = None
+            while line.waiting:  # only when cancelled at shutdown: nobody is left hanging
+                line.waiting.popleft().answer.cancel()
+            del self._lines[user_id]
+
+    def _take(self, line: _UserLine) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        while line.waiting and len(batch) < self._limits.batch_size:
+            waiting = line.waiting.popleft()
+            waiting.taken = True
+            batch.append(waiting)
+        return batch
+
+    def close(self) -> None:
+        """Stop the transaction threads once running batches end."""
+        self._threads.shutdown(wait=True)
+
+
+def _settle(answer: asyncio.Future[Outcome], result: Outcome | Exception) -> None:
+    if answer.done():  # its caller went away while the transaction ran
+        return
+    if isinstance(result, Exception):
+        answer.set_exception(result)
+    else:
+        answer.set_result(result)
