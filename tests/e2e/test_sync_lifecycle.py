@@ -12,6 +12,7 @@ from tests.e2e.stack import Stack, running_stack
 from tests.random_refs import random_user
 
 EVERYTHING = ("relay", "project", "work", "reap")
+ENDED = ("completed", "failed", "expired")
 
 
 def click(stack: Stack, user: str) -> dict[str, Any]:
@@ -44,11 +45,22 @@ def watch_until(stack: Stack, user: str, done: Any, timeout: float = 60) -> list
     raise AssertionError(f"not done in {timeout}s; last status {seen[-1] if seen else None}")
 
 
-def warm_up(stack: Stack) -> None:
-    """Consumer groups join slowly on Tansu: wait until a task is seen running somewhere."""
-    user = random_user("warm-up")
-    click(stack, user)
-    watch_until(stack, user, lambda s: s["progress_percentage"] > 0 or s["status"] != "running")
+def warm_up(stack: Stack, timeout: float = 90) -> None:
+    """Consumer groups join slowly on Tansu: wait until a worker reports progress on a task.
+
+    A warm-up task can expire before the worker has joined (short test leases on a busy
+    machine), so a new one is started until one of them shows progress.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        user = random_user("warm-up")
+        click(stack, user)
+        last = watch_until(
+            stack, user, lambda s: s["progress_percentage"] > 0 or s["status"] in ENDED
+        )[-1]
+        if last["progress_percentage"] > 0:
+            return
+    raise AssertionError(f"no worker reported progress within {timeout}s")
 
 
 def test_click_runs_to_completion_with_progress_on_the_way(
