@@ -1,8 +1,12 @@
 """Open-loop clicks for bench/end_to_end.py: POST /sync/smart at a fixed rate, skewed users.
 
-Open loop: the n-th click is sent at start + n / rate whether or not earlier ones answered,
+Open loop: the n-th click is due at start + n / rate whether or not earlier ones answered,
 like independent people pressing Sync, so a slow system meets a growing queue instead of a
-politely slowing client (a closed loop would hide its latency).
+politely slowing client (a closed loop would hide its latency). Every time is counted from
+when the click was due (the person pressed Sync), so a wait for a connection, a late send
+or a queue in the API is charged to the click. What the clicks saw is kept per click
+(due, sent, answered) so that the window's achieved rate and backlog can be told apart
+from the latencies (e2e_capacity.py judges them).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from coordinator.api.auth import issue_token
 
 TIMEOUT_SECONDS = 10.0
 CONNECTIONS = 128  # at most this many requests in flight; more wait for one
-# (user, version, monotonic time of the POST's response) -> the view watcher's part
-Observe = Callable[[str, int, float], Awaitable[None]]
+# (user, version, monotonic time the click was due, of the POST's answer) -> the view watcher
+Observe = Callable[[str, int, float, float], Awaitable[None]]
 
 
 @dataclass
@@ -35,12 +39,21 @@ class ClickStats:
     started: int = 0
     reused: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    post_ms: list[float] = field(default_factory=list)
-    send_lag_ms: list[float] = field(default_factory=list)
+    post_ms: list[float] = field(default_factory=list)  # due -> answer, accepted clicks
+    send_lag_ms: list[float] = field(default_factory=list)  # due -> handed to the client
+    accepted_at: list[float] = field(default_factory=list)  # monotonic, each 202
+    finished_at: list[float] = field(default_factory=list)  # monotonic, every outcome
+    abandoned: int = 0  # still unanswered when the load generator gave up on them
+    start: float = 0.0  # monotonic time the first click was due
+    window_seconds: float = 0.0  # len(plan) / rate: the last click is due at its end
     send_seconds: float = 0.0  # first to last send
     wall_seconds: float = 0.0  # first send to last answer
     last_answer: float = 0.0
     connections: int = 0  # keep-alive connections the load generator opened
+
+    @property
+    def window_end(self) -> float:
+        return self.start + self.window_seconds
 
 
 def skewed_plan(users: list[str], count: int, skew: float, seed: int) -> list[str]:
@@ -110,18 +123,21 @@ async def click(
             response = await client.post("/sync/smart?force_full=false", headers=headers)
     except httpx.HTTPError as error:
         stats.errors[type(error).__name__] += 1
+        stats.finished_at.append(time.monotonic())
         return
     answered = stats.last_answer = time.monotonic()
+    stats.finished_at.append(answered)
     if response.status_code != 202:
         stats.errors[f"HTTP {response.status_code}"] += 1
         return
     body = response.json()
     stats.accepted += 1
+    stats.accepted_at.append(answered)
     stats.post_ms.append((answered - due) * 1000)
     stats.reused += bool(body["reused"])
     stats.started += not body["reused"]
     if observe is not None:
-        await observe(user, int(body["version"]), answered)
+        await observe(user, int(body["version"]), due, answered)
 
 
 async def drive(
@@ -130,23 +146,36 @@ async def drive(
     headers: dict[str, dict[str, str]],
     rate: float,
     observe: Callable[[Connections], Observe] | None,
+    give_up: float = 30.0,
 ) -> ClickStats:
-    """Send the plan open-loop at `rate` per second; wait for every answer (and watcher)."""
-    stats = ClickStats()
+    """Send the plan open-loop at `rate` per second; wait for every answer (and watcher).
+
+    Clicks still unanswered `give_up` seconds after the last was due are abandoned (counted,
+    not waited for), so an overloaded system cannot stretch the run without bound.
+    """
+    stats = ClickStats(window_seconds=len(plan) / rate)
     connections = Connections(api_url, CONNECTIONS)
+    pending: set[asyncio.Task[None]] = set()
     try:
         await connections.open()
         watch = observe(connections) if observe else None
-        start = time.monotonic()
-        async with asyncio.TaskGroup() as tasks:
-            for number, user in enumerate(plan):
-                due = start + number / rate
-                if (delay := due - time.monotonic()) > 0:
-                    await asyncio.sleep(delay)
-                stats.send_lag_ms.append((time.monotonic() - due) * 1000)
-                stats.sent += 1
-                tasks.create_task(click(connections, headers[user], user, due, stats, watch))
-            stats.send_seconds = time.monotonic() - start
+        start = stats.start = time.monotonic()
+        for number, user in enumerate(plan):
+            due = start + number / rate
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            stats.send_lag_ms.append((time.monotonic() - due) * 1000)
+            stats.sent += 1
+            pending.add(
+                asyncio.create_task(click(connections, headers[user], user, due, stats, watch))
+            )
+        stats.send_seconds = time.monotonic() - start
+        left = max(0.0, stats.window_end + give_up - time.monotonic())
+        _, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())
+        stats.abandoned = len(late)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     finally:
         stats.connections = connections.size
         await connections.aclose()
@@ -168,7 +197,7 @@ class ApiWatcher:
         self._random = random.Random(seed)
 
     def bind(self, connections: Connections) -> Observe:
-        async def observe(user: str, version: int, answered: float) -> None:
+        async def observe(user: str, version: int, clicked: float, answered: float) -> None:
             if self._random.random() >= self._sample:
                 return
             try:
@@ -181,19 +210,22 @@ class ApiWatcher:
                 return
             seen = time.monotonic()
             if response.status_code == 200 and response.json()["caught_up"]:
-                self.result.latencies_ms.append((seen - answered) * 1000)
+                self.result.latencies_ms.append((seen - clicked) * 1000)
+                self.result.answer_ms.append((seen - answered) * 1000)
             else:
                 self.result.unseen += 1
 
         return observe
 
 
-def sql_observer(submit: Callable[[str, int, float], None], sample: float, seed: int) -> Observe:
+def sql_observer(
+    submit: Callable[[str, int, float, float], None], sample: float, seed: int
+) -> Observe:
     """Hand a sample of commands to the SQL probe process (a queue put, no waiting)."""
     rng = random.Random(seed)
 
-    async def observe(user: str, version: int, answered: float) -> None:
+    async def observe(user: str, version: int, clicked: float, answered: float) -> None:
         if rng.random() < sample:
-            submit(user, version, answered)
+            submit(user, version, clicked, answered)
 
     return observe

@@ -1,7 +1,9 @@
 """Part A of bench/end_to_end.py: click-to-view latency under an open-loop load.
 
 Baseline in the same run: the same pipeline and probe at a trickle (--baseline-rate), which
-is what the path costs when nothing queues; then the load (--rate for --seconds).
+is what the path costs when nothing queues; then the load (--rate for --seconds). Each
+phase also records whether the load was sustained (e2e_capacity.py); e2e_report.py prints
+and judges, e2e_max_rate.py searches for the highest sustained rate on the same pipeline.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ from uuid import uuid4
 import httpx
 import psycopg
 
+from bench.e2e_capacity import BacklogSampler, Capacity, judge
 from bench.e2e_clicks import ApiWatcher, ClickStats, drive, skewed_plan, sql_observer, tokens_for
-from bench.e2e_cpu import CpuMeter, Times, format_usage, usage
+from bench.e2e_cpu import CpuMeter, Times, usage
 from bench.e2e_probe import ProbeResult, SqlProbe
 from bench.e2e_stack import Backends, Log, Pipeline, check_alive, start_pipeline
-from bench.e2e_stages import StageWatcher, format_stages, stages
-from bench.loadgen import percentile
+from bench.e2e_stages import StageWatcher, stages
 from bench.services import libpq
 
-TARGET_P99_MS = 150.0
 STATUS = "SELECT last_version FROM sync_status WHERE user_id = %s"
 
 
@@ -35,6 +36,7 @@ class Phase:
     rate: float
     clicks: ClickStats
     view: ProbeResult
+    capacity: Capacity
     cpu: Times  # percent of one core per process while the clicks ran
     stages: dict[str, list[float]] = field(default_factory=dict)  # --stages
 
@@ -91,13 +93,18 @@ def run_phase(
 ) -> Phase:
     """Send `plan` open-loop at `rate`; the chosen probe watches for the view."""
     headers = tokens_for(plan, pipeline.secret)
-    if args.probe == "api":
-        api = ApiWatcher(headers, args.sample, args.seed)
-        before = meter.snapshot()
-        clicks = asyncio.run(drive(pipeline.api_url, plan, headers, rate, api.bind))
-        return Phase(name, rate, clicks, api.result, usage(before, meter.snapshot()))
+    dsn = libpq(pipeline.database)
     with ExitStack() as cleanup:
-        probe = SqlProbe(libpq(pipeline.database), args.interval_ms / 1000)
+        backlog = BacklogSampler(dsn)
+        cleanup.callback(backlog.stop)
+        if args.probe == "api":
+            api = ApiWatcher(headers, args.sample, args.seed)
+            before = meter.snapshot()
+            clicks = asyncio.run(drive(pipeline.api_url, plan, headers, rate, api.bind))
+            cpu = usage(before, meter.snapshot())
+            capacity = judge(clicks, rate, backlog, args.grace)
+            return Phase(name, rate, clicks, api.result, capacity, cpu)
+        probe = SqlProbe(dsn, args.interval_ms / 1000)
         cleanup.callback(probe.stop)
         meter.add("probe", probe.pid)
         watcher = StageWatcher(pipeline.bootstrap, pipeline.topic) if args.stages else None
@@ -108,84 +115,54 @@ def run_phase(
         before = meter.snapshot()
         clicks = asyncio.run(drive(pipeline.api_url, plan, headers, rate, lambda _: observe))
         cpu = usage(before, meter.snapshot())
+        capacity = judge(clicks, rate, backlog, args.grace)
         view = probe.finish()
         split = stages(view, watcher.finish()) if watcher else {}
-    return Phase(name, rate, clicks, view, cpu, split)
+    return Phase(name, rate, clicks, view, capacity, cpu, split)
 
 
-def measure_latency(stack: ExitStack, backends: Backends, args: Namespace, log: Log) -> list[Phase]:
-    """Start the system, warm it up, then the trickle and the load."""
+def users_for(kind: str, count: int) -> list[str]:
+    """A fresh population: nobody has a running task yet."""
+    tag = uuid4().hex[:6]
+    return [f"{kind}-{tag}-{n:05d}" for n in range(count)]
+
+
+def start_measured(
+    stack: ExitStack, backends: Backends, args: Namespace, log: Log
+) -> tuple[Pipeline, CpuMeter]:
+    """Start the system and warm it up; a CPU meter over its processes."""
     pipeline = start_pipeline(stack, backends, worker_settings(args), set(args.profile), log)
     warm_up(pipeline, log)
     pids = {name: p.pid for name, p in pipeline.processes.items()}
     meter = CpuMeter(
         {**pids, "tansu": backends.broker_pid, "loadgen": os.getpid()}, backends.pgdata
     )
-    phases = []
-    trickle = [f"idle-{uuid4().hex[:6]}-{n:05d}" for n in range(args.users)]
-    users = [f"user-{uuid4().hex[:6]}-{n:05d}" for n in range(args.users)]
-    for name, population, rate, seconds in (
-        ("baseline", trickle, args.baseline_rate, args.baseline_seconds),
-        ("load", users, args.rate, args.seconds),
-    ):
-        plan = skewed_plan(population, round(rate * seconds), args.skew, args.seed)
-        log(f"A {name}: {len(plan):,} clicks at {rate:g}/s over {len(set(plan)):,} users ...")
-        phases.append(run_phase(pipeline, meter, name, plan, rate, args))
-        check_alive(pipeline.processes, pipeline.logs)
-    return phases
+    return pipeline, meter
 
 
-def _ms(values: list[float], q: float) -> str:
-    return f"{percentile(values, q):.1f}" if values else "-"
+def load_phase(
+    pipeline: Pipeline,
+    meter: CpuMeter,
+    name: str,
+    rate: float,
+    seconds: float,
+    args: Namespace,
+    log: Log,
+) -> Phase:
+    """One phase over a fresh population of --users, clicks spread Zipf-like (--skew)."""
+    plan = skewed_plan(users_for(name, args.users), round(rate * seconds), args.skew, args.seed)
+    log(f"A {name}: {len(plan):,} clicks at {rate:g}/s over {len(set(plan)):,} users ...")
+    phase = run_phase(pipeline, meter, name, plan, rate, args)
+    check_alive(pipeline.processes, pipeline.logs)
+    return phase
 
 
-def print_latency(phases: list[Phase], args: Namespace) -> None:
-    how = (
-        f"SQL probe process polling sync_status every {args.interval_ms:g} ms"
-        if args.probe == "sql"
-        else "GET /sync/status?min_version=V (API re-reads every 20 ms)"
-    )
-    print(f"\nA. click-to-view latency: POST answer -> view shows its version ({how})")
-    print(
-        f"{'phase':<9}{'target/s':>9}{'sent/s':>8}{'ok/s':>8}{'started':>8}{'reused':>8}"
-        f"{'errors':>7}{'POST p50':>10}{'p99':>9} | {'view n':>6}{'p50':>7}{'p95':>7}"
-        f"{'p99':>7}{'max':>8}{'unseen':>7}"
-    )
-    for p in phases:
-        c, v = p.clicks, p.view.latencies_ms
-        print(
-            f"{p.name:<9}{p.rate:>9g}{c.sent / max(c.send_seconds, 1e-9):>8.0f}"
-            f"{c.accepted / max(c.wall_seconds, 1e-9):>8.0f}{c.started:>8}{c.reused:>8}"
-            f"{sum(c.errors.values()):>7}{_ms(c.post_ms, 50):>10}{_ms(c.post_ms, 99):>9} | "
-            f"{len(v):>6}{_ms(v, 50):>7}{_ms(v, 95):>7}{_ms(v, 99):>7}"
-            f"{(f'{max(v):.1f}' if v else '-'):>8}{p.view.unseen:>7}"
-        )
-    for p in phases:
-        lag = p.clicks.send_lag_ms
-        extra = f", probe rounds {p.view.rounds}, query {p.view.query_ms:.2f} ms" * bool(
-            p.view.rounds
-        )
-        errors = dict(p.clicks.errors) or "none"
-        print(
-            f"  {p.name}: send lag p50/p99 {_ms(lag, 50)}/{_ms(lag, 99)} ms, "
-            f"{p.clicks.connections} connections{extra}; errors {errors}"
-        )
-        print(f"    CPU while clicking (% of one core): {format_usage(p.cpu)}")
-        if p.stages:
-            print(f"    {format_stages(p.stages)}")
-    print(verdict(phases[-1]))
-
-
-def verdict(load: Phase) -> str:
-    """PASS only if the target holds and the load was really offered and answered."""
-    c, v = load.clicks, load.view
-    p99 = percentile(v.latencies_ms, 99) if v.latencies_ms else float("inf")
-    problems = [f"view p99 {p99:.1f} ms"] if p99 >= TARGET_P99_MS else []
-    if c.sent / max(c.send_seconds, 1e-9) < 0.95 * load.rate:
-        problems.append("load generator sent under 95% of the rate")
-    if c.errors or v.unseen:
-        problems.append(f"{sum(c.errors.values())} errors, {v.unseen} never seen")
-    result = "MISS: " + "; ".join(problems) if problems else "PASS"
-    if c.send_lag_ms and percentile(c.send_lag_ms, 99) > 50:
-        result += " (warning: sends ran late, send lag p99 > 50 ms: the load came in bursts)"
-    return f"  target p99 < {TARGET_P99_MS:g} ms at {load.rate:g}/s: {result}"
+def measure_latency(stack: ExitStack, backends: Backends, args: Namespace, log: Log) -> list[Phase]:
+    """Start the system, warm it up, then the trickle and the load."""
+    pipeline, meter = start_measured(stack, backends, args, log)
+    return [
+        load_phase(
+            pipeline, meter, "baseline", args.baseline_rate, args.baseline_seconds, args, log
+        ),
+        load_phase(pipeline, meter, "load", args.rate, args.seconds, args, log),
+    ]

@@ -1,9 +1,10 @@
 """When does the status view show a command? A probe process polling sync_status in SQL.
 
-The load generator hands over (user, version, monotonic time of the POST's response); the
-probe, in a process of its own so neither its GIL nor its event loop is the load generator's,
-reads `last_version` of every user still waiting with one indexed query per round, every
-`interval` seconds, and records `seen - responded` for each command the view now covers.
+The load generator hands over (user, version, monotonic times the click was due and the
+POST answered); the probe, in a process of its own so neither its GIL nor its event loop is
+the load generator's, reads `last_version` of every user still waiting with one indexed
+query per round, every `interval` seconds, and records for each command the view now covers
+`seen - clicked` (click-to-view, the figure judged) and `seen - answered` (answer-to-view).
 CLOCK_MONOTONIC is system-wide on Linux, so the two processes' times compare directly.
 A latency is an upper bound: the row became visible after the previous round's query began
 and before this round's answer, so the resolution is the interval plus one round trip.
@@ -22,16 +23,17 @@ from typing import Any
 import psycopg
 
 LAST_VERSIONS = "SELECT user_id, last_version FROM sync_status WHERE user_id = ANY(%s)"
-Waiting = dict[str, list[tuple[int, float]]]
+Waiting = dict[str, list[tuple[int, float, float]]]  # user -> (version, clicked, answered)
 
 
 @dataclass
 class ProbeResult:
-    """Milliseconds from the POST's response to the view showing its version."""
+    """Milliseconds until the view showed a command's version."""
 
-    latencies_ms: list[float] = field(default_factory=list)
-    # (user, version, answered, seen) of each command seen, monotonic times (SQL probe only)
-    seen: list[tuple[str, int, float, float]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # from the click (POST due)
+    answer_ms: list[float] = field(default_factory=list)  # from the POST's answer
+    # (user, version, clicked, answered, seen) of each command seen, monotonic (SQL probe only)
+    seen: list[tuple[str, int, float, float, float]] = field(default_factory=list)
     unseen: int = 0  # commands the view had not shown when the probe gave up
     rounds: int = 0
     query_ms: float = 0.0  # mean time of one round's query
@@ -46,8 +48,8 @@ def _take(inbox: Any, waiting: Waiting) -> bool:
             return False
         if sample is None:
             return True
-        user, version, responded = sample
-        waiting.setdefault(user, []).append((version, responded))
+        user, version, clicked, answered = sample
+        waiting.setdefault(user, []).append((version, clicked, answered))
 
 
 def _round(conn: psycopg.Connection[Any], waiting: Waiting, result: ProbeResult) -> None:
@@ -59,10 +61,11 @@ def _round(conn: psycopg.Connection[Any], waiting: Waiting, result: ProbeResult)
     result.query_ms += (seen - began) * 1000
     for user, last_version in rows:
         commands = waiting[user]
-        done = [(user, v, t, seen) for v, t in commands if v <= last_version]
+        done = [(user, v, c, a, seen) for v, c, a in commands if v <= last_version]
         result.seen += done
-        result.latencies_ms += [(seen - t) * 1000 for _, _, t, _ in done]
-        left = [(v, t) for v, t in commands if v > last_version]
+        result.latencies_ms += [(seen - c) * 1000 for _, _, c, _, _ in done]
+        result.answer_ms += [(seen - a) * 1000 for _, _, _, a, _ in done]
+        left = [(v, c, a) for v, c, a in commands if v > last_version]
         if left:
             waiting[user] = left
         else:
@@ -112,8 +115,8 @@ class SqlProbe:
     def pid(self) -> int:
         return self._process.pid or 0
 
-    def submit(self, user: str, version: int, responded: float) -> None:
-        self._inbox.put((user, version, responded))
+    def submit(self, user: str, version: int, clicked: float, answered: float) -> None:
+        self._inbox.put((user, version, clicked, answered))
 
     def finish(self) -> ProbeResult:
         """Send the end mark and collect the figures."""

@@ -3,7 +3,8 @@
 A process assigned every partition of the topic (no group, so no join wait), reading from
 the end, notes for each (user, version) the record's CreateTime (set by the relay's
 producer when it sends, wall clock in ms) and when it fetched the record. Joined with the
-SQL probe's (answered, seen) per command, that gives three stages:
+SQL probe's (clicked, answered, seen) per command, that gives four stages:
+  click -> answer        : waiting for a connection, the API's queue, its transaction
   answer -> relay send   : outbox wait, NOTIFY, the relay's read of the batch
   relay send -> fetched  : producer linger, broker ack, a fetch (this consumer's, which
                            waits at most 10 ms; the projector's waits at most 50 ms)
@@ -87,11 +88,17 @@ class StageWatcher:
 
 def stages(view: ProbeResult, arrivals: Arrivals) -> dict[str, list[float]]:
     """Milliseconds per stage for every command both the watcher and the probe saw."""
-    result: dict[str, list[float]] = {"answer->sent": [], "sent->fetched": [], "fetched->view": []}
-    for user, version, answered, seen in view.seen:
+    result: dict[str, list[float]] = {
+        "click->answer": [],
+        "answer->sent": [],
+        "sent->fetched": [],
+        "fetched->view": [],
+    }
+    for user, version, clicked, answered, seen in view.seen:
         if (user, version) not in arrivals:
             continue
         sent, fetched = arrivals[(user, version)]
+        result["click->answer"].append((answered - clicked) * 1000)
         result["answer->sent"].append((sent - answered) * 1000)
         result["sent->fetched"].append((fetched - sent) * 1000)
         result["fetched->view"].append((seen - fetched) * 1000)
