@@ -47,7 +47,6 @@ class ClickStats:
     start: float = 0.0  # monotonic time the first click was due
     window_seconds: float = 0.0  # len(plan) / rate: the last click is due at its end
     send_seconds: float = 0.0  # first to last send
-    wall_seconds: float = 0.0  # first send to last answer
     last_answer: float = 0.0
     connections: int = 0  # keep-alive connections the load generator opened
 
@@ -179,7 +178,6 @@ async def drive(
     finally:
         stats.connections = connections.size
         await connections.aclose()
-    stats.wall_seconds = stats.last_answer - start
     return stats
 
 

@@ -37,9 +37,12 @@ def find_max(stack: ExitStack, backends: Backends, args: Namespace, log: Log) ->
     good, bad = 0.0, 0.0
     rate = args.find_from
     refine = args.find_refine
-    while time.monotonic() + step_cost < deadline:
+    while True:
         if not wait_for_backlog(dsn, SETTLE_SECONDS):
             log("the backlog of the last step did not drain; the search stops here")
+            break
+        if time.monotonic() + step_cost > deadline:
+            log(f"the search reached its budget of {args.find_budget:g} s")
             break
         step = load_phase(pipeline, meter, "step", rate, args.step_seconds, args, log)
         steps.append(step)
@@ -55,8 +58,6 @@ def find_max(stack: ExitStack, backends: Backends, args: Namespace, log: Log) ->
             break
         refine -= 1
         rate = round((good + bad) / 2) if good else round(bad / FACTOR)
-    else:
-        log(f"the search reached its budget of {args.find_budget:g} s")
     return steps
 
 

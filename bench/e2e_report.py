@@ -59,8 +59,9 @@ def print_details(p: Phase) -> None:
     extra = f", probe rounds {p.view.rounds}, query {p.view.query_ms:.2f} ms" * bool(p.view.rounds)
     print(f"  {p.name}: {format_capacity(p.capacity)}")
     print(
-        f"    send lag p50/p99 {ms(lag, 50)}/{ms(lag, 99)} ms, {c.connections} connections"
-        f"{extra}; errors {dict(c.errors) or 'none'}, abandoned {c.abandoned}"
+        f"    {c.started} started a task, {c.reused} joined one; send lag p50/p99 "
+        f"{ms(lag, 50)}/{ms(lag, 99)} ms, {c.connections} connections{extra}; "
+        f"errors {dict(c.errors) or 'none'}, abandoned {c.abandoned}"
     )
     print(f"    CPU while clicking (% of one core): {format_usage(p.cpu)}")
     if p.stages:
