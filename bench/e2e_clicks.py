@@ -171,10 +171,10 @@ async def drive(
         stats.send_seconds = time.monotonic() - start
         left = max(0.0, stats.window_end + give_up - time.monotonic())
         _, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())
-        stats.abandoned = len(late)
         for task in late:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        stats.abandoned = stats.sent - len(stats.finished_at)  # a watcher may be what hung
     finally:
         stats.connections = connections.size
         await connections.aclose()
