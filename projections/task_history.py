@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +53,15 @@ def apply_task(row: TaskRow | None, envelope: Envelope) -> TaskRow | None:
         )
     if row is None:
         return None
-    return replace(row, last_version=envelope.version, **_changes(row, event))
+    return _evolve(row, {**_changes(row, event), "last_version": envelope.version})
+
+
+def _evolve(row: TaskRow, changes: dict[str, Any]) -> TaskRow:
+    """A copy with these columns changed: dataclasses.replace walks every field and runs the
+    frozen __init__ per event, the largest share of the projector's fold."""
+    copy = object.__new__(TaskRow)
+    copy.__dict__.update(row.__dict__, **changes)
+    return copy
 
 
 def _changes(row: TaskRow, event: Event) -> dict[str, Any]:

@@ -113,16 +113,26 @@ def data_to_json(event: Event) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values}
 
 
+# Field names and time fields per event type, computed once: dataclasses.fields() per
+# event was a third of the projector's decoding time.
+_SHAPES = {
+    name: (
+        cls,
+        tuple(f.name for f in fields(cls)),
+        tuple(f.name for f in fields(cls) if f.name.endswith("_at")),
+    )
+    for name, cls in EVENT_TYPES.items()
+}
+
+
 def data_from_json(event_type: str, data: dict[str, Any]) -> Event:
     """Rebuild an event from its stored JSON data."""
-    cls = EVENT_TYPES[event_type]
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        is_time = f.name.endswith("_at") and isinstance(value, str)
-        values[f.name] = datetime.fromisoformat(value) if is_time else value
+    cls, names, times = _SHAPES[event_type]
+    values = {name: data[name] for name in names if name in data}
+    for name in times:
+        value = values.get(name)
+        if isinstance(value, str):
+            values[name] = datetime.fromisoformat(value)
     return cls(**values)
 
 
