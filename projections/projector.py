@@ -34,6 +34,8 @@ class ProjectorConfig:
     source: SourceConfig
     database_url: str
     poll_timeout_ms: int = 500
+    # Records polled while the writer is busy; beyond this the poll waits for it.
+    max_batch: int = 20_000
     report_seconds: float = 2.0
     max_backoff_seconds: float = 10.0
 
@@ -81,23 +83,27 @@ class Projector:
         return None
 
     def _consume(self, source: EventSource, store: ProjectionStore) -> None:
-        # The database applies one batch on the writer thread while this thread polls and
-        # decodes the next: the projector's CPU and PostgreSQL's work on the batch overlap.
-        # Offsets are committed here, only after the writer committed the batch.
+        # The writer thread applies one batch while this thread polls and decodes what comes
+        # next, and hands all of it over when the writer is free: under load batches grow,
+        # so more of a user's events fold into one row write. Offsets are committed here,
+        # only after the writer committed their batch.
         with ThreadPoolExecutor(1, thread_name_prefix="projector-writer") as writer:
             reported_at, reported_total = time.monotonic(), self.applied
             lag: LagReport | None = None
             applying: Applying | None = None
+            waiting: list[Delivery] = []
             while not self._stop.is_set():
-                # While a batch is applied, take only what is already fetched, never waiting.
+                # While the writer is busy, take only what is already fetched.
                 batch = source.poll(0 if applying else self._config.poll_timeout_ms)
-                if applying:
+                waiting += batch
+                full = len(waiting) >= self._config.max_batch
+                if applying and (not batch or full or applying.done.done()):
                     if not self._finish(source, applying):
                         return
                     applying = None
-                if batch or lag is not None:
-                    applying = Applying(writer.submit(self._store, store, batch, lag), batch)
-                    lag = None
+                if not applying and (waiting or lag is not None):
+                    applying = Applying(writer.submit(self._store, store, waiting, lag), waiting)
+                    waiting, lag = [], None
                 elapsed = time.monotonic() - reported_at
                 if elapsed >= self._config.report_seconds:
                     lag = self._report(source, elapsed, self.applied - reported_total)
