@@ -6,7 +6,9 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
@@ -105,7 +107,16 @@ class EventSource:
 def decode(value: bytes, partition: int, offset: int) -> Envelope | None:
     """An envelope, or None (logged) for a record this code cannot read."""
     try:
-        return envelope_from_json(json.loads(value))
+        return envelope_from_json(_parse(value))
     except (ValueError, KeyError, TypeError) as error:
         log.error("skipping undecodable record %s@%s: %r", partition, offset, error)
         return None
+
+
+def _parse(value: bytes) -> Any:
+    """JSON by orjson, a third of the json module's time per envelope (the largest share of
+    the projector's decoding); what orjson refuses (NaN, integers beyond 64 bits) by json."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine
+from psycopg.types.json import set_json_dumps, set_json_loads
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 
 from coordinator.domain.events import Envelope, envelope_from_stored
@@ -173,6 +176,26 @@ class ProjectionBatch:
             self._cursor.execute(RECORD_LAG, (group_id, topic, list(lag), list(lag.values())))
 
 
+def _json_by_orjson(conn: psycopg.Connection[Any], record: object) -> None:
+    """Stats columns through orjson: the json module's dumps and loads were a tenth of a batch."""
+    set_json_dumps(_dumps, conn)
+    set_json_loads(_loads, conn)
+
+
+def _dumps(value: Any) -> bytes | str:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits, keys that are not strings
+        return json.dumps(value)
+
+
+def _loads(data: bytes | bytearray | memoryview | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
 class ProjectionStore:
     """Owns the engine; hands out one transaction per batch."""
 
@@ -187,6 +210,7 @@ class ProjectionStore:
             pool_pre_ping=True,
             connect_args={"connect_timeout": 3, "options": "-c lock_timeout=10s"},
         )
+        event.listen(self._engine, "connect", _json_by_orjson)
 
     @contextmanager
     def transaction(self) -> Iterator[ProjectionBatch]:
