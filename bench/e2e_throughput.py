@@ -9,6 +9,8 @@ done at first sight, so neither side is charged for its group join:
              count(*) and sum(last_version) of sync_status every 50 ms (versions run 1..n per
              user, so the sum is the number of events applied) from the first non-zero sum
              until every user shows its last version.
+For scale, each repeat also runs two `syncctl project` processes in one fresh group (the
+topic's partitions split between them, as in production scaling): `2 proc/s`, not a target.
 kafka-python checks every batch's CRC32C, in pure Python unless the `crc32c` package is
 installed; both sides pay it. For scale, each repeat also times the raw consumer with
 check_crcs=False (not a target: the projector cannot turn the check off).
@@ -69,6 +71,7 @@ class Run:
     raw: Drain
     projected: Drain
     unchecked: Drain  # the raw consumer again with check_crcs=False, for scale only
+    scaled: Drain  # two projector processes in one group, for scale only
 
     @property
     def ratio(self) -> float:
@@ -133,21 +136,31 @@ def raw_consume(backends: Backends, backlog: Backlog, check_crcs: bool = True) -
     return Drain(seen - first_seen, end[0] - first[0], usage(first, end))
 
 
-def project(backends: Backends, backlog: Backlog, run: int, profile: bool) -> Drain:
-    """`syncctl project` on a fresh copy of the database, timed through sync_status."""
+def project(
+    backends: Backends, backlog: Backlog, run: int, profile: bool, processes: int = 1
+) -> Drain:
+    """`syncctl project` (N processes, one group) on a fresh copy of the database, timed
+    through sync_status; cpu `project` is all of them together."""
     with ExitStack() as local:
         database = copy_database(local, backlog.server, backlog.template, "bench_project")
         settings = consumer_settings(backends, database, backlog.topic)
-        logfile = backends.tmp / f"project-backlog-{run}.log"
-        process = spawn(local, "project", settings, logfile, profile=profile)
-        meter = CpuMeter({"project": process.pid, "tansu": backends.broker_pid}, backends.pgdata)
+        names = [f"project{n}" for n in range(processes)]
+        logs = {name: backends.tmp / f"{name}-backlog-{run}.log" for name in names}
+        spawned = {
+            name: spawn(local, "project", settings, logs[name], profile=profile and n == 0)
+            for n, name in enumerate(names)
+        }
+        pids = {name: process.pid for name, process in spawned.items()}
+        meter = CpuMeter({**pids, "tansu": backends.broker_pid}, backends.pgdata)
 
         def alive() -> None:
-            check_alive({"project": process}, {"project": logfile})
+            check_alive(spawned, logs)
 
         with psycopg.connect(libpq(database), autocommit=True) as conn:
             first_applied, first, end = _watch(conn, backlog, meter, alive)
-    return Drain(backlog.events - first_applied, end[0] - first[0], usage(first, end))
+    cpu = usage(first, end)
+    cpu["project"] = sum(cpu.pop(name) for name in names)
+    return Drain(backlog.events - first_applied, end[0] - first[0], cpu)
 
 
 Snapshot = tuple[float, Times]
@@ -189,7 +202,11 @@ def measure_throughput(
         log(f"B {run}/{repeat}: raw {raw.rate:,.0f}/s; projector ...")
         projected = project(backends, backlog, run, profile and run == 1)
         log(f"B {run}/{repeat}: projector {projected.rate:,.0f}/s; raw without CRC checks ...")
-        runs.append(Run(raw, projected, raw_consume(backends, backlog, False)))
+        unchecked = raw_consume(backends, backlog, False)
+        log(f"B {run}/{repeat}: raw no-CRC {unchecked.rate:,.0f}/s; two projectors ...")
+        scaled = project(backends, backlog, run, False, processes=2)
+        log(f"B {run}/{repeat}: two projectors {scaled.rate:,.0f}/s")
+        runs.append(Run(raw, projected, unchecked, scaled))
     return runs
 
 
@@ -198,14 +215,17 @@ def print_throughput(runs: list[Run], events: int, crc: str) -> None:
     print(
         f"{'run':<7}{'raw/s':>8}{'cpu':>5}{'tansu':>6}{'other':>6}{'proj/s':>8}{'cpu':>5}"
         f"{'pg':>5}{'tansu':>6}{'other':>6}{'ratio':>7}{'':>4}{'raw no-CRC/s':>13}"
+        f"{'2 proc/s':>10}{'cpu':>5}{'pg':>5}{'ratio':>7}"
     )
     for number, r in enumerate(runs, start=1):
-        raw, projected = r.raw.cpu, r.projected.cpu
+        raw, projected, scaled = r.raw.cpu, r.projected.cpu, r.scaled.cpu
         print(
             f"{number:<7}{r.raw.rate:>8,.0f}{raw['raw']:>4.0f}%{raw['tansu']:>5.0f}%"
             f"{raw['other']:>5.0f}%{r.projected.rate:>8,.0f}{projected['project']:>4.0f}%"
             f"{projected.get('postgres', 0):>4.0f}%{projected['tansu']:>5.0f}%"
             f"{projected['other']:>5.0f}%{r.ratio:>7.3f}{'':>4}{r.unchecked.rate:>13,.0f}"
+            f"{r.scaled.rate:>10,.0f}{scaled['project']:>4.0f}%{scaled.get('postgres', 0):>4.0f}%"
+            f"{r.scaled.rate / r.raw.rate:>7.3f}"
         )
     median = statistics.median
     ratio = median(r.ratio for r in runs)
@@ -214,8 +234,11 @@ def print_throughput(runs: list[Run], events: int, crc: str) -> None:
         f"{'median':<7}{median(r.raw.rate for r in runs):>8,.0f}{'':>17}"
         f"{median(r.projected.rate for r in runs):>8,.0f}{'':>22}{ratio:>7.3f} {verdict:<4}"
         f"{median(r.unchecked.rate for r in runs):>13,.0f}"
+        f"{median(r.scaled.rate for r in runs):>10,.0f}{'':>10}"
+        f"{median(r.scaled.rate / r.raw.rate for r in runs):>7.3f}"
     )
     print(
-        f"  target: median projector/raw >= {TARGET_RATIO}; cpu = % of one core while draining,"
-        " other = all other processes on the machine"
+        f"  target: median projector/raw >= {TARGET_RATIO} (one process); cpu = % of one core"
+        " while draining, other = all other processes on the machine; 2 proc = two"
+        " `syncctl project` in one group, for scale"
     )
