@@ -1,4 +1,4 @@
-"""`syncctl`: migrate, api, relay, token, dev."""
+"""`syncctl`: migrate, topic, api, relay, token, dev and the other processes."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from coordinator.settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every `syncctl` command with its arguments."""
     parser = argparse.ArgumentParser(prog="syncctl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations (SYNC_DATABASE_URL)")
+    topic = commands.add_parser(
+        "topic", help="create the event topic (SYNC_KAFKA_PARTITIONS, _REPLICATION_FACTOR)"
+    )
+    topic.add_argument("--wait", type=float, default=0, help="seconds to retry a broker")
     commands.add_parser("api", help="serve the HTTP API under uvicorn")
     commands.add_parser("relay", help="publish the outbox to Kafka (one leader at a time)")
     token = commands.add_parser("token", help="print a bearer token for trying the API")
@@ -40,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
     deadletters.add_argument("deadletters_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("replay", "deadletters"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -55,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
         upgrade(settings.require_database_url())
         return 0
+    if args.command == "topic":
+        return create_topic(settings, args.wait)
     if args.command == "api":
         return run_api(settings)
     if args.command == "relay":
@@ -131,10 +144,40 @@ def run_relay(settings: Settings) -> int:
         standby_seconds=settings.relay_standby_seconds,
         exit_after_publish=settings.relay_exit_after_publish,
         max_message_bytes=settings.kafka_max_message_bytes,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
     )
     OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop).run()
     engine.dispose()
     return 0
+
+
+def create_topic(settings: Settings, wait_seconds: float) -> int:
+    """Create the topic before anything uses it; retry a broker that is still starting."""
+    from coordinator.adapters.kafka.publisher import PublishFailed, ensure_topic
+
+    bootstrap, topic = settings.require_kafka_bootstrap(), settings.kafka_topic
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            layout = ensure_topic(
+                bootstrap,
+                topic,
+                settings.kafka_partitions,
+                settings.kafka_replication_factor,
+                settings.kafka_min_insync_replicas,
+            )
+        except PublishFailed as error:
+            if time.monotonic() >= deadline:
+                print(f"syncctl topic: {error}", file=sys.stderr)
+                return 1
+            logging.getLogger("coordinator.cli").info("%s; retrying", error)
+            time.sleep(2)
+            continue
+        print(
+            f"topic {topic}: {layout.partitions} partitions, {layout.replication_factor} replicas"
+        )
+        return 0
 
 
 def print_token(settings: Settings, user_id: str, ttl: int) -> int:

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     )
     kafka_topic: str = Field(default="sync-events", min_length=1, max_length=249)
     kafka_partitions: int = Field(default=8, ge=1, le=1000)
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="Replicas of each partition when the topic is created"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="The topic's min.insync.replicas; unset: broker default"
+    )
     kafka_max_message_bytes: int = Field(
         default=1_000_000,
         ge=10_000,
@@ -112,6 +118,11 @@ class Settings(BaseSettings):
     def _limits_fit(self) -> Settings:
         if (self.command_transactions_max or 0) > self.db_pool_size:
             raise ValueError("SYNC_COMMAND_TRANSACTIONS_MAX cannot exceed SYNC_DB_POOL_SIZE")
+        if (self.kafka_min_insync_replicas or 0) > self.kafka_replication_factor:
+            raise ValueError(
+                "SYNC_KAFKA_MIN_INSYNC_REPLICAS cannot exceed SYNC_KAFKA_REPLICATION_FACTOR: "
+                "the broker would refuse every acks=all write"
+            )
         if self.max_event_bytes * 2 > self.kafka_max_message_bytes:
             raise ValueError(
                 "SYNC_MAX_EVENT_BYTES must be at most half SYNC_KAFKA_MAX_MESSAGE_BYTES: "

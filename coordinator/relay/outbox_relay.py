@@ -41,6 +41,8 @@ class RelayConfig:
     standby_seconds: float = 2.0
     exit_after_publish: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None  # unset: the broker's default
 
 
 def to_message(row: OutboxRow) -> Message:
@@ -150,7 +152,14 @@ class OutboxRelay:
         """What became of each row; None if the broker could not be used at all."""
         try:
             if self._publisher is None:
-                ensure_topic(self._config.bootstrap, self._config.topic, self._config.partitions)
+                config = self._config
+                ensure_topic(
+                    config.bootstrap,
+                    config.topic,
+                    config.partitions,
+                    config.replication_factor,
+                    config.min_insync_replicas,
+                )
                 self._publisher = self._connect(self._config)
             return self._publisher.publish([to_message(r) for r in rows])
         except PublishFailed as error:
