@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coordinator.dev.stack_file import read_stack, stack_path
+
+log = logging.getLogger("coordinator.settings")
 MIN_HS256_KEY_BYTES = 32
 
 
@@ -135,17 +141,32 @@ class Settings(BaseSettings):
         return self.command_transactions_max or max(1, self.db_pool_size * 3 // 5)
 
     def require_database_url(self) -> str:
-        """The database URL, or a clear error naming the variable."""
-        if not self.database_url:
+        """The database URL (else the running `syncctl dev`'s), or a clear error."""
+        url = self.database_url or self._from_dev_stack("SYNC_DATABASE_URL")
+        if not url:
             raise SystemExit("SYNC_DATABASE_URL is not set (or run `syncctl dev`)")
-        return self.database_url
+        return url
 
     def require_jwt_secret(self) -> str:
         """The HS256 key, or a clear error: a short key can be brute-forced from one token."""
         return require_hs256_key(self.jwt_secret.get_secret_value())
 
     def require_kafka_bootstrap(self) -> str:
-        """The Kafka bootstrap servers, or a clear error naming the variable."""
-        if not self.kafka_bootstrap:
+        """The Kafka bootstrap servers (else the running `syncctl dev`'s), or a clear error."""
+        bootstrap = self.kafka_bootstrap or self._from_dev_stack("SYNC_KAFKA_BOOTSTRAP")
+        if not bootstrap:
             raise SystemExit("SYNC_KAFKA_BOOTSTRAP is not set (or run `syncctl dev`)")
-        return self.kafka_bootstrap
+        return bootstrap
+
+    def _from_dev_stack(self, variable: str) -> str | None:
+        """What the `syncctl dev` running on SYNC_DATA_DIR uses, said in the log; else None."""
+        stack = read_stack(Path(self.data_dir))
+        if stack is None:
+            return None
+        log.info(
+            "%s is not set: using the `syncctl dev` stack of process %d (%s)",
+            variable,
+            stack.pid,
+            stack_path(Path(self.data_dir)),
+        )
+        return stack.database_url if variable == "SYNC_DATABASE_URL" else stack.kafka_bootstrap

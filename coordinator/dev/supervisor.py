@@ -17,6 +17,7 @@ import httpx
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
+from coordinator.dev.stack_file import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
 CHILDREN = ("api", "relay", "project", "work", "reap")
@@ -75,6 +76,9 @@ def run_dev(settings: Settings) -> int:
             # Tansu completes a group join only after the rebalance timeout.
             env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
         upgrade(url)
+        # Other `syncctl` commands run here without settings find the stack through this file.
+        write_stack(data_dir, DevStack(url, bootstrap, os.getpid()))
+        cleanup.callback(remove_stack, data_dir)
         names = (*CHILDREN, "webhooks") if settings.webhook_url else CHILDREN
         children = {name: _spawn(name, env) for name in names}
         cleanup.callback(_stop_children, children)
