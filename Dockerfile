@@ -1,4 +1,6 @@
+# The image every syncctl service of docker-compose.yml runs: `command:` picks the subcommand.
 FROM python:3.12-slim
+ENV PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY coordinator ./coordinator
