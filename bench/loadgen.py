@@ -1,12 +1,12 @@
-"""The load generator of bench/start_commands.py: requests in flight, latencies, percentiles."""
+"""What bench/start_commands.py measures with: targets, figures, percentiles, verdicts."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,12 +19,22 @@ class BenchFailure(Exception):
     """A request failed: the run stops, the figures would mean nothing."""
 
 
+# Above this share of its cores the load generator, not the server, set the pace: the
+# figures of such a run describe the client and are reported as not sustained.
+CLIENT_CPU_LIMIT = 0.9
+
+
 @dataclass
 class Stats:
     requests: int
     rps: float
     p50_ms: float
     p99_ms: float
+    client_cpu: float  # the load generator's CPU seconds per wall second and per thread
+
+    @property
+    def sustained(self) -> bool:
+        return self.client_cpu < CLIENT_CPU_LIMIT
 
 
 @dataclass
@@ -39,6 +49,13 @@ class Target:
     def request(self, user: str) -> tuple[str, dict[str, str]]:
         # Both targets get a fresh token, so the client does the same work for each.
         return self.url(user), {"Authorization": f"Bearer {issue_token(user, self.secret)}"}
+
+    def line(self, user: str) -> str:
+        """The request as wrk_driver.py reads it: path and token."""
+        url, headers = self.request(user)
+        parts = urlsplit(url)
+        path = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        return f"{path} {headers['Authorization'].removeprefix('Bearer ')}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,33 +74,6 @@ def check(response: httpx.Response, target: Target) -> None:
         )
 
 
-async def drive(target: Target, user: Callable[[], str], concurrency: int, seconds: float) -> Stats:
-    """Keep `concurrency` requests in flight; measure those that end inside the window."""
-    latencies: list[float] = []
-    window_start = time.perf_counter() + WARMUP_SECONDS
-    window_end = window_start + seconds
-
-    async def worker() -> None:
-        # A client (one keep-alive connection) per worker: httpx's shared pool costs the
-        # load generator CPU in proportion to its number of connections.
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=30) as client:
-            while (began := time.perf_counter()) < window_end:
-                url, headers = target.request(user())
-                response = await client.post(url, headers=headers)
-                ended = time.perf_counter()
-                check(response, target)
-                if window_start <= ended <= window_end:
-                    latencies.append(ended - began)
-
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(concurrency):
-            tg.create_task(worker())
-    ms = [x * 1000 for x in latencies]
-    if not ms:
-        raise BenchFailure(f"{target.name}: no request ended inside the {seconds:g} s window")
-    return Stats(len(ms), len(ms) / seconds, percentile(ms, 50), percentile(ms, 99))
-
-
 def sequential(client: httpx.Client, target: Target, user: str, count: int) -> list[float]:
     """Latencies (ms) of `count` requests one after another."""
     url, headers = target.request(user)
@@ -94,3 +84,7 @@ def sequential(client: httpx.Client, target: Target, user: str, count: int) -> l
         latencies.append((time.perf_counter() - began) * 1000)
         check(response, target)
     return latencies
+
+
+def verdict(ok: bool, sustained: bool = True) -> str:
+    return "MISS*" if not sustained else "PASS" if ok else "MISS"

@@ -1,4 +1,4 @@
-"""What bench/start_commands.py runs against: PostgreSQL, fresh databases, the two servers."""
+"""What bench/start_commands.py runs against: PostgreSQL, fresh databases, the servers."""
 
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ class Services:
     secret: str
     history_user: str
     logs: dict[str, Path]
+    second_api_url: str  # a second `syncctl api` on the same database, for cross-process storms
+    api_database: str
 
 
 def with_database(url: str, name: str) -> str:
@@ -180,6 +182,14 @@ def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
     api_url = serve(
         stack, [sys.executable, "-m", "coordinator.cli", "api"], api_env, api_port, tmp / "api.log"
     )
+    second_port = free_port()
+    second_api_url = serve(
+        stack,
+        [sys.executable, "-m", "coordinator.cli", "api"],
+        {**api_env, "SYNC_API_PORT": str(second_port)},
+        second_port,
+        tmp / "api2.log",
+    )
     baseline_port = free_port()
     baseline_url = serve(
         stack,
@@ -188,5 +198,7 @@ def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
         baseline_port,
         tmp / "baseline.log",
     )
-    logs = {"api": tmp / "api.log", "baseline": tmp / "baseline.log"}
-    return Services(api_url, baseline_url, secret, history_user, logs)
+    logs = {"api": tmp / "api.log", "api2": tmp / "api2.log", "baseline": tmp / "baseline.log"}
+    return Services(
+        api_url, baseline_url, secret, history_user, logs, second_api_url, libpq(api_db)
+    )

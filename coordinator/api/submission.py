@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any
 
 from fastapi import Request
 
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
 from coordinator.domain.commands import Command
+from coordinator.service.coalescer import CommandCoalescer
 from coordinator.service.outcomes import Outcome, StartOutcome
 from coordinator.service.ports import ClientGone
-
-T = TypeVar("T")
-
-
-async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """The result of `work`, or ClientGone (and `work` cancelled) if the client leaves first.
-
-    A command still waiting for its user's turn is then dropped from the queue, so a storm
-    of abandoned clicks leaves nothing behind; one already in a transaction still commits.
-    """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    raise ClientGone("the client closed the connection before the answer was ready")
-
-
-async def _disconnect(request: Request) -> None:
-    # The route has read any body it takes, so the next message is the disconnect
-    # (messages still in flight, such as an unread body, are skipped).
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def submit(
@@ -50,9 +20,42 @@ async def submit(
 ) -> Outcome:
     """The command's outcome through the user's queue, counted under `name`."""
     with metrics.timed(name) as outcome_is:
-        outcome = await until_disconnected(request, wiring.coalescer.submit(command))
+        outcome = await _answer(request, wiring.coalescer, command)
         outcome_is(_outcome_name(name, outcome))
     return outcome
+
+
+async def _answer(request: Request, coalescer: CommandCoalescer, command: Command) -> Outcome:
+    """The outcome, or ClientGone if the client leaves while the command waits its turn.
+
+    A command waiting behind its user's running transaction is dropped from the queue when
+    the client leaves, so a storm of abandoned clicks leaves nothing behind. A command that
+    goes straight into a transaction is not watched: every extra step on the event loop
+    is paid by every other user's click while a storm keeps the loop busy.
+    """
+    ticket = coalescer.enqueue(command)
+    if not ticket.behind_others:
+        return await ticket.answer
+    watcher = asyncio.ensure_future(_disconnect(request))
+    either: list[asyncio.Future[Any]] = [ticket.answer, watcher]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        coalescer.withdraw(ticket)
+        raise
+    finally:
+        watcher.cancel()
+    if ticket.answer.done():
+        return ticket.answer.result()
+    coalescer.withdraw(ticket)
+    raise ClientGone("the client closed the connection before its turn came")
+
+
+async def _disconnect(request: Request) -> None:
+    # The route has read any body it takes, so the next message is the disconnect
+    # (messages still in flight, such as an unread body, are skipped).
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _outcome_name(name: str, outcome: Outcome) -> str:

@@ -32,15 +32,18 @@ class CoalescerLimits:
 
 
 @dataclass
-class _Waiting:
+class Ticket:
+    """A command in its user's line; `answer` resolves to its outcome or rejection."""
+
     command: Command
     answer: asyncio.Future[Outcome]
+    behind_others: bool  # a transaction of this user was already on its way
     taken: bool = False
 
 
 @dataclass
 class _UserLine:
-    waiting: deque[_Waiting] = field(default_factory=deque)
+    waiting: deque[Ticket] = field(default_factory=deque)
     drain: asyncio.Task[None] | None = None
 
 
@@ -74,6 +77,15 @@ class CommandCoalescer:
 
     async def submit(self, command: Command) -> Outcome:
         """The command's outcome; its rejection, or its batch's store error, is raised."""
+        ticket = self.enqueue(command)
+        try:
+            return await ticket.answer
+        except asyncio.CancelledError:
+            self.withdraw(ticket)
+            raise
+
+    def enqueue(self, command: Command) -> Ticket:
+        """Put the command in its user's line, or raise QueueFull."""
         line = self._lines.get(command.user_id)
         if line is None:
             line = self._lines[command.user_id] = _UserLine()
@@ -83,17 +95,18 @@ class CommandCoalescer:
                 "retry shortly",
                 self._limits.retry_after_seconds,
             )
-        waiting = _Waiting(command, asyncio.get_running_loop().create_future())
-        line.waiting.append(waiting)
+        loop = asyncio.get_running_loop()
+        ticket = Ticket(command, loop.create_future(), behind_others=line.drain is not None)
+        line.waiting.append(ticket)
         if line.drain is None:
-            line.drain = asyncio.create_task(self._drain(command.user_id, line))
-        try:
-            return await waiting.answer
-        except asyncio.CancelledError:
-            # The caller is gone: a command not yet taken leaves no trace in any batch.
-            if not waiting.taken:
-                line.waiting.remove(waiting)
-            raise
+            line.drain = loop.create_task(self._drain(command.user_id, line))
+        return ticket
+
+    def withdraw(self, ticket: Ticket) -> None:
+        """The caller is gone: a command not yet taken leaves no trace in any batch."""
+        ticket.answer.cancel()
+        if not ticket.taken:
+            self._lines[ticket.command.user_id].waiting.remove(ticket)
 
     async def _drain(self, user_id: str, line: _UserLine) -> None:
         """Run this user's batches one after another until nobody waits."""
@@ -112,16 +125,16 @@ class CommandCoalescer:
                         )
                     except Exception as error:
                         answers = [error] * len(batch)
-                for waiting, answer in zip(batch, answers, strict=True):
-                    _settle(waiting.answer, answer)
+                for ticket, answer in zip(batch, answers, strict=True):
+                    _settle(ticket.answer, answer)
         finally:
             line.drain = None
             while line.waiting:  # only when cancelled at shutdown: nobody is left hanging
                 line.waiting.popleft().answer.cancel()
             del self._lines[user_id]
 
-    def _take(self, line: _UserLine) -> list[_Waiting]:
-        batch: list[_Waiting] = []
+    def _take(self, line: _UserLine) -> list[Ticket]:
+        batch: list[Ticket] = []
         while line.waiting and len(batch) < self._limits.batch_size:
             waiting = line.waiting.popleft()
             waiting.taken = True
