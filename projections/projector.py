@@ -17,6 +17,7 @@ from projections.batches import LagReport, apply_batch
 from projections.store import ProjectionStore, StoreUnavailable
 
 log = logging.getLogger("projections.projector")
+WRITER_BUSY_POLL_MS = 10
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,15 @@ class Projector:
             applying: Applying | None = None
             waiting: list[Delivery] = []
             while not self._stop.is_set():
-                # While the writer is busy, take only what is already fetched.
-                batch = source.poll(0 if applying else self._config.poll_timeout_ms)
+                # While the writer is busy, a short poll: the broker client keeps fetching
+                # (it sends the next fetch from poll) and the batch is handed over as soon
+                # as the writer is free.
+                batch = source.poll(
+                    WRITER_BUSY_POLL_MS if applying else self._config.poll_timeout_ms
+                )
                 waiting += batch
                 full = len(waiting) >= self._config.max_batch
-                if applying and (not batch or full or applying.done.done()):
+                if applying and (full or applying.done.done()):
                     if not self._finish(source, applying):
                         return
                     applying = None
