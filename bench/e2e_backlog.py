@@ -20,7 +20,7 @@ from uuid import uuid4
 import psycopg
 
 from coordinator.adapters.kafka.publisher import KafkaPublisher
-from coordinator.adapters.postgres.event_store import stream_id_for
+from coordinator.adapters.postgres.event_store import EVENT_COLUMNS, event_rows, stream_id_for
 from coordinator.adapters.postgres.outbox_store import OutboxRow
 from coordinator.domain.events import (
     Envelope,
@@ -31,7 +31,7 @@ from coordinator.domain.events import (
     SyncStarted,
     stamp,
 )
-from coordinator.domain.hash_chain import GENESIS, chain_envelope
+from coordinator.domain.hash_chain import GENESIS
 from coordinator.domain.user_sync import fold, new_task_id
 from coordinator.relay.outbox_relay import to_message
 
@@ -101,27 +101,8 @@ def interleaved(histories: list[History]) -> Iterator[Envelope]:
                 yield history[step]
 
 
-def _event_row(envelope: Envelope, previous: str) -> tuple[object, ...]:
-    chained = chain_envelope(previous, envelope)
-    return (
-        envelope.event_id,
-        envelope.stream_id,
-        envelope.version,
-        envelope.event_type,
-        envelope.schema_version,
-        envelope.occurred_at,
-        json.dumps(chained.data),
-        json.dumps(chained.metadata),
-        chained.prev_hash,
-        chained.hash,
-    )
-
-
 STREAM_COPY = "COPY streams (stream_id, user_id, version, state, last_hash) FROM STDIN"
-EVENT_COPY = (
-    "COPY events (event_id, stream_id, version, event_type, schema_version, occurred_at, "
-    "data, metadata, prev_hash, hash) FROM STDIN"
-)
+EVENT_COPY = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
 def store_events(dsn: str, histories: list[History]) -> None:
@@ -129,10 +110,9 @@ def store_events(dsn: str, histories: list[History]) -> None:
     events: list[tuple[object, ...]] = []
     streams: list[tuple[object, ...]] = []
     for history in histories:
-        previous = GENESIS
-        for envelope in history:
-            events.append(_event_row(envelope, previous))
-            previous = str(events[-1][-1])
+        chained = event_rows(history, GENESIS)
+        events += [tuple(row[column] for column in EVENT_COLUMNS) for row in chained]
+        previous = chained[-1]["hash"]
         first, state = history[0], fold(e.data for e in history)
         snapshot = json.dumps(state.to_json())
         streams.append((first.stream_id, first.user_id, history[-1].version, snapshot, previous))

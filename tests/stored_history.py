@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import psycopg
 
+from coordinator.adapters.postgres.event_store import INSERT_EVENT, INSERT_OUTBOX, event_rows
 from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.domain.commands import (
     Command,
@@ -24,7 +25,7 @@ from coordinator.domain.commands import (
     StartRequested,
 )
 from coordinator.domain.events import Envelope, stamp
-from coordinator.domain.hash_chain import GENESIS, chain_envelope
+from coordinator.domain.hash_chain import GENESIS
 from coordinator.domain.user_sync import UserSyncState, decide, fold
 from tests.random_refs import random_name
 
@@ -79,24 +80,9 @@ def write(database_url: str, histories: Sequence[History], outbox: Iterable[Enve
     """Streams, chained events, and outbox rows in the given order, in one transaction."""
     streams, events = [], []
     for history in histories:
-        previous = GENESIS
-        for envelope in history.envelopes:
-            chained = chain_envelope(previous, envelope)
-            events.append(
-                (
-                    envelope.event_id,
-                    envelope.stream_id,
-                    envelope.version,
-                    envelope.event_type,
-                    envelope.schema_version,
-                    envelope.occurred_at,
-                    json.dumps(chained.data),
-                    json.dumps(chained.metadata),
-                    chained.prev_hash,
-                    chained.hash,
-                )
-            )
-            previous = chained.hash
+        rows = event_rows(history.envelopes, GENESIS)
+        events += rows
+        previous = rows[-1]["hash"]
         live = history.state.lease_expires_at if history.state.status == "running" else None
         last = history.envelopes[-1]
         state = json.dumps(history.state.to_json())
@@ -117,13 +103,11 @@ def write(database_url: str, histories: Sequence[History], outbox: Iterable[Enve
             "last_hash) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)",
             streams,
         )
+        cursor.executemany(INSERT_EVENT, events)
         cursor.executemany(
-            "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, "
-            "occurred_at, data, metadata, prev_hash, hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)",
-            events,
-        )
-        cursor.executemany(
-            "INSERT INTO outbox (event_id, user_id, payload) VALUES (%s, %s, %s::jsonb)",
-            [(e.event_id, e.user_id, json.dumps(e.to_json())) for e in outbox],
+            INSERT_OUTBOX,
+            [
+                {"event_id": e.event_id, "user_id": e.user_id, "payload": json.dumps(e.to_json())}
+                for e in outbox
+            ],
         )

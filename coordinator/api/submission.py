@@ -34,17 +34,18 @@ async def _answer(request: Request, coalescer: CommandCoalescer, command: Comman
     is paid by every other user's click while a storm keeps the loop busy.
     """
     ticket = coalescer.enqueue(command)
-    if not ticket.behind_others:
-        return await ticket.answer
-    watcher = asyncio.ensure_future(_disconnect(request))
-    either: list[asyncio.Future[Any]] = [ticket.answer, watcher]
+    watcher = asyncio.ensure_future(_disconnect(request)) if ticket.behind_others else None
     try:
+        if watcher is None:
+            return await ticket.answer
+        either: list[asyncio.Future[Any]] = [ticket.answer, watcher]
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         coalescer.withdraw(ticket)
         raise
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
     if ticket.answer.done():
         return ticket.answer.result()
     coalescer.withdraw(ticket)

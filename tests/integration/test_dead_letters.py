@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import fields
@@ -19,7 +18,6 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import Engine, text
 
-from consumers.event_source import SourceConfig
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.adapters.postgres.read_models import ReadModels
@@ -29,9 +27,9 @@ from coordinator.relay.dead_letter_cli import run_deadletters
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.replay.cli import run_replay
 from coordinator.settings import Settings
-from projections.projector import Projector, ProjectorConfig
 from projections.status_view import StatusRow, apply_status
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox
+from tests.integration.test_projector import ProjectorThread
 from tests.kafka_topic import Record, by_user, read_topic
 from tests.random_refs import random_name, random_user
 from tests.stored_history import History, lifecycle, write
@@ -169,21 +167,6 @@ def test_the_cli_lists_a_dead_letter_and_verify_reports_it(
     assert [(v["rule"], v["version"]) for v in report["violations"]] == [("dead-letter", 2)]
 
 
-class ProjectorThread:
-    def __init__(self, database_url: str, bootstrap: str, topic: str) -> None:
-        source = SourceConfig(bootstrap, topic, random_name("group"), max_poll_interval_ms=1000)
-        config = ProjectorConfig(source, database_url, report_seconds=0.5, max_backoff_seconds=0.5)
-        self.stop = threading.Event()
-        self.projector = Projector(config, self.stop)
-        self.thread = threading.Thread(target=self.projector.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-
-
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -216,7 +199,7 @@ def test_the_projector_fills_the_gap_and_republish_delivers_the_event_after_a_fi
     own_engine: Engine, database_url: str, kafka_bootstrap: str
 ) -> None:
     topic = random_name("events")
-    projector = ProjectorThread(database_url, kafka_bootstrap, topic)
+    projector = ProjectorThread(database_url, kafka_bootstrap, topic, random_name("group"))
     try:
         big, published = set_one_aside(own_engine, database_url, kafka_bootstrap, topic)
         expected = folded_status(big)

@@ -34,6 +34,18 @@ LOCK_STREAM = (
     "SELECT version, state, last_hash, clock_timestamp() AS now FROM streams "
     "WHERE stream_id = %(stream_id)s FOR UPDATE"
 )
+EVENT_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "data",
+    "metadata",
+    "prev_hash",
+    "hash",
+)
 INSERT_EVENT = (
     "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, "
     "occurred_at, data, metadata, prev_hash, hash) VALUES (%(event_id)s, %(stream_id)s, "
@@ -117,7 +129,7 @@ class PostgresLockedStream:
             size = len(payload.encode())
             if size > self._max_event_bytes:
                 raise EventTooLarge(envelope.event_type, size, self._max_event_bytes)
-        rows = _event_rows(envelopes, self._last_hash)
+        rows = event_rows(envelopes, self._last_hash)
         self._events += rows
         self._outbox += [
             {"event_id": e.event_id, "user_id": e.user_id, "payload": payload}
@@ -182,8 +194,8 @@ class PostgresLockedStream:
         }
 
 
-def _event_rows(envelopes: list[Envelope], last_hash: str) -> list[dict[str, Any]]:
-    """Rows to insert, each chained to the hash of the one before it."""
+def event_rows(envelopes: Sequence[Envelope], last_hash: str) -> list[dict[str, Any]]:
+    """Rows of INSERT_EVENT (keys: EVENT_COLUMNS), each chained to the hash of the one before."""
     rows = []
     previous = last_hash
     for envelope in envelopes:
