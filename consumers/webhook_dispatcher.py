@@ -1,4 +1,4 @@
-"""Example downstream subscriber: POSTs SyncCompleted and SyncFailed to a webhook, signed.
+"""Example downstream subscriber: POSTs a task's ending (completed, failed, cancelled), signed.
 
 Receivers check `X-Sync-Signature` with `verify()`; see docs/events.md, "Webhooks".
 """
@@ -27,7 +27,7 @@ from coordinator.settings import Settings
 log = logging.getLogger("consumers.webhook_dispatcher")
 T = TypeVar("T")
 
-TERMINAL = frozenset({"SyncCompleted", "SyncFailed"})
+TERMINAL = frozenset({"SyncCompleted", "SyncFailed", "SyncCancelled"})
 # A 4xx says the request itself is wrong, so sending it again cannot help; except
 # 408 (receiver timed out) and 429 (receiver asks us to slow down), which are transient.
 RETRYABLE_4XX = frozenset({408, 429})

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("project", help="build the status view and task history from Kafka")
     commands.add_parser("work", help="run syncs for SyncStarted events (sync worker)")
     commands.add_parser("reap", help="expire tasks whose lease ran out, periodically")
-    commands.add_parser("webhooks", help="POST SyncCompleted/SyncFailed to SYNC_WEBHOOK_URL")
+    commands.add_parser(
+        "webhooks", help="POST SyncCompleted/SyncFailed/SyncCancelled to SYNC_WEBHOOK_URL"
+    )
     schema = commands.add_parser("schema", help="write the events' JSON Schemas")
     schema.add_argument("--out", default="docs/schemas", help="directory to write into")
     schema.add_argument("--check", action="store_true", help="fail if the files are stale")

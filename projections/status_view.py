@@ -7,8 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from coordinator.domain.events import (
+    CancelRequested,
     Envelope,
     Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -33,6 +36,7 @@ class StatusRow:
     progress_percentage: float = 0.0
     current_stats: dict[str, Any] = field(default_factory=dict)
     error_message: str | None = None
+    full_sync_queued: bool = False
     last_version: int = 0
 
 
@@ -89,4 +93,10 @@ def _task_changes(event: Event) -> dict[str, Any]:
         return {"is_syncing": False, "status": "failed", "error_message": event.error}
     if isinstance(event, SyncExpired):
         return {"is_syncing": False, "status": "expired"}
+    if isinstance(event, FullSyncQueued):
+        return {"full_sync_queued": True}
+    if isinstance(event, CancelRequested):
+        return {}
+    if isinstance(event, SyncCancelled):
+        return {"is_syncing": False, "status": "cancelled", "full_sync_queued": False}
     raise TypeError(f"unknown event {event!r}")

@@ -30,6 +30,7 @@ STATUS_TYPES = {
     "progress_percentage": "double precision",
     "current_stats": "jsonb",
     "error_message": "text",
+    "full_sync_queued": "boolean",
     "last_version": "bigint",
 }
 TASK_TYPES = {

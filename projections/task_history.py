@@ -7,8 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from coordinator.domain.events import (
+    CancelRequested,
     Envelope,
     Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -86,4 +89,8 @@ def _changes(row: TaskRow, event: Event) -> dict[str, Any]:
     if isinstance(event, SyncExpired):
         # A task is dead from the moment its lease ran out, not from when that was noticed.
         return {"status": "expired", "finished_at": event.lease_expired_at}
+    if isinstance(event, SyncCancelled):
+        return {"status": "cancelled", "finished_at": event.finished_at}
+    if isinstance(event, FullSyncQueued | CancelRequested):
+        return {}
     raise TypeError(f"unknown event {event!r}")

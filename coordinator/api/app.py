@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from coordinator.api import ops_routes, read_routes, report_routes, start_routes
+from coordinator.api import cancel_routes, ops_routes, read_routes, report_routes, start_routes
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.tokens = tokens
-    for module in (start_routes, report_routes, read_routes, ops_routes):
+    for module in (start_routes, cancel_routes, report_routes, read_routes, ops_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)

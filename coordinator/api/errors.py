@@ -13,7 +13,7 @@ from starlette.responses import Response
 from coordinator.api.auth import TokenRejected
 from coordinator.api.jwks import KeysUnavailable
 from coordinator.api.problems import clip, problem
-from coordinator.domain.user_sync import TaskFenced
+from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from coordinator.service.handlers import IdempotencyKeyReused
 from coordinator.service.ports import (
     ClientGone,
@@ -81,6 +81,19 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
             reason=error.reason,
         )
 
+    async def ended(request: Request, error: TaskEnded) -> Response:
+        return problem(
+            request.scope,
+            409,
+            str(error),
+            kind="task-ended",
+            task_id=error.task_id,
+            reason=error.status,
+        )
+
+    async def not_found(request: Request, error: TaskNotFound) -> Response:
+        return problem(request.scope, 404, str(error), kind="task-not-found")
+
     async def key_reused(request: Request, error: IdempotencyKeyReused) -> Response:
         return problem(request.scope, 422, str(error), kind="idempotency-key-reused")
 
@@ -95,6 +108,8 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         ClientGone: client_gone,
         ConflictRetriesExhausted: conflict,
         TaskFenced: fenced,
+        TaskEnded: ended,
+        TaskNotFound: not_found,
         IdempotencyKeyReused: key_reused,
     }
     for kind, handler in handlers.items():

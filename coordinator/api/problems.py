@@ -36,8 +36,10 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong with this request, for a person")
     instance: str = Field(description="The request path this problem occurred on")
     correlation_id: str | None = Field(None, description="Quote it to support (X-Request-ID)")
-    reason: str | None = Field(None, description="Machine-readable reason: token, fencing")
-    task_id: str | None = Field(None, description="The task a fenced report named")
+    reason: str | None = Field(
+        None, description="Machine-readable reason: token, fencing, how a task ended"
+    )
+    task_id: str | None = Field(None, description="The task a fenced report or a cancel named")
     errors: list[FieldError] | None = Field(None, description="Each invalid input, bounded")
 
 

@@ -19,6 +19,13 @@ class SyncResponse(BaseModel):
     task_id: str
     in_progress: bool = True
     reused: bool = Field(description="True when the click joined a sync already running")
+    outcome: Literal["started", "joined", "queued"] = Field(
+        description="started: this click started a task; joined: it joined the running one; "
+        "queued: its full sync waits behind the running incremental one (reused stays true)"
+    )
+    full_sync_queued: bool = Field(
+        False, description="A full sync waits behind the running task and starts when it ends"
+    )
     sync_type: Literal["full", "incremental"] = Field(description="Type of the running sync")
     started_at: datetime
     lease_expires_at: datetime
@@ -35,7 +42,9 @@ class StatusResponse(BaseModel):
     user_id: str
     task_id: str | None = None
     is_syncing: bool = False
-    status: str = "none"
+    status: str = Field(
+        "none", description="none, running, completed, failed, expired or cancelled"
+    )
     sync_type: str | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None
@@ -43,6 +52,9 @@ class StatusResponse(BaseModel):
     progress_percentage: float = 0.0
     current_stats: dict[str, Any] = Field(default_factory=dict)
     error_message: str | None = None
+    full_sync_queued: bool = Field(
+        False, description="A full sync waits behind the running task and starts when it ends"
+    )
     version: int = Field(0, description="Last stream version the view has applied")
     caught_up: bool = Field(True, description="False if min_version was not reached in time")
 
@@ -87,6 +99,14 @@ class FailureReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     error: ErrorText
+
+
+class CancelResponse(BaseModel):
+    """Answer to a cancel: the task is over; its worker stops."""
+
+    task_id: str
+    status: Literal["cancelled"] = "cancelled"
+    version: int = Field(description="Stream version after this command; for read-your-writes")
 
 
 class ReportResponse(BaseModel):

@@ -14,6 +14,11 @@ from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.service.outcomes import StartOutcome
 
 router = APIRouter()
+MESSAGES = {
+    "started": "Sync started",
+    "joined": "Sync already running; joined it",
+    "queued": "An incremental sync is running; the full sync starts when it ends",
+}
 
 # 409: version conflicts outlasted the retries; 429: this user's queue is full.
 ERRORS = problem_responses(*AUTHENTICATED, 409, 429)
@@ -48,9 +53,11 @@ async def smart_sync(
     outcome = await submit(request, wiring, metrics, "start", command)
     assert isinstance(outcome, StartOutcome)
     return SyncResponse(
-        message="Sync already running; joined it" if outcome.reused else "Sync started",
+        message=MESSAGES[outcome.outcome],
         task_id=outcome.task_id,
         reused=outcome.reused,
+        outcome=outcome.outcome,
+        full_sync_queued=outcome.full_sync_queued,
         sync_type=outcome.sync_type,  # type: ignore[arg-type]
         started_at=outcome.started_at,
         lease_expires_at=outcome.lease_expires_at,

@@ -64,5 +64,14 @@ class ExpireStaleSync:
     meta: RequestMeta
 
 
-Command = StartRequested | ReportProgress | CompleteSync | FailSync | ExpireStaleSync
-TaskCommand = ReportProgress | CompleteSync | FailSync
+@dataclass(frozen=True)
+class CancelSync:
+    """The task's owner pressed Stop."""
+
+    user_id: str
+    task_id: str
+    meta: RequestMeta
+
+
+Command = StartRequested | ReportProgress | CompleteSync | FailSync | ExpireStaleSync | CancelSync
+TaskCommand = ReportProgress | CompleteSync | FailSync | CancelSync

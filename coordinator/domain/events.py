@@ -77,10 +77,56 @@ class SyncFailed:
     finished_at: datetime
 
 
-Event = SyncStarted | SyncReused | SyncExpired | SyncProgressed | SyncCompleted | SyncFailed
+@dataclass(frozen=True)
+class FullSyncQueued:
+    """A full sync was asked for while an incremental one runs; it starts when that one ends."""
+
+    event_type: ClassVar[str] = "FullSyncQueued"
+    task_id: str  # the running incremental task it waits behind
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    """The task's owner asked to stop the task (SyncCancelled follows in the same command)."""
+
+    event_type: ClassVar[str] = "CancelRequested"
+    task_id: str
+
+
+@dataclass(frozen=True)
+class SyncCancelled:
+    """The task was stopped at its owner's request; its worker must stop."""
+
+    event_type: ClassVar[str] = "SyncCancelled"
+    task_id: str
+    finished_at: datetime
+    dropped_full_sync: bool = False  # a queued full sync was dropped with it
+
+
+Event = (
+    SyncStarted
+    | SyncReused
+    | SyncExpired
+    | SyncProgressed
+    | SyncCompleted
+    | SyncFailed
+    | FullSyncQueued
+    | CancelRequested
+    | SyncCancelled
+)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
-    for cls in (SyncStarted, SyncReused, SyncExpired, SyncProgressed, SyncCompleted, SyncFailed)
+    for cls in (
+        SyncStarted,
+        SyncReused,
+        SyncExpired,
+        SyncProgressed,
+        SyncCompleted,
+        SyncFailed,
+        FullSyncQueued,
+        CancelRequested,
+        SyncCancelled,
+    )
 }
 
 

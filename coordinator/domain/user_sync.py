@@ -9,15 +9,19 @@ from typing import Any, Literal
 from uuid import uuid4
 
 from coordinator.domain.commands import (
+    CancelSync,
     Command,
     CompleteSync,
     ExpireStaleSync,
+    FailSync,
     ReportProgress,
     StartRequested,
-    TaskCommand,
 )
 from coordinator.domain.events import (
+    CancelRequested,
     Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -27,7 +31,7 @@ from coordinator.domain.events import (
     SyncType,
 )
 
-TaskStatus = Literal["none", "running", "expired", "completed", "failed"]
+TaskStatus = Literal["none", "running", "expired", "completed", "failed", "cancelled"]
 
 
 class TaskFenced(Exception):
@@ -37,6 +41,32 @@ class TaskFenced(Exception):
         super().__init__(f"task {task_id} is not the live task: {reason}")
         self.task_id = task_id
         self.reason = reason
+
+
+class TaskEnded(Exception):
+    """A cancel named a task of this user that has already ended; `status` says how."""
+
+    def __init__(self, task_id: str, status: str) -> None:
+        super().__init__(f"task {task_id} has already ended: it is {status}")
+        self.task_id = task_id
+        self.status = status
+
+
+class TaskNotFound(Exception):
+    """A cancel named a task this user never had (another user's task is not found either)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task {task_id} for this user")
+        self.task_id = task_id
+
+
+# The status a task ended with, by the event that ended it.
+ENDED_BY: dict[str, TaskStatus] = {
+    "SyncCompleted": "completed",
+    "SyncFailed": "failed",
+    "SyncExpired": "expired",
+    "SyncCancelled": "cancelled",
+}
 
 
 def new_task_id() -> str:
@@ -55,6 +85,7 @@ class UserSyncState:
     lease_expires_at: datetime | None = None
     reuse_count: int = 0
     percent: float = 0.0
+    full_sync_queued: bool = False
 
     def is_live(self, now: datetime) -> bool:
         """Live = not finished and the lease has not run out yet."""
@@ -92,6 +123,8 @@ def decide(
         return _start(state, command, now, lease, make_task_id)
     if isinstance(command, ExpireStaleSync):
         return _expire_if_dead(state, now, detected_by="reaper")
+    if isinstance(command, CancelSync):
+        return _cancel(state, command, now)
     _fence(state, command, now)
     if isinstance(command, ReportProgress):
         return [
@@ -118,15 +151,16 @@ def _start(
     requested: SyncType = "full" if command.force_full else "incremental"
     if state.is_live(now):
         assert state.task_id and state.sync_type and state.started_at and state.lease_expires_at
-        return [
-            SyncReused(
-                task_id=state.task_id,
-                sync_type=state.sync_type,
-                requested_sync_type=requested,
-                started_at=state.started_at,
-                lease_expires_at=state.lease_expires_at,
-            )
-        ]
+        reused = SyncReused(
+            task_id=state.task_id,
+            sync_type=state.sync_type,
+            requested_sync_type=requested,
+            started_at=state.started_at,
+            lease_expires_at=state.lease_expires_at,
+        )
+        if waits_for_full_sync(state, command.force_full) and not state.full_sync_queued:
+            return [reused, FullSyncQueued(task_id=state.task_id)]
+        return [reused]
     expired = _expire_if_dead(state, now, detected_by="start")
     started = SyncStarted(
         task_id=make_task_id(),
@@ -136,6 +170,27 @@ def _start(
         replaces_task_id=state.task_id if expired else None,
     )
     return [*expired, started]
+
+
+def waits_for_full_sync(state: UserSyncState, force_full: bool) -> bool:
+    """A full sync asked for while an incremental one runs waits behind it."""
+    return force_full and state.status == "running" and state.sync_type == "incremental"
+
+
+def _cancel(state: UserSyncState, command: CancelSync, now: datetime) -> list[Event]:
+    """Stop the live task: the request and the ending, recorded together (docs/events.md)."""
+    if command.task_id != state.task_id:
+        raise TaskFenced(command.task_id, f"the live task is {state.task_id or 'none'}")
+    if state.status != "running":
+        raise TaskEnded(command.task_id, state.status)
+    if not state.is_live(now):
+        raise TaskEnded(command.task_id, "expired")
+    return [
+        CancelRequested(task_id=command.task_id),
+        SyncCancelled(
+            task_id=command.task_id, finished_at=now, dropped_full_sync=state.full_sync_queued
+        ),
+    ]
 
 
 def _expire_if_dead(
@@ -152,7 +207,9 @@ def _expire_if_dead(
     ]
 
 
-def _fence(state: UserSyncState, command: TaskCommand, now: datetime) -> None:
+def _fence(
+    state: UserSyncState, command: ReportProgress | CompleteSync | FailSync, now: datetime
+) -> None:
     if command.task_id != state.task_id:
         raise TaskFenced(command.task_id, f"the live task is {state.task_id or 'none'}")
     if state.status != "running":
@@ -181,6 +238,12 @@ def evolve(state: UserSyncState, event: Event) -> UserSyncState:
         return replace(state, status="completed", percent=100.0)
     if isinstance(event, SyncFailed):
         return replace(state, status="failed")
+    if isinstance(event, FullSyncQueued):
+        return replace(state, full_sync_queued=True)
+    if isinstance(event, CancelRequested):
+        return state
+    if isinstance(event, SyncCancelled):
+        return replace(state, status="cancelled", full_sync_queued=False)
     raise TypeError(f"unknown event {event!r}")
 
 

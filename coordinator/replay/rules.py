@@ -8,6 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from coordinator.domain.events import (
+    CancelRequested,
+    Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -33,9 +37,13 @@ ONE_LIVE = "one-live-task"
 REUSE = "reuse-names-live-task"
 OPEN_TASK = "names-open-task"
 UNDECODABLE = "undecodable-event"
+QUEUED_ONCE = "full-sync-queued-once"
+CANCEL_PAIR = "cancel-requested-first"
 
 Finding = tuple[str, str] | None
-Report = SyncProgressed | SyncCompleted | SyncFailed
+Report = (
+    SyncProgressed | SyncCompleted | SyncFailed | FullSyncQueued | CancelRequested | SyncCancelled
+)
 
 
 def _started(state: UserSyncState, event: SyncStarted, at: datetime) -> Finding:
@@ -101,6 +109,17 @@ def _expired(state: UserSyncState, event: SyncExpired, at: datetime) -> Finding:
     return None
 
 
+def _queued(state: UserSyncState, event: FullSyncQueued, at: datetime) -> Finding:
+    reported = _reported(state, event, at)
+    if reported is not None:
+        return reported
+    if state.sync_type != "incremental":
+        return QUEUED_ONCE, f"queues a full sync behind task {event.task_id}, a full sync itself"
+    if state.full_sync_queued:
+        return QUEUED_ONCE, f"queues a second full sync behind task {event.task_id}"
+    return None
+
+
 # Each event type's rule, judged against the state before the event at the event's own time:
 # the same clock the aggregate decided with.
 LIFECYCLE: dict[type, Callable[[UserSyncState, Any, datetime], Finding]] = {
@@ -110,7 +129,20 @@ LIFECYCLE: dict[type, Callable[[UserSyncState, Any, datetime], Finding]] = {
     SyncCompleted: _reported,
     SyncFailed: _reported,
     SyncExpired: _expired,
+    FullSyncQueued: _queued,
+    CancelRequested: _reported,
+    SyncCancelled: _reported,
 }
+
+
+def _cancel_pair(previous: Event | None, event: Event) -> str | None:
+    """A cancel is recorded as the request and the ending together, in this order."""
+    asked = previous.task_id if isinstance(previous, CancelRequested) else None
+    if isinstance(event, SyncCancelled) and asked != event.task_id:
+        return f"task {event.task_id} was cancelled without a CancelRequested just before"
+    if asked is not None and not isinstance(event, SyncCancelled):
+        return f"CancelRequested for task {asked} is not followed by its SyncCancelled"
+    return None
 
 
 def _missing(expected: int, found: int) -> str:
@@ -130,6 +162,7 @@ class StreamCheck:
         self._chain = ChainCheck(stream_id)
         self._state = UserSyncState()
         self._last_version = 0
+        self._previous: Event | None = None
 
     def feed(self, event: StoredEvent) -> list[Violation]:
         """Violations at this event (usually none)."""
@@ -153,7 +186,10 @@ class StreamCheck:
         finding = LIFECYCLE[type(decoded)](self._state, decoded, event.occurred_at)
         if finding is not None:
             found.append(Violation(finding[0], self.stream_id, event.version, finding[1]))
-        self._state = evolve(self._state, decoded)
+        unpaired = _cancel_pair(self._previous, decoded)
+        if unpaired is not None:
+            found.append(Violation(CANCEL_PAIR, self.stream_id, event.version, unpaired))
+        self._state, self._previous = evolve(self._state, decoded), decoded
         return found
 
     def finish(self) -> list[Violation]:

@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordinator.domain.events import (
+    CancelRequested,
     Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -41,6 +44,13 @@ def reason(event: Event) -> str:
         return "completed"
     if isinstance(event, SyncFailed):
         return f"failed: {event.error}"
+    if isinstance(event, FullSyncQueued):
+        return f"full sync queued: it starts when incremental task {event.task_id} ends"
+    if isinstance(event, CancelRequested):
+        return "cancel requested by the task's owner"
+    if isinstance(event, SyncCancelled):
+        dropped = "; the queued full sync was dropped with it" if event.dropped_full_sync else ""
+        return f"cancelled at the owner's request{dropped}"
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -166,6 +176,7 @@ def state_lines(state: UserSyncState, as_of: datetime, version: int) -> list[str
         f"  lease until  {show_time(state.lease_expires_at)}",
         f"  reused       {state.reuse_count} times",
         f"  progress     {state.percent:g}%",
+        f"  full queued  {'yes' if state.full_sync_queued else 'no'}",
     ]
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from coordinator.domain.commands import (
+    CancelSync,
     Command,
     CompleteSync,
     ExpireStaleSync,
@@ -21,7 +22,14 @@ from coordinator.domain.commands import (
     StartRequested,
 )
 from coordinator.domain.events import SyncExpired, SyncReused
-from coordinator.domain.user_sync import TaskFenced, decide
+from coordinator.domain.user_sync import (
+    ENDED_BY,
+    TaskEnded,
+    TaskFenced,
+    TaskNotFound,
+    decide,
+    waits_for_full_sync,
+)
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import (
     ConcurrencyConflict,
@@ -40,7 +48,7 @@ class IdempotencyKeyReused(Exception):
 
 
 # What one command of a batch may be answered with, without failing the others.
-REJECTIONS = (TaskFenced, IdempotencyKeyReused, EventTooLarge)
+REJECTIONS = (TaskFenced, TaskEnded, TaskNotFound, IdempotencyKeyReused, EventTooLarge)
 
 
 @dataclass(frozen=True)
@@ -105,18 +113,23 @@ def start_sync(stream: LockedStream, command: StartRequested, deps: Dependencies
                     f"Idempotency-Key {key!r} was first used with {prior[0]}, not {fingerprint}"
                 )
             return StartOutcome.from_json(prior[1], replayed=True)
-    events = decide(stream.state, command, stream.now, deps.lease)
+    before = stream.state
+    events = decide(before, command, stream.now, deps.lease)
     stored = stream.append(events, command.meta)
     state = stream.state
     assert state.task_id and state.sync_type and state.started_at and state.lease_expires_at
+    reused = isinstance(events[0], SyncReused)
+    queued = reused and waits_for_full_sync(before, command.force_full)
     outcome = StartOutcome(
         task_id=state.task_id,
         sync_type=state.sync_type,
         started_at=state.started_at,
         lease_expires_at=state.lease_expires_at,
-        reused=isinstance(events[-1], SyncReused),
+        reused=reused,
         version=stored[-1].version,
         expired_task_id=next((e.task_id for e in events if isinstance(e, SyncExpired)), None),
+        outcome="queued" if queued else "joined" if reused else "started",
+        full_sync_queued=state.full_sync_queued,
     )
     if key is not None:
         stream.remember_response(key, fingerprint, outcome.to_json())
@@ -145,6 +158,23 @@ def record_report(
     )
 
 
+def cancel_sync(stream: LockedStream, command: CancelSync, deps: Dependencies) -> TaskOutcome:
+    """Stop the user's live task; one of their tasks that ended is a conflict, others unknown."""
+    if command.task_id != stream.state.task_id:
+        # Only the latest task is in the snapshot; an older one is looked up in the stream.
+        last = stream.last_event_type(command.task_id)
+        if last is None:
+            raise TaskNotFound(command.task_id)
+        raise TaskEnded(command.task_id, ENDED_BY.get(last, "ended"))
+    stream.append(decide(stream.state, command, stream.now, deps.lease), command.meta)
+    return TaskOutcome(
+        task_id=command.task_id,
+        status=stream.state.status,
+        version=stream.version,
+        lease_expires_at=None,
+    )
+
+
 Handler = Callable[[LockedStream, Any, Dependencies], Outcome]
 HANDLERS: dict[type, Handler] = {
     StartRequested: start_sync,
@@ -152,4 +182,5 @@ HANDLERS: dict[type, Handler] = {
     CompleteSync: record_report,
     FailSync: record_report,
     ExpireStaleSync: record_report,
+    CancelSync: cancel_sync,
 }

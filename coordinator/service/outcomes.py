@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+StartKind = Literal["started", "joined", "queued"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class StartOutcome:
     reused: bool
     version: int
     expired_task_id: str | None = None
+    outcome: StartKind = "started"
+    full_sync_queued: bool = False
     replayed: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -37,6 +41,9 @@ class StartOutcome:
             reused=body["reused"],
             version=body["version"],
             expired_task_id=body.get("expired_task_id"),
+            # Answers remembered before these fields existed lack them.
+            outcome=body.get("outcome", "joined" if body["reused"] else "started"),
+            full_sync_queued=body.get("full_sync_queued", False),
             replayed=replayed,
         )
 

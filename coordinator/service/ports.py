@@ -65,6 +65,10 @@ class LockedStream(Protocol):
         """
         ...
 
+    def last_event_type(self, task_id: str) -> str | None:
+        """The type of the stream's last event about this task; None if it never had it."""
+        ...
+
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
         """The (fingerprint, response) stored for an idempotency key, if any."""
         ...

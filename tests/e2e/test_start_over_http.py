@@ -51,6 +51,7 @@ def test_full_requested_during_incremental_says_what_runs(api: Api) -> None:
         f"{api.base_url}/sync/smart?force_full=true", headers=api.headers(user)
     ).json()
     assert body["reused"] and body["sync_type"] == "incremental"
+    assert (body["outcome"], body["full_sync_queued"]) == ("queued", True)
 
 
 def test_200_concurrent_clicks_of_one_user_share_one_task(api: Api, engine: Engine) -> None:

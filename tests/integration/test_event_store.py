@@ -37,7 +37,11 @@ def test_first_start_then_reuse_are_recorded_in_order(engine: Engine) -> None:
     assert (first.reused, second.reused) == (False, True)
     assert second.task_id == first.task_id and second.sync_type == "incremental"
     events = store.read_stream(user)
-    assert [(e.version, e.event_type) for e in events] == [(1, "SyncStarted"), (2, "SyncReused")]
+    assert [(e.version, e.event_type) for e in events] == [
+        (1, "SyncStarted"),
+        (2, "SyncReused"),
+        (3, "FullSyncQueued"),  # the full sync asked for waits behind the incremental one
+    ]
     assert {e.user_id for e in events} == {user}
 
 

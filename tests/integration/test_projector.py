@@ -27,6 +27,7 @@ from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.domain.commands import (
+    CancelSync,
     CompleteSync,
     ExpireStaleSync,
     FailSync,
@@ -35,7 +36,7 @@ from coordinator.domain.commands import (
     StartRequested,
 )
 from coordinator.domain.events import Envelope
-from coordinator.domain.user_sync import TaskFenced
+from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.service.handlers import (
     Dependencies,
@@ -61,7 +62,7 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 
 
 def random_workload(engine: Engine, users: list[str], commands: int, seed: int) -> None:
-    """Starts, reuses, progress, completions, failures and expiries through the real handlers."""
+    """Starts, reuses, queued full syncs, progress, endings of every kind, through the handlers."""
     rng = random.Random(seed)
     store = PostgresEventStore(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
@@ -82,10 +83,12 @@ def random_workload(engine: Engine, users: list[str], commands: int, seed: int) 
                 handle(CompleteSync(user, task, stats, meta), lease)
             elif roll < 0.8:
                 handle(FailSync(user, task, f"error {rng.randrange(9)}", meta), lease)
+            elif roll < 0.88:
+                handle(CancelSync(user, task, meta), lease)
             else:
                 handle(ExpireStaleSync(user, meta), lease)
-        except TaskFenced:
-            pass  # a report for a task that is no longer live: the domain refuses it
+        except (TaskFenced, TaskEnded, TaskNotFound):
+            pass  # a report or cancel for a task that is no longer live: the domain refuses it
 
 
 def every_outcome(engine: Engine, users: list[str]) -> None:

@@ -51,7 +51,7 @@ def script(engine: Engine, user: str) -> list[Envelope]:
     for _ in range(4):
         handle(StartRequested(user, False, meta()), lease)  # v1 started, v2-4 reused
     handle(ReportProgress(user, task(), 40.0, {"messages": 4}, meta()), lease)  # v5
-    handle(StartRequested(user, True, meta()), lease)  # v6 reused
+    handle(StartRequested(user, False, meta()), lease)  # v6 reused
     handle(FailSync(user, task(), "auth revoked", meta()), lease)  # v7
     handle(StartRequested(user, False, meta()), lapsed)  # v8 started
     handle(ExpireStaleSync(user, RequestMeta("reaper")), lease)  # v9 by the reaper
@@ -170,6 +170,7 @@ def test_time_window_and_state_as_of(own_engine: Engine, database_url: str) -> N
         ["lease until", ms(events[4].data.lease_expires_at)],
         ["reused", "4 times"],
         ["progress", "40%"],
+        ["full queued", "no"],
     ]
 
     _, out, _ = replay(

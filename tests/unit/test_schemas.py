@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from coordinator.domain.commands import (
+    CancelSync,
     Command,
     CompleteSync,
     FailSync,
@@ -40,8 +41,10 @@ def one_event_of_each_type() -> dict[str, dict[str, Any]]:
         (StartRequested("u1", False, META), T0 + timedelta(minutes=4)),
         (StartRequested("u1", False, META), T0 + timedelta(hours=2)),  # expired, replaced
         (FailSync("u1", "t3", "imap timeout", META), T0 + timedelta(hours=2, minutes=1)),
+        (StartRequested("u1", False, META), T0 + timedelta(hours=2, minutes=2)),
+        (CancelSync("u1", "t4", META), T0 + timedelta(hours=2, minutes=3)),
     ]
-    ids = iter(["t1", "t2", "t3"])
+    ids = iter(["t1", "t2", "t3", "t4"])
     state, version, history = UserSyncState(), 0, []
     for command, now in script:
         events: list[Event] = decide(state, command, now, LEASE, lambda: next(ids))
@@ -81,6 +84,8 @@ def violations(
 
 
 def _type(expected: str, value: Any, root: dict[str, Any], at: str) -> list[str]:
+    if expected == "boolean":
+        return [] if isinstance(value, bool) else [f"not boolean: {value!r}"]
     kinds = {
         "object": dict,
         "string": str,

@@ -32,7 +32,20 @@ CASES = [
     # (name, state, now, force_full, expected event types)
     ("first start", UserSyncState(), T0, False, ["SyncStarted"]),
     ("live task is reused", running(), T0 + timedelta(minutes=5), False, ["SyncReused"]),
-    ("reused even if full asked", running(), T0 + timedelta(minutes=29), True, ["SyncReused"]),
+    (
+        "full asked during incremental is queued",
+        running(),
+        T0 + timedelta(minutes=29),
+        True,
+        ["SyncReused", "FullSyncQueued"],
+    ),
+    (
+        "full asked during full joins",
+        running(sync_type="full"),
+        T0 + timedelta(minutes=1),
+        True,
+        ["SyncReused"],
+    ),
     (
         "one microsecond before expiry",
         running(),
@@ -63,7 +76,7 @@ def test_decisions(
 
 
 def test_reuse_names_live_task_and_its_type() -> None:
-    [event] = decide(running(sync_type="incremental"), start(True), T0, LEASE)
+    event, _ = decide(running(sync_type="incremental"), start(True), T0, LEASE)
     assert isinstance(event, SyncReused)
     assert (event.task_id, event.sync_type, event.requested_sync_type) == (
         "task-old",

@@ -70,6 +70,11 @@ REMEMBER = (
     "INSERT INTO idempotency_keys (user_id, key, fingerprint, response) "
     "VALUES (%(user_id)s, %(key)s, %(fingerprint)s, CAST(%(response)s AS jsonb))"
 )
+# Scans the user's own events (by the stream's key): only a cancel of an older task asks.
+LAST_EVENT_OF_TASK = (
+    "SELECT event_type FROM events WHERE stream_id = %(stream_id)s "
+    "AND data->>'task_id' = %(task_id)s ORDER BY version DESC LIMIT 1"
+)
 READ_STREAM = text(
     "SELECT event_id, event_type, schema_version, version, occurred_at, data, metadata "
     "FROM events WHERE stream_id = :stream_id ORDER BY version"
@@ -112,6 +117,7 @@ class PostgresLockedStream:
         self._events: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
         self._keys: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._staged_tasks: dict[str, str] = {}  # task id -> type of its last staged event
 
     def append(self, events: Sequence[Event], meta: RequestMeta) -> list[Envelope]:
         envelopes = stamp(
@@ -136,8 +142,16 @@ class PostgresLockedStream:
             for e, payload in zip(envelopes, payloads, strict=True)
         ]
         self.version, self.state = envelopes[-1].version, fold(events, self.state)
+        self._staged_tasks.update((e.task_id, e.event_type) for e in events)
         self._last_hash = rows[-1]["hash"]
         return envelopes
+
+    def last_event_type(self, task_id: str) -> str | None:
+        if task_id in self._staged_tasks:
+            return self._staged_tasks[task_id]
+        params = {"stream_id": self.stream_id, "task_id": task_id}
+        row = self._cursor.execute(LAST_EVENT_OF_TASK, params).fetchone()
+        return None if row is None else str(row[0])
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
         if key in self._keys:
