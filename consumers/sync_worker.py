@@ -1,4 +1,9 @@
-"""The sync worker: runs an executor for each SyncStarted, reports back, stops when fenced."""
+"""The sync worker: runs an executor for each SyncStarted, reports back, stops when fenced.
+
+A task stops early when its SyncCancelled arrives on the topic (its stop event is set, the
+executor raises Stopped at its next check) or when a report is answered 409, whichever comes
+first; a cancelled task is not reported failed.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import jwt
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
 from consumers.event_source import Delivery, EventSource, SourceConfig
 from consumers.executors import Executor, Stopped, TaskSpec, make_executor
-from coordinator.domain.events import SyncStarted
+from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
 
 log = logging.getLogger("consumers.sync_worker")
@@ -35,22 +40,34 @@ class SyncWorker:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sync")
         self._grace = grace
         self._running: dict[str, Future[None]] = {}
+        self._stops: dict[str, threading.Event] = {}  # per task: cancelled, or shutting down
+        self._cancelled_at: dict[str, datetime] = {}
         self._finished: deque[str] = deque()
-        self._abandon = threading.Event()
-        self.completed = self.failed = self.fenced = 0
+        self.completed = self.failed = self.fenced = self.cancelled = 0
 
     def take(self, deliveries: list[Delivery]) -> None:
         """Submit the live tasks among these events; duplicates and dead tasks are skipped."""
         now = datetime.now(UTC)
         for delivery in deliveries:
             event = delivery.envelope.data
+            if isinstance(event, SyncCancelled):
+                self._cancel(event)
+                continue
             if not isinstance(event, SyncStarted) or event.task_id in self._running:
                 continue
             if event.lease_expires_at <= now:
                 continue  # already dead: the reaper or the next click replaces it
             task = TaskSpec(delivery.envelope.user_id, event.task_id, event.sync_type)
+            self._stops[task.task_id] = threading.Event()
             future = self._running[task.task_id] = self._pool.submit(self._execute, task)
             future.add_done_callback(self._on_done(task.task_id))
+
+    def _cancel(self, event: SyncCancelled) -> None:
+        """Tell the task's executor to stop, if this worker runs it."""
+        stop = self._stops.get(event.task_id)
+        if stop is not None and not stop.is_set():
+            self._cancelled_at[event.task_id] = event.finished_at
+            stop.set()
 
     def _execute(self, task: TaskSpec) -> None:
         def report(percent: float, stats: dict[str, object]) -> None:
@@ -58,7 +75,7 @@ class SyncWorker:
 
         log.info("task %s of %s: started", task.task_id, task.user_id)
         try:
-            stats = self._executor.run(task, report, self._abandon)
+            stats = self._executor.run(task, report, self._stops[task.task_id])
             self._client.complete(task.user_id, task.task_id, stats)
             self.completed += 1
             log.info("task %s: completed %s", task.task_id, stats)
@@ -66,7 +83,18 @@ class SyncWorker:
             self.fenced += 1
             log.warning("task %s: fenced, stopping (%s)", task.task_id, error)
         except Stopped as error:
-            self._fail(task, f"worker shut down before finishing: {error}")
+            cancelled_at = self._cancelled_at.get(task.task_id)
+            if cancelled_at is None:
+                self._fail(task, f"worker shut down before finishing: {error}")
+            else:
+                self.cancelled += 1
+                late = (datetime.now(UTC) - cancelled_at).total_seconds()
+                log.info(
+                    "task %s: cancelled, stopped %.3f s after the cancel was recorded (%s)",
+                    task.task_id,
+                    late,
+                    error,
+                )
         except ReportFailed as error:
             log.error("task %s: cannot report (%s); its lease will lapse", task.task_id, error)
         except Exception as error:
@@ -86,7 +114,10 @@ class SyncWorker:
     def forget_finished(self) -> None:
         """Drop finished tasks (without scanning every queued one on each poll)."""
         while self._finished:
-            self._running.pop(self._finished.popleft(), None)
+            task_id = self._finished.popleft()
+            self._running.pop(task_id, None)
+            self._stops.pop(task_id, None)
+            self._cancelled_at.pop(task_id, None)
 
     def running(self) -> int:
         return sum(1 for f in self._running.values() if not f.done())
@@ -97,7 +128,8 @@ class SyncWorker:
         log.info("stopping: %d tasks running, grace %.0fs", len(pending), self._grace)
         _, late = wait_all(pending, timeout=self._grace)
         if late:
-            self._abandon.set()
+            for stop in list(self._stops.values()):
+                stop.set()
             wait_all(late, timeout=30)
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 from uuid import uuid4
 
 import httpx
@@ -26,9 +27,14 @@ def process_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def spawn(command: str, **settings: str) -> subprocess.Popen[bytes]:
+def spawn(
+    command: str, stderr: IO[bytes] | None = None, **settings: str
+) -> subprocess.Popen[bytes]:
+    """A `syncctl` process; its log (stderr) goes to the given file, else to the test's."""
     return subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", command], env=process_env(**settings)
+        [sys.executable, "-m", "coordinator.cli", command],
+        env=process_env(**settings),
+        stderr=stderr,
     )
 
 

@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 from tests.e2e.processes import SECRET, Api, running_api, spawn, stop
 from tests.random_refs import random_name
@@ -20,9 +21,11 @@ class Stack:
     settings: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, command: str, **overrides: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, command: str, stderr: IO[bytes] | None = None, **overrides: str
+    ) -> subprocess.Popen[bytes]:
         """Start (or restart) one `syncctl` process with the stack's settings."""
-        self.processes[name] = spawn(command, **{**self.settings, **overrides})
+        self.processes[name] = spawn(command, stderr, **{**self.settings, **overrides})
         return self.processes[name]
 
     def stop_all(self) -> None:
