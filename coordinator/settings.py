@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         default=0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat"
     )
     jwt_jwks_cache_seconds: float = Field(default=300, gt=0, description="JWKS cache lifetime")
+    jwt_cache_size: int = Field(
+        default=10_000, ge=0, description="Verified tokens remembered per API process (0: none)"
+    )
+    jwt_cache_seconds: float = Field(
+        default=60, gt=0, le=3600, description="Longest a verified token is remembered"
+    )
     max_report_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest worker report body"
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from coordinator.api.jwks import JwksKeys, UnknownKey
+from coordinator.api.token_cache import TokenCache
 from coordinator.settings import Settings, require_hs256_key
 
 REPORT_SCOPE = "sync:report"
@@ -50,6 +51,7 @@ class TokenVerifier:
     issuer: str | None = None
     audience: str | None = None
     leeway: float = 0
+    cache: TokenCache = field(default_factory=TokenCache, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -61,6 +63,7 @@ class TokenVerifier:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
+            cache=TokenCache(settings.jwt_cache_size, settings.jwt_cache_seconds),
         )
 
     def user(self, token: str | None) -> str:
@@ -75,6 +78,10 @@ class TokenVerifier:
         token = (token or "").strip()
         if not token:
             raise TokenRejected("missing", "a bearer token is required", error=None)
+        rule = f"{from_identity_provider}:{scope}"
+        known = self.cache.get(token, rule)
+        if known is not None:
+            return known
         header, unverified = _parse(token)
         _check_claim_types(unverified)
         key: Any = self.secret
@@ -96,7 +103,9 @@ class TokenVerifier:
             raise TokenRejected(
                 "scope", f"token lacks the {scope!r} scope", status=403, error="insufficient_scope"
             )
-        return _user_id(claims.get("sub"))
+        user_id = _user_id(claims.get("sub"))
+        self.cache.put(token, rule, user_id, float(claims["exp"]))
+        return user_id
 
     def _verified(self, token: str, key: Any, algorithm: str, idp: bool) -> dict[str, Any]:
         required = ["exp", "sub"]
