@@ -162,8 +162,9 @@ def prepare_history(database: str, user: str, count: int = HISTORY_EVENTS) -> No
         conn.execute("VACUUM ANALYZE events")
 
 
-def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
-    """Databases, the history user, `syncctl api` and the baseline app, all ready."""
+def start_services(stack: ExitStack, tmp: Path, log: Log, workers: int = 1) -> Services:
+    """Databases, the history user, `syncctl api` and the baseline app, all ready; the API and
+    the baseline each run as `workers` processes on their port."""
     server = server_url(stack, tmp, log)
     api_db = fresh_database(stack, server, "bench_api")
     baseline_db = fresh_database(stack, server, "bench_baseline")
@@ -177,6 +178,7 @@ def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
         "SYNC_JWT_SECRET": secret,
         "SYNC_API_PORT": str(api_port),
         "SYNC_API_HOST": "127.0.0.1",
+        "SYNC_API_WORKERS": str(workers),
     }
     log("starting syncctl api and the baseline app ...")
     api_url = serve(
@@ -193,7 +195,7 @@ def start_services(stack: ExitStack, tmp: Path, log: Log) -> Services:
     baseline_port = free_port()
     baseline_url = serve(
         stack,
-        [sys.executable, "-m", "bench.baseline_app", str(baseline_port)],
+        [sys.executable, "-m", "bench.baseline_app", str(baseline_port), str(workers)],
         {"BENCH_DATABASE_URL": libpq(baseline_db)},
         baseline_port,
         tmp / "baseline.log",

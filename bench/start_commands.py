@@ -1,11 +1,13 @@
 """Benchmark of the start command: `syncctl api` against a bare-SQL baseline, in the same run.
 
-    .venv/bin/python -m bench.start_commands [--seconds 6] [--repeat 1] [--json PATH]
+    .venv/bin/python -m bench.start_commands [--seconds 6] [--repeat 1] [--workers 1]
+                                             [--json PATH]
 
 Starts embedded PostgreSQL (or uses SYNC_BENCH_DATABASE_URL), two fresh migrated databases,
 two `syncctl api` processes on one of them and bench/baseline_app.py (the same SQL
 transaction per request in raw psycopg, no ORM, domain, auth or coalescing) on the other,
-each under one uvicorn process. Then, in one run:
+each under uvicorn with --workers processes (the API's SYNC_API_WORKERS; the same number for
+both, so neither gets more cores than the other). Then, in one run:
 
 - workloads: distinct users or one hot user at 8 to 512 requests in flight, the baseline and
   then the API for 1 s of warm-up plus --seconds each: req/s, p50, p99 and the ratios;
@@ -232,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--repeat", type=int, default=1, help="repeat everything R times")
     parser.add_argument("--json", type=Path, help="write the results to this file")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes of the API and of the baseline alike"
+    )
     args = parser.parse_args(argv)
     require_wrk()
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -239,14 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Result] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(TemporaryDirectory(prefix="sync-bench-")))
-        services = start_services(stack, tmp, log)
+        services = start_services(stack, tmp, log, args.workers)
         for number in range(1, args.repeat + 1):
             log(f"repeat {number}/{args.repeat}")
             try:
                 run = measure(services, args.seconds)
             except BenchFailure as failure:
                 raise SystemExit(f"FAILED: {failure}") from None
-            print(f"\n== repeat {number}/{args.repeat}, {args.seconds:g} s per run ==")
+            print(
+                f"\n== repeat {number}/{args.repeat}, {args.seconds:g} s per run, "
+                f"{args.workers} worker process(es) each =="
+            )
             print_workloads(run["workloads"])
             print_storms(run["storm"], run["neighbour"])
             print_history(run["history"])

@@ -111,15 +111,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_api(settings: Settings) -> int:
-    import uvicorn
+    from coordinator.api.workers import serve
 
-    from coordinator.api.app import create_app
-
-    app = create_app(settings)
-    uvicorn.run(
-        app, host=settings.api_host, port=settings.api_port, access_log=False, log_level="info"
-    )
-    return 0
+    return serve(settings)
 
 
 def run_relay(settings: Settings) -> int:

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(
+        default=1, ge=1, le=64, description="API processes sharing the port (uvicorn workers)"
+    )
     retry_after_seconds: int = Field(default=1, ge=1)
     relay_batch_size: int = Field(default=500, ge=1, le=10000)
     relay_poll_seconds: float = Field(default=1.0, gt=0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from coordinator.api import cancel_routes, ops_routes, read_routes, report_routes, start_routes
 from coordinator.api.auth import TokenVerifier
@@ -15,6 +18,7 @@ from coordinator.api.errors import install_error_handlers
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
+from coordinator.api.workers import metrics_folder
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
 
@@ -27,19 +31,24 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        folder = metrics_folder()
         registry = CollectorRegistry()
-        metrics = CommandMetrics(registry)
+        metrics = CommandMetrics(registry, shared=folder is not None)
         wiring = bootstrap(
             settings, on_conflict=metrics.conflicts.inc, on_batch=metrics.batch_sizes.observe
         )
-        metrics.watch_queue(lambda: wiring.coalescer.waiting)
-        registry.register(StoredStateCollector(wiring.outbox, wiring.read_models))
+        scraped = shared_registry(folder) if folder else registry
+        scraped.register(StoredStateCollector(wiring.outbox, wiring.read_models))
         app.state.settings, app.state.wiring = settings, wiring
-        app.state.metrics, app.state.registry = metrics, registry
+        app.state.metrics, app.state.registry = metrics, scraped
+        depth = asyncio.create_task(metrics.watch_queue(lambda: wiring.coalescer.waiting))
         try:
             yield
         finally:
+            depth.cancel()
             wiring.close()
+            if folder:
+                mark_process_dead(os.getpid(), folder)  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title="Sync coordinator",
@@ -66,3 +75,10 @@ def body_limits(settings: Settings) -> Callable[[str], int]:
         return settings.max_body_bytes
 
     return limit
+
+
+def shared_registry(folder: str) -> CollectorRegistry:
+    """What /metrics shows as one of several workers: the sum over all of them."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, folder)  # type: ignore[no-untyped-call]
+    return registry

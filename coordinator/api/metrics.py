@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ log = logging.getLogger("coordinator.metrics")
 class CommandMetrics:
     """Counters and a latency histogram for commands, in a registry of this app's own."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, shared: bool = False) -> None:
+        self.shared = shared  # one of several worker processes writing to a shared folder
         self.outcomes = Counter(
             "sync_commands_total",
             "Commands by command and outcome",
@@ -55,13 +57,20 @@ class CommandMetrics:
         )
         self.queue_depth = Gauge(
             "sync_command_queue_depth",
-            "Commands waiting for their user's turn in this process",
+            "Commands waiting for their user's turn (summed over live worker processes)",
+            multiprocess_mode="livesum",
             registry=registry,
         )
 
-    def watch_queue(self, depth: Callable[[], float]) -> None:
-        """Read the queue depth at scrape time."""
-        self.queue_depth.set_function(depth)
+    async def watch_queue(self, depth: Callable[[], float], every: float = 1.0) -> None:
+        """Show the queue depth: read at scrape time in a single process; as one of several
+        workers, written every `every` seconds for the others' scrapes. Until cancelled."""
+        if not self.shared:
+            self.queue_depth.set_function(depth)
+            return
+        while True:
+            self.queue_depth.set(depth())
+            await asyncio.sleep(every)
 
     @contextmanager
     def timed(self, command: str) -> Iterator[Callable[[str], None]]:

@@ -1,0 +1,66 @@
+"""`syncctl api` as one process, or as several uvicorn workers sharing its port.
+
+The API is CPU-bound in its HTTP layer, so one process uses one core. With
+SYNC_API_WORKERS=N, uvicorn starts N processes that accept on the same socket; each has its
+own pool, coalescer and transaction bound (each user has at most N waiters on their row
+lock, one per process, as with N `syncctl api` processes behind a load balancer). Their
+Prometheus metrics are written to a shared folder (prometheus_client's multiprocess mode)
+so that /metrics, whichever worker answers it, shows the sum over all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+from coordinator.api.auth import TokenVerifier
+from coordinator.settings import Settings
+
+log = logging.getLogger("coordinator.api")
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve(settings: Settings) -> int:
+    """Run the API until signalled; returns the exit code."""
+    import uvicorn
+
+    from coordinator.api.app import create_app
+
+    host, port = settings.api_host, settings.api_port
+    if settings.api_workers == 1:
+        app = create_app(settings)
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        return 0
+    TokenVerifier.from_settings(settings)  # a bad key stops here, not once per worker
+    given = os.environ.get(METRICS_DIR)
+    folder = given or tempfile.mkdtemp(prefix="syncctl-metrics-")
+    os.environ[METRICS_DIR] = folder
+    log.info("%d API workers; metrics of all of them gathered in %s", settings.api_workers, folder)
+    try:
+        uvicorn.run(
+            "coordinator.api.workers:app_from_environment",
+            factory=True,
+            workers=settings.api_workers,
+            host=host,
+            port=port,
+            access_log=False,
+            log_level="info",
+        )
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def app_from_environment() -> object:
+    """The app of one worker process, configured from the environment like its parent."""
+    from coordinator.api.app import create_app
+
+    return create_app(Settings())
+
+
+def metrics_folder() -> str | None:
+    """The shared metrics folder when this process is one of several workers."""
+    return os.environ.get(METRICS_DIR) or None
