@@ -8,9 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from coordinator.settings import Settings
+
 
 class Stopped(Exception):
     """The worker is shutting down past its grace period."""
+
+
+class TaskFailed(Exception):
+    """The sync cannot finish; the message is the reason recorded in SyncFailed, as it is."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,12 @@ class DemoExecutor:
         return {"imported": total, "total": total}
 
 
-def make_executor(name: str, messages: int, pace: float) -> Executor:
+def make_executor(settings: Settings) -> Executor:
     """The executor named in settings."""
-    if name == "demo":
-        return DemoExecutor(messages, pace)
-    raise SystemExit(f"unknown executor {name!r}; known: demo")
+    if settings.worker_executor == "demo":
+        return DemoExecutor(settings.demo_messages, settings.demo_pace)
+    if settings.worker_executor == "imap":
+        from consumers.imap.wiring import imap_executor
+
+        return imap_executor(settings)
+    raise SystemExit(f"unknown executor {settings.worker_executor!r}; known: demo, imap")

@@ -22,7 +22,7 @@ import jwt
 
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
 from consumers.event_source import Delivery, EventSource, SourceConfig
-from consumers.executors import Executor, Stopped, TaskSpec, make_executor
+from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec, make_executor
 from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
 
@@ -43,7 +43,7 @@ class SyncWorker:
         self._stops: dict[str, threading.Event] = {}  # per task: cancelled, or shutting down
         self._cancelled_at: dict[str, datetime] = {}
         self._finished: deque[str] = deque()
-        self.completed = self.failed = self.fenced = self.cancelled = 0
+        self.completed = self.failed = self.fenced = self.cancelled = self.skipped = 0
 
     def take(self, deliveries: list[Delivery]) -> None:
         """Submit the live tasks among these events; duplicates and dead tasks are skipped."""
@@ -74,6 +74,8 @@ class SyncWorker:
             self._client.progress(task.user_id, task.task_id, percent, stats)
 
         log.info("task %s of %s: started", task.task_id, task.user_id)
+        if not self._claim(task):
+            return
         try:
             stats = self._executor.run(task, report, self._stops[task.task_id])
             self._client.complete(task.user_id, task.task_id, stats)
@@ -95,11 +97,28 @@ class SyncWorker:
                     late,
                     error,
                 )
+        except TaskFailed as error:
+            log.warning("task %s: failed: %s", task.task_id, error)
+            self._fail(task, str(error))
         except ReportFailed as error:
             log.error("task %s: cannot report (%s); its lease will lapse", task.task_id, error)
         except Exception as error:
             log.exception("task %s: executor failed", task.task_id)
             self._fail(task, f"{type(error).__name__}: {error}")
+
+    def _claim(self, task: TaskSpec) -> bool:
+        """Report 0% before any work: a task that already ended (a SyncStarted delivered
+        again, after a restart or a rebalance) is fenced here and not run a second time."""
+        try:
+            self._client.progress(task.user_id, task.task_id, 0.0, {})
+        except Fenced as error:
+            self.skipped += 1
+            log.info("task %s: not live any more, not run again (%s)", task.task_id, error)
+            return False
+        except ReportFailed as error:
+            log.error("task %s: cannot report (%s); its lease will lapse", task.task_id, error)
+            return False
+        return True
 
     def _fail(self, task: TaskSpec, error: str) -> None:
         self.failed += 1
@@ -151,7 +170,7 @@ def run_worker(settings: Settings) -> int:
         return jwt.encode(claims, secret, "HS256")
 
     client = CoordinatorClient(settings.api_url, token_for)
-    executor = make_executor(settings.worker_executor, settings.demo_messages, settings.demo_pace)
+    executor = make_executor(settings)
     worker = SyncWorker(
         executor, client, settings.worker_concurrency, settings.worker_grace_seconds
     )

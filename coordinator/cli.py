@@ -48,13 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     deadletters.add_argument("deadletters_args", nargs=argparse.REMAINDER)
+    accounts = commands.add_parser(
+        "accounts",
+        help="set, show or delete a user's IMAP account (syncctl accounts --help)",
+        add_help=False,
+    )
+    accounts.add_argument("accounts_args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("replay", "deadletters"):
+    if extra and args.command not in ("replay", "deadletters", "accounts"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -101,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         from coordinator.relay.dead_letter_cli import run_deadletters
 
         return run_deadletters(settings, [*extra, *args.deadletters_args])
+    if args.command == "accounts":
+        from mail.account_cli import run_accounts
+
+        return run_accounts(settings, [*extra, *args.accounts_args])
     if args.command == "schema":
         from coordinator.schema_export import export_schemas
 

@@ -124,6 +124,19 @@ class Settings(BaseSettings):
     worker_executor: str = Field(default="demo", description="Executor name, see consumers/")
     demo_messages: int = Field(default=200, ge=1, description="Demo executor: mailbox size")
     demo_pace: float = Field(default=50.0, gt=0, description="Demo executor: messages per second")
+    mail_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet keys for mail passwords, comma-separated: the first encrypts",
+    )
+    mail_batch_size: int = Field(default=200, ge=1, le=5000, description="Messages per fetch")
+    mail_raw_max_bytes: int = Field(
+        default=1024 * 1024, ge=0, le=64 * 1024 * 1024, description="Raw message bytes kept"
+    )
+    mail_connect_attempts: int = Field(default=3, ge=1, le=10, description="IMAP connect tries")
+    mail_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="IMAP socket")
+    mail_report_every_seconds: float = Field(
+        default=1.0, gt=0, description="Most one progress report per this many seconds"
+    )
     reaper_interval_seconds: float = Field(default=30.0, gt=0)
     webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
     webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key for webhooks")
@@ -159,6 +172,17 @@ class Settings(BaseSettings):
     def require_jwt_secret(self) -> str:
         """The HS256 key, or a clear error: a short key can be brute-forced from one token."""
         return require_hs256_key(self.jwt_secret.get_secret_value())
+
+    def require_mail_key(self) -> str:
+        """The Fernet key(s) for mail account passwords, or a clear error."""
+        key = self.mail_key.get_secret_value()
+        if not key:
+            raise SystemExit(
+                "SYNC_MAIL_KEY is not set: mail passwords cannot be stored or read (make one "
+                "with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`)"
+            )
+        return key
 
     def require_kafka_bootstrap(self) -> str:
         """The Kafka bootstrap servers (else the running `syncctl dev`'s), or a clear error."""

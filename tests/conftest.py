@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.engine import make_engine
+from coordinator.dev.dovecot import Dovecot, start_dovecot
 from tests import services
 
 
@@ -60,3 +61,15 @@ def engine(shared_database_url: str) -> Iterator[Engine]:
     engine = make_engine(shared_database_url, pool_size=20)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """One private Dovecot for the session; each test logs in as users of its own."""
+    root = Path(tempfile.mkdtemp(prefix="sync-test-dovecot-"))
+    server = start_dovecot(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from coordinator.api import cancel_routes, ops_routes, read_routes, report_routes, start_routes
+from coordinator.api import (
+    account_routes,
+    cancel_routes,
+    mail_routes,
+    ops_routes,
+    read_routes,
+    report_routes,
+    start_routes,
+)
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
@@ -23,6 +31,8 @@ from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
+ACCOUNT_PATH = "/accounts/imap"
+ACCOUNT_BODY_BYTES = 32 * 1024  # host, login, password and up to 100 folder names
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -60,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = tokens
     for module in (start_routes, cancel_routes, report_routes, read_routes, ops_routes):
         app.include_router(module.router)
+    for module in (account_routes, mail_routes):
+        app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
     app.add_middleware(RequestGuard, body_limit=body_limits(settings))
@@ -72,6 +84,8 @@ def body_limits(settings: Settings) -> Callable[[str], int]:
     def limit(path: str) -> int:
         if REPORT_PATH.fullmatch(path):
             return settings.max_report_body_bytes
+        if path == ACCOUNT_PATH:
+            return ACCOUNT_BODY_BYTES
         return settings.max_body_bytes
 
     return limit

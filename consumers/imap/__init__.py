@@ -1,0 +1,1 @@
+"""The `imap` executor: syncs a user's IMAP folders into PostgreSQL, resumable by checkpoint."""

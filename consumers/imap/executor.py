@@ -1,0 +1,163 @@
+"""The `imap` executor: every folder of the user's account, progress at a bounded rate."""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
+from consumers.imap import folder_sync
+from mail.accounts import AccountStore, ImapAccount
+from mail.imap_connection import MailProblem, close, connect
+from mail.message_store import FolderMoved, MessageStore
+from mail.password_box import UnreadablePassword
+
+log = logging.getLogger("consumers.imap")
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    batch_size: int = 200
+    raw_max_bytes: int = 1024 * 1024
+    connect_attempts: int = 3
+    timeout_seconds: float = 30.0
+    report_every_seconds: float = 1.0
+    first_backoff_seconds: float = 0.5
+
+
+class ImapExecutor:
+    """Syncs the task's user's IMAP account into the message store."""
+
+    def __init__(
+        self, accounts: AccountStore, messages: MessageStore, settings: ImapSettings
+    ) -> None:
+        self._accounts = accounts
+        self._messages = messages
+        self._settings = settings
+
+    def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
+        try:
+            account = self._accounts.load(task.user_id)
+        except UnreadablePassword as error:
+            raise TaskFailed(str(error)) from None
+        if account is None:
+            raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
+        s = self._settings
+        try:
+            client = connect(
+                account,
+                attempts=s.connect_attempts,
+                timeout=s.timeout_seconds,
+                first_backoff=s.first_backoff_seconds,
+            )
+        except MailProblem as error:
+            raise TaskFailed(str(error)) from None
+        try:
+            return self._sync(client, account, task, report, stopping)
+        except MailProblem as error:
+            raise TaskFailed(str(error)) from None
+        except FolderMoved as error:
+            raise TaskFailed(f"{error}; this sync stops") from None
+        except (OSError, imaplib.IMAP4.abort) as error:
+            raise TaskFailed(
+                f"connection to the IMAP server at {account.address()} lost during the sync: "
+                f"{error}; the next sync resumes from the last committed batch"
+            ) from None
+        finally:
+            close(client)
+
+    def _sync(
+        self,
+        client: IMAPClient,
+        account: ImapAccount,
+        task: TaskSpec,
+        report: Report,
+        stopping: threading.Event,
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        full = task.sync_type == "full"
+        address = account.address()
+        folders = _folders(client, account)
+        if full:
+            for gone in set(self._messages.synced_folders(task.user_id)) - set(folders):
+                self._messages.drop_folder(task.user_id, gone)
+        plans = [
+            folder_sync.plan(client, self._messages, task.user_id, f, full, address)
+            for f in folders
+        ]
+        progress = _Progress(report, sum(len(p.to_fetch) for p in plans), stopping, self._settings)
+        progress.report_now()
+        totals = folder_sync.FolderOutcome()
+        for folder_plan in plans:
+            outcome = folder_sync.run(
+                client,
+                self._messages,
+                folder_plan,
+                batch_size=self._settings.batch_size,
+                raw_max_bytes=self._settings.raw_max_bytes,
+                address=address,
+                after_batch=progress.advance,
+            )
+            totals.fetched += outcome.fetched
+            totals.flags_updated += outcome.flags_updated
+            totals.removed += outcome.removed
+        return {
+            "folders": len(plans),
+            "fetched": totals.fetched,
+            "total": progress.total,
+            "flags_updated": totals.flags_updated,
+            "removed": totals.removed,
+            "started_over": sum(1 for p in plans if p.started_over),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+
+class _Progress:
+    """Messages done of messages to do, reported at most once per period (renews the lease)."""
+
+    def __init__(
+        self, report: Report, total: int, stopping: threading.Event, settings: ImapSettings
+    ) -> None:
+        self._report = report
+        self.total = total
+        self.done = 0
+        self._stopping = stopping
+        self._every = settings.report_every_seconds
+        self._last = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._stopping.is_set():
+            raise Stopped(
+                f"stopped after {self.done} of {self.total} messages; the next sync resumes "
+                "from the last committed batch"
+            )
+        if time.monotonic() - self._last >= self._every:
+            self.report_now()
+
+    def report_now(self) -> None:
+        percent = 100.0 * self.done / self.total if self.total else 0.0
+        self._report(percent, {"fetched": self.done, "total": self.total})
+        self._last = time.monotonic()
+
+
+def _folders(client: IMAPClient, account: ImapAccount) -> list[str]:
+    """The configured folders, or every selectable folder the server lists."""
+    if account.folders is not None:
+        return list(account.folders)
+    try:
+        listed = client.list_folders()
+    except IMAPClientError as error:
+        raise MailProblem(f"the IMAP server would not list folders: {error}") from None
+    return [
+        name
+        for flags, _, name in listed
+        if not {b"\\Noselect", b"\\NonExistent"} & {f for f in flags}
+    ]

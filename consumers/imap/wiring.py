@@ -1,0 +1,27 @@
+"""Builds the imap executor from Settings: the mail stores on the database, the IMAP limits."""
+
+from __future__ import annotations
+
+from consumers.imap.executor import ImapExecutor, ImapSettings
+from coordinator.adapters.postgres.engine import make_engine
+from coordinator.settings import Settings
+from mail.accounts import AccountStore
+from mail.message_store import MessageStore
+from mail.password_box import PasswordBox
+
+
+def imap_settings(settings: Settings) -> ImapSettings:
+    return ImapSettings(
+        batch_size=settings.mail_batch_size,
+        raw_max_bytes=settings.mail_raw_max_bytes,
+        connect_attempts=settings.mail_connect_attempts,
+        timeout_seconds=settings.mail_timeout_seconds,
+        report_every_seconds=settings.mail_report_every_seconds,
+    )
+
+
+def imap_executor(settings: Settings) -> ImapExecutor:
+    """One engine shared by the worker's sync threads (a connection each at most)."""
+    engine = make_engine(settings.require_database_url(), pool_size=settings.worker_concurrency)
+    box = PasswordBox(settings.require_mail_key())
+    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), imap_settings(settings))

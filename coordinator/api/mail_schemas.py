@@ -1,0 +1,72 @@
+"""Request and response schemas of the mail accounts and synced messages endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+FolderName = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
+
+
+class AccountRequest(BaseModel):
+    """The IMAP account to sync; the password is stored encrypted and never sent back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.:-]+$",
+        description="Host name or IP address",
+    )
+    port: int = Field(ge=1, le=65535, description="993 for tls, 143 for starttls or none")
+    security: Literal["tls", "starttls", "none"]
+    username: str = Field(min_length=1, max_length=320, pattern=PRINTABLE)
+    password: str = Field(
+        min_length=1, max_length=1024, pattern=r"^[^\x00\r\n]+$", description="Write-only"
+    )
+    folders: list[FolderName] | None = Field(
+        None, max_length=100, description="Folders to sync; omitted: every selectable folder"
+    )
+
+
+class AccountResponse(BaseModel):
+    host: str
+    port: int
+    security: Literal["tls", "starttls", "none"]
+    username: str
+    folders: list[str] | None
+    updated_at: datetime
+
+
+class FolderResponse(BaseModel):
+    folder: str
+    messages: int = Field(description="Messages stored from this folder")
+    uidvalidity: int
+    last_synced_at: datetime
+
+
+class FolderList(BaseModel):
+    folders: list[FolderResponse]
+
+
+class MessageResponse(BaseModel):
+    folder: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None
+    subject: str | None
+    sender: str | None = Field(description="The From header")
+    recipients: str | None = Field(description="The To header")
+    sent_at: datetime | None = Field(description="The Date header, when it parses")
+    received_at: datetime = Field(description="The server's INTERNALDATE")
+    flags: list[str]
+    size: int
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next, older page")

@@ -1,0 +1,151 @@
+"""A private Dovecot (Debian's dovecot-imapd) on a loopback port: tests, `syncctl dev`, bench.
+
+Its own config, passwd-file logins and maildirs under one folder. As root, Dovecot's login
+processes run as Debian's `dovenull` and `dovecot` users and mail is owned by `nobody`
+(`first_valid_uid` admits it); otherwise everything runs as the current user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coordinator.dev.embedded import free_port, wait_for_port
+
+INSTALL_HINT = "install Debian's dovecot-imapd (apt-get install dovecot-imapd)"
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {root}/passwd.d/%u
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  # No growing delay for logins from an address after a failed one: tests fail on purpose.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 1000
+}}
+"""
+
+
+def dovecot_binary() -> str | None:
+    """Where Dovecot is installed, or None."""
+    return shutil.which("dovecot") or next(
+        (p for p in ("/usr/sbin/dovecot",) if os.access(p, os.X_OK)), None
+    )
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    uid: int
+    gid: int
+    users: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+
+    def add_user(self, name: str, password: str) -> None:
+        """A login that works at once."""
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"login names here are letters, digits, '-', '_', '.': {name!r}")
+        self.users[name] = password
+        # A file per login: Dovecot checks a known passwd-file for changes at most once a
+        # second, but opens a file it has not seen yet at once.
+        path = self.root / "passwd.d" / name
+        path.write_text(f"{name}:{password}\n")
+        path.chmod(0o644)
+
+    def maildir(self, user: str) -> Path:
+        """The user's INBOX maildir (for writing messages directly, as the benchmark does)."""
+        return self.root / "mail" / user
+
+    def config_path(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
+    """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`."""
+    binary = dovecot_binary()
+    if binary is None:
+        raise RuntimeError(f"Dovecot is not installed: {INSTALL_HINT}")
+    port = port or free_port()
+    if os.geteuid() == 0:
+        login, internal = "dovenull", "dovecot"
+        mail_user = pwd.getpwnam("nobody")
+    else:
+        mail_user = pwd.getpwuid(os.getuid())
+        login = internal = mail_user.pw_name
+    for sub in ("run", "state", "mail", "passwd.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # the mail user must reach its maildir
+    if os.geteuid() == 0:
+        os.chown(root / "mail", mail_user.pw_uid, mail_user.pw_gid)
+    (root / "dovecot.conf").write_text(
+        CONFIG.format(
+            root=root,
+            port=port,
+            login_user=login,
+            internal_user=internal,
+            uid=mail_user.pw_uid,
+            gid=mail_user.pw_gid,
+        )
+    )
+    log = open(root / "dovecot.out", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [binary, "-F", "-c", str(root / "dovecot.conf")], stdout=log, stderr=subprocess.STDOUT
+    )
+    server = Dovecot(root, port, process, mail_user.pw_uid, mail_user.pw_gid)
+    server.add_user("_probe", os.urandom(8).hex())
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        server.stop()
+        raise RuntimeError(
+            f"Dovecot did not listen on {port}; see {root / 'dovecot.log'} and dovecot.out"
+        ) from None
+    return server

@@ -1,0 +1,1 @@
+"""Mail: IMAP accounts (passwords sealed at rest), the IMAP connection, the synced messages."""

@@ -1,0 +1,85 @@
+"""`syncctl accounts`: operators register, show and remove a user's IMAP account."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from coordinator.adapters.postgres.engine import make_engine
+from coordinator.settings import Settings
+from mail.accounts import AccountStore, ImapAccount
+from mail.imap_connection import MailProblem, verify
+from mail.password_box import PasswordBox
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncctl accounts", description=__doc__)
+    commands = parser.add_subparsers(dest="action", required=True)
+    put = commands.add_parser("set", help="register or replace USER's account")
+    put.add_argument("user_id")
+    put.add_argument("--host", required=True)
+    put.add_argument("--port", type=int, required=True)
+    put.add_argument("--security", choices=["tls", "starttls", "none"], required=True)
+    put.add_argument("--username", required=True)
+    put.add_argument("--folder", action="append", help="a folder to sync (repeat); default all")
+    put.add_argument("--verify", action="store_true", help="log in first; exit 1 if it fails")
+    put.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    show = commands.add_parser("show", help="USER's account, without the password")
+    show.add_argument("user_id")
+    delete = commands.add_parser("delete", help="remove USER's account and its synced mail")
+    delete.add_argument("user_id")
+    return parser
+
+
+def run_accounts(settings: Settings, argv: list[str]) -> int:
+    """Exit 0 on success, 1 when the login, the account or the user is not there."""
+    args = build_parser().parse_args(argv)
+    engine = make_engine(settings.require_database_url(), pool_size=1)
+    store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
+    try:
+        if args.action == "set":
+            return _set(store, args)
+        if args.action == "show":
+            view = store.describe(args.user_id)
+            if view is None:
+                print(f"no IMAP account for {args.user_id}", file=sys.stderr)
+                return 1
+            shown = {**view.__dict__, "updated_at": view.updated_at.isoformat()}
+            print(json.dumps(shown, default=list))
+            return 0
+        if not store.delete(args.user_id):
+            print(f"no IMAP account for {args.user_id}", file=sys.stderr)
+            return 1
+        print(f"removed the IMAP account of {args.user_id} and its synced mail")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _set(store: AccountStore, args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"IMAP password of {args.username}: ")
+    if not password:
+        print("the password is empty", file=sys.stderr)
+        return 1
+    account = ImapAccount(
+        args.host,
+        args.port,
+        args.security,
+        args.username,
+        password,
+        tuple(args.folder) if args.folder else None,
+    )
+    if args.verify:
+        try:
+            verify(account)
+        except MailProblem as error:
+            print(f"not saved: {error}", file=sys.stderr)
+            return 1
+    store.put(args.user_id, account)
+    print(f"IMAP account of {args.user_id} saved: {args.username} at {account.address()}")
+    return 0

@@ -1,0 +1,226 @@
+"""The `mail_folders` checkpoints and the `mail_messages` they vouch for: writes and reads.
+
+A folder's checkpoint (UIDVALIDITY, highest UID) is written in the transaction that stores
+the batch it covers, so a sync that dies resumes after the last batch it committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from coordinator.adapters.postgres.engine import translated_errors
+
+LISTED = (
+    "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
+    "flags, size"
+)
+CHECKPOINT = text(
+    "SELECT uidvalidity, highest_uid FROM mail_folders WHERE user_id = :user_id "
+    "AND folder = :folder"
+)
+LOCK_CHECKPOINT = text(
+    "SELECT uidvalidity FROM mail_folders WHERE user_id = :user_id AND folder = :folder FOR UPDATE"
+)
+START_OVER = text(
+    "INSERT INTO mail_folders (user_id, folder, uidvalidity, highest_uid) "
+    "VALUES (:user_id, :folder, :uidvalidity, 0) ON CONFLICT (user_id, folder) DO UPDATE "
+    "SET uidvalidity = EXCLUDED.uidvalidity, highest_uid = 0, last_synced_at = clock_timestamp()"
+)
+ADVANCE = text(
+    "UPDATE mail_folders SET highest_uid = GREATEST(highest_uid, :uid), "
+    "last_synced_at = clock_timestamp() WHERE user_id = :user_id AND folder = :folder"
+)
+UPSERT = text(
+    "INSERT INTO mail_messages (user_id, folder, uidvalidity, uid, message_id, subject, sender, "
+    "recipients, sent_at, received_at, flags, size, raw, raw_truncated) VALUES (:user_id, "
+    ":folder, :uidvalidity, :uid, :message_id, :subject, :sender, :recipients, :sent_at, "
+    ":received_at, :flags, :size, :raw, :raw_truncated) "
+    "ON CONFLICT (user_id, folder, uidvalidity, uid) DO UPDATE SET flags = EXCLUDED.flags"
+)
+IN_FOLDER = "user_id = :user_id AND folder = :folder AND uidvalidity = :uidvalidity"
+UIDS = text(f"SELECT uid FROM mail_messages WHERE {IN_FOLDER} ORDER BY uid")
+FLAGS = text(f"SELECT uid, flags FROM mail_messages WHERE {IN_FOLDER} AND uid = ANY(:uids)")
+SET_FLAGS = text(f"UPDATE mail_messages SET flags = :flags WHERE {IN_FOLDER} AND uid = :uid")
+REMOVE = text(f"DELETE FROM mail_messages WHERE {IN_FOLDER} AND uid = ANY(:uids)")
+DROP_FOLDER_MESSAGES = text(
+    "DELETE FROM mail_messages WHERE user_id = :user_id AND folder = :folder"
+)
+DROP_FOLDER = text("DELETE FROM mail_folders WHERE user_id = :user_id AND folder = :folder")
+SYNCED_FOLDERS = text("SELECT folder FROM mail_folders WHERE user_id = :user_id")
+FOLDERS = text(
+    "SELECT f.folder, f.uidvalidity, f.last_synced_at, (SELECT count(*) FROM mail_messages m "
+    "WHERE m.user_id = f.user_id AND m.folder = f.folder) AS messages "
+    "FROM mail_folders f WHERE f.user_id = :user_id ORDER BY f.folder"
+)
+PAGE = text(
+    f"SELECT {LISTED} FROM mail_messages WHERE user_id = :user_id "
+    "AND (CAST(:folder AS text) IS NULL OR folder = :folder) "
+    "AND (CAST(:before_at AS timestamptz) IS NULL OR (received_at, folder, uid) < "
+    "     (CAST(:before_at AS timestamptz), :before_folder, :before_uid)) "
+    "ORDER BY received_at DESC, folder DESC, uid DESC LIMIT :limit"
+)
+
+
+class FolderMoved(Exception):
+    """The folder's checkpoint names another UIDVALIDITY: a newer sync started it over."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    uidvalidity: int
+    highest_uid: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message as it is kept; `raw` holds at most the configured number of bytes."""
+
+    uid: int
+    message_id: str | None
+    subject: str | None
+    sender: str | None
+    recipients: str | None
+    sent_at: datetime | None
+    received_at: datetime
+    flags: tuple[str, ...]
+    size: int
+    raw: bytes | None
+    raw_truncated: bool
+
+
+@dataclass(frozen=True)
+class FolderRef:
+    """The folder of one user under one UIDVALIDITY: what every write is scoped to."""
+
+    user_id: str
+    folder: str
+    uidvalidity: int
+
+    def params(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "folder": self.folder, "uidvalidity": self.uidvalidity}
+
+
+class MessageStore:
+    """Checkpoints and messages of every user; each call is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def checkpoint(self, user_id: str, folder: str) -> Checkpoint | None:
+        with translated_errors(), self._engine.connect() as conn:
+            row = conn.execute(CHECKPOINT, {"user_id": user_id, "folder": folder}).one_or_none()
+        return Checkpoint(int(row[0]), int(row[1])) if row else None
+
+    def start_over(self, ref: FolderRef) -> None:
+        """Forget the folder's messages and checkpoint: its UIDs start again (new UIDVALIDITY)."""
+        with translated_errors(), self._engine.begin() as conn:
+            conn.execute(DROP_FOLDER_MESSAGES, ref.params())
+            conn.execute(START_OVER, ref.params())
+
+    def save(self, ref: FolderRef, messages: Sequence[StoredMessage]) -> None:
+        """Upsert a batch (ascending UIDs) and move the checkpoint past it, atomically."""
+        if not messages:
+            return
+        with translated_errors(), self._engine.begin() as conn:
+            _lock(conn, ref)
+            conn.execute(UPSERT, [_row(ref, m) for m in messages])
+            conn.execute(ADVANCE, {**ref.params(), "uid": max(m.uid for m in messages)})
+
+    def local_uids(self, ref: FolderRef) -> list[int]:
+        with translated_errors(), self._engine.connect() as conn:
+            return [int(r[0]) for r in conn.execute(UIDS, ref.params())]
+
+    def flags_of(self, ref: FolderRef, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        with translated_errors(), self._engine.connect() as conn:
+            rows = conn.execute(FLAGS, {**ref.params(), "uids": list(uids)})
+            return {int(r[0]): tuple(r[1]) for r in rows}
+
+    def set_flags(self, ref: FolderRef, flags: dict[int, tuple[str, ...]]) -> None:
+        if not flags:
+            return
+        with translated_errors(), self._engine.begin() as conn:
+            _lock(conn, ref)
+            rows = [{**ref.params(), "uid": uid, "flags": list(f)} for uid, f in flags.items()]
+            conn.execute(SET_FLAGS, rows)
+
+    def remove(self, ref: FolderRef, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        with translated_errors(), self._engine.begin() as conn:
+            _lock(conn, ref)
+            conn.execute(REMOVE, {**ref.params(), "uids": list(uids)})
+
+    def touch(self, ref: FolderRef) -> None:
+        """Record that the folder was synced now."""
+        with translated_errors(), self._engine.begin() as conn:
+            _lock(conn, ref)
+            conn.execute(ADVANCE, {**ref.params(), "uid": 0})
+
+    def synced_folders(self, user_id: str) -> list[str]:
+        with translated_errors(), self._engine.connect() as conn:
+            return [r[0] for r in conn.execute(SYNCED_FOLDERS, {"user_id": user_id})]
+
+    def drop_folder(self, user_id: str, folder: str) -> None:
+        """Forget a folder the server no longer has."""
+        with translated_errors(), self._engine.begin() as conn:
+            conn.execute(DROP_FOLDER_MESSAGES, {"user_id": user_id, "folder": folder})
+            conn.execute(DROP_FOLDER, {"user_id": user_id, "folder": folder})
+
+    def folders(self, user_id: str) -> list[dict[str, Any]]:
+        """Each synced folder with its message count and the time of its last sync."""
+        with translated_errors(), self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(FOLDERS, {"user_id": user_id}).mappings()]
+
+    def page(
+        self,
+        user_id: str,
+        folder: str | None,
+        limit: int,
+        before: tuple[datetime, str, int] | None,
+    ) -> list[dict[str, Any]]:
+        """Newest first, keyset-paginated by (received_at, folder, uid)."""
+        params = {
+            "user_id": user_id,
+            "folder": folder,
+            "limit": limit,
+            "before_at": before[0] if before else None,
+            "before_folder": before[1] if before else "",
+            "before_uid": before[2] if before else 0,
+        }
+        with translated_errors(), self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(PAGE, params).mappings()]
+
+
+def forget_user_mail(conn: Connection, user_id: str) -> None:
+    """Every message and checkpoint of the user, in the caller's transaction."""
+    conn.execute(text("DELETE FROM mail_messages WHERE user_id = :u"), {"u": user_id})
+    conn.execute(text("DELETE FROM mail_folders WHERE user_id = :u"), {"u": user_id})
+
+
+def _lock(conn: Connection, ref: FolderRef) -> None:
+    """Hold the checkpoint row; refuse if another sync started the folder over meanwhile."""
+    found = conn.execute(LOCK_CHECKPOINT, ref.params()).scalar_one_or_none()
+    if found != ref.uidvalidity:
+        raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
+
+
+def _row(ref: FolderRef, m: StoredMessage) -> dict[str, Any]:
+    return {
+        **ref.params(),
+        "uid": m.uid,
+        "message_id": m.message_id,
+        "subject": m.subject,
+        "sender": m.sender,
+        "recipients": m.recipients,
+        "sent_at": m.sent_at,
+        "received_at": m.received_at,
+        "flags": list(m.flags),
+        "size": m.size,
+        "raw": m.raw,
+        "raw_truncated": m.raw_truncated,
+    }

@@ -1,0 +1,203 @@
+"""The imap executor against a real Dovecot and PostgreSQL: what it stores, and why it stops."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from consumers.coordinator_client import Fenced
+from consumers.executors import Stopped, TaskFailed, TaskSpec
+from consumers.imap.executor import ImapExecutor, ImapSettings
+from coordinator.dev.dovecot import Dovecot
+from coordinator.dev.embedded import free_port
+from mail.accounts import AccountStore, ImapAccount
+from mail.message_store import MessageStore
+from mail.password_box import PasswordBox, new_key
+from tests.mailbox import append, imap, new_login
+from tests.random_refs import random_user
+
+KEY = new_key()
+FAST = ImapSettings(
+    batch_size=7,
+    report_every_seconds=0,
+    connect_attempts=2,
+    first_backoff_seconds=0.05,
+    timeout_seconds=5,
+)
+
+
+class Reports:
+    """Collects progress reports; can answer like a coordinator that fenced the task."""
+
+    def __init__(self, fence_after: int | None = None) -> None:
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+        self._fence_after = fence_after
+
+    def __call__(self, percent: float, stats: dict[str, Any]) -> None:
+        if self._fence_after is not None and len(self.seen) >= self._fence_after:
+            raise Fenced("task is not the live one")
+        self.seen.append((percent, stats))
+
+
+def executor(engine: Engine, settings: ImapSettings = FAST) -> ImapExecutor:
+    return ImapExecutor(AccountStore(engine, PasswordBox(KEY)), MessageStore(engine), settings)
+
+
+def register(engine: Engine, account: ImapAccount) -> str:
+    user = random_user()
+    AccountStore(engine, PasswordBox(KEY)).put(user, account)
+    return user
+
+
+def sync(
+    engine: Engine, user: str, kind: str = "incremental", report: Reports | None = None
+) -> dict[str, Any]:
+    task = TaskSpec(user, random_user("task"), kind)
+    return executor(engine).run(task, report or Reports(), threading.Event())
+
+
+def stored(engine: Engine, user: str) -> dict[str, tuple[int, list[str]]]:
+    """Message-ID -> (uid, flags) of what the user has; duplicates would fail the count."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT message_id, uid, flags FROM mail_messages WHERE user_id = :u"),
+            {"u": user},
+        ).all()
+    found = {r[0]: (int(r[1]), sorted(r[2])) for r in rows}
+    assert len(found) == len(rows), "a message is stored twice"
+    return found
+
+
+def test_incremental_fetches_exactly_the_new_messages(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    first = append(account, 20)
+    user = register(engine, account)
+    reports = Reports()
+    assert sync(engine, user, report=reports)["fetched"] == 20  # never synced: all of it
+    assert set(stored(engine, user)) == set(first)
+    percents = [p for p, _ in reports.seen]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+    more = append(account, 5, start=20)
+    again = sync(engine, user)
+    assert (again["fetched"], again["total"], again["started_over"]) == (5, 5, 0)
+    assert set(stored(engine, user)) == set(first + more)
+    assert sync(engine, user)["fetched"] == 0
+
+
+def test_full_removes_expunged_and_refreshes_flags(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    ids = append(account, 12)
+    user = register(engine, account)
+    sync(engine, user)
+    with imap(account) as client:
+        client.select_folder("INBOX")
+        uid_of = {mid: uid for mid, (uid, _) in stored(engine, user).items()}
+        client.add_flags([uid_of[ids[0]]], [b"\\Seen"])
+        client.add_flags([uid_of[ids[1]]], [b"\\Flagged"])
+        client.delete_messages([uid_of[ids[2]], uid_of[ids[3]]])
+        client.expunge()
+    assert sync(engine, user)["removed"] == 0  # incremental does not reconcile
+    full = sync(engine, user, "full")
+    assert (full["fetched"], full["removed"], full["flags_updated"]) == (0, 2, 2)
+    now = stored(engine, user)
+    assert set(now) == set(ids) - {ids[2], ids[3]}
+    assert now[ids[0]][1] == ["\\Seen"] and now[ids[1]][1] == ["\\Flagged"]
+
+
+def test_full_fetches_what_is_missing(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    ids = append(account, 9)
+    user = register(engine, account)
+    sync(engine, user)
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM mail_messages WHERE user_id = :u AND message_id = ANY(:m)"),
+            {"u": user, "m": ids[2:5]},
+        )
+    assert sync(engine, user)["fetched"] == 0  # below the checkpoint: incremental skips them
+    assert sync(engine, user, "full")["fetched"] == 3
+    assert set(stored(engine, user)) == set(ids)
+
+
+def test_a_changed_uidvalidity_syncs_the_folder_again(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    old = append(account, 4, folder="Archive", tag="old")
+    append(account, 2, tag="inbox")
+    user = register(engine, account)
+    sync(engine, user)
+    validity = MessageStore(engine).checkpoint(user, "Archive")
+    with imap(account) as client:
+        client.delete_folder("Archive")
+    new = append(account, 3, folder="Archive", tag="new")
+    again = sync(engine, user)
+    assert MessageStore(engine).checkpoint(user, "Archive") != validity
+    assert (again["started_over"], again["fetched"]) == (1, 3)
+    archive = {m for m in stored(engine, user) if "inbox" not in m}
+    assert archive == set(new) and not archive & set(old)
+
+
+def test_a_fenced_report_stops_the_sync_at_once(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    append(account, 70)
+    user = register(engine, account)
+    with pytest.raises(Fenced):
+        sync(engine, user, report=Reports(fence_after=2))  # the start, then one batch
+    assert len(stored(engine, user)) == 2 * FAST.batch_size
+
+
+def test_shutdown_past_grace_stops_between_batches(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    append(account, 30)
+    user = register(engine, account)
+    stopping = threading.Event()
+    stopping.set()
+    with pytest.raises(Stopped, match="resumes"):
+        executor(engine).run(TaskSpec(user, "t", "incremental"), Reports(), stopping)
+    assert len(stored(engine, user)) == FAST.batch_size  # the batch in hand is committed
+    assert sync(engine, user)["fetched"] == 30 - FAST.batch_size  # resumed from there
+
+
+def failure(engine: Engine, account: ImapAccount) -> str:
+    user = register(engine, account)
+    with pytest.raises(TaskFailed) as failed:
+        sync(engine, user)
+    return str(failed.value)
+
+
+def test_wrong_password_is_a_login_refused(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    wrong = ImapAccount(account.host, account.port, "none", account.username, "not-it")
+    reason = failure(engine, wrong)
+    assert f"login refused by the IMAP server at {account.address()}" in reason
+    assert "AUTHENTICATIONFAILED" in reason
+
+
+def test_a_stopped_server_is_unreachable_after_bounded_retries(engine: Engine) -> None:
+    port = free_port()  # nothing listens here
+    reason = failure(engine, ImapAccount("127.0.0.1", port, "none", "u", "p"))
+    assert f"IMAP server at 127.0.0.1:{port} unreachable after 2 attempts" in reason
+    assert "refused" in reason.lower()
+
+
+def test_tls_to_a_plain_port_is_a_tls_failure(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    tls = ImapAccount(account.host, account.port, "tls", account.username, account.password)
+    reason = failure(engine, tls)
+    assert f"TLS with the IMAP server at {account.address()} failed" in reason
+    assert "security setting" in reason
+
+
+def test_a_vanished_folder_is_named(engine: Engine, dovecot: Dovecot) -> None:
+    account = new_login(dovecot)
+    only = ImapAccount(
+        account.host, account.port, "none", account.username, account.password, folders=("Gone",)
+    )
+    assert "folder 'Gone' vanished from the IMAP server" in failure(engine, only)
+
+
+def test_no_account_is_said(engine: Engine) -> None:
+    with pytest.raises(TaskFailed, match="no IMAP account is registered"):
+        sync(engine, random_user())
