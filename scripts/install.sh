@@ -7,3 +7,13 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The tests and `syncctl dev` run a private Dovecot (Debian's dovecot-imapd) on a loopback port.
+if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
+  else
+    echo "Dovecot is missing: install Debian's dovecot-imapd (apt-get install dovecot-imapd);" \
+      "the tests need it, and syncctl dev then falls back to the demo executor" >&2
+  fi
+fi
