@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Fernet keys for mail passwords, comma-separated: the first encrypts",
     )
+    mail_allowed_hosts: str = Field(
+        default="",
+        description="IMAP hosts accounts may name, comma-separated; empty: any host",
+    )
     mail_batch_size: int = Field(default=200, ge=1, le=5000, description="Messages per fetch")
     mail_raw_max_bytes: int = Field(
         default=1024 * 1024, ge=0, le=64 * 1024 * 1024, description="Raw message bytes kept"
@@ -183,6 +187,11 @@ class Settings(BaseSettings):
                 "print(Fernet.generate_key().decode())'`)"
             )
         return key
+
+    def mail_host_allowed(self, host: str) -> bool:
+        """Whether accounts may name this host (the API and the worker connect to it)."""
+        allowed = {h.strip().lower() for h in self.mail_allowed_hosts.split(",") if h.strip()}
+        return not allowed or host.lower() in allowed
 
     def require_kafka_bootstrap(self) -> str:
         """The Kafka bootstrap servers (else the running `syncctl dev`'s), or a clear error."""

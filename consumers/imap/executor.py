@@ -6,6 +6,7 @@ import imaplib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
+    host_allowed: Callable[[str], bool] = lambda host: True
 
 
 class ImapExecutor:
@@ -50,6 +52,8 @@ class ImapExecutor:
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
         s = self._settings
+        if not s.host_allowed(account.host):
+            raise TaskFailed(f"host {account.host!r} is not one this service may connect to")
         try:
             client = connect(
                 account,

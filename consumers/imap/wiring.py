@@ -17,6 +17,7 @@ def imap_settings(settings: Settings) -> ImapSettings:
         connect_attempts=settings.mail_connect_attempts,
         timeout_seconds=settings.mail_timeout_seconds,
         report_every_seconds=settings.mail_report_every_seconds,
+        host_allowed=settings.mail_host_allowed,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from coordinator.api.deps import UserId
+from coordinator.api.deps import SettingsDep, UserId
 from coordinator.api.mail_deps import AccountsDep
 from coordinator.api.mail_schemas import AccountRequest, AccountResponse
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
@@ -28,6 +28,7 @@ async def put_account(
     body: AccountRequest,
     user_id: UserId,
     accounts: AccountsDep,
+    settings: SettingsDep,
     request: Request,
     verify_login: Annotated[
         bool,
@@ -43,6 +44,9 @@ async def put_account(
         password=body.password,
         folders=tuple(body.folders) if body.folders is not None else None,
     )
+    if not settings.mail_host_allowed(body.host):
+        detail = f"host {body.host!r} is not one this service may connect to"
+        return problem(request.scope, 422, detail, kind="mail-host-not-allowed")
     if verify_login:
         try:
             await run_in_threadpool(verify, account, VERIFY_TIMEOUT_SECONDS)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from coordinator.api.auth import TokenRejected
 from coordinator.api.jwks import KeysUnavailable
@@ -33,7 +34,11 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     async def http_error(request: Request, error: HTTPException) -> Response:
-        return problem(request.scope, error.status_code, str(error.detail), headers=error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            # Starlette names only the first route on the path; a path has one per method.
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return problem(request.scope, error.status_code, str(error.detail), headers=headers)
 
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         errors = [_field_error(e) for e in error.errors()[:MAX_LISTED_ERRORS]]
@@ -114,6 +119,16 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     }
     for kind, handler in handlers.items():
         app.add_exception_handler(kind, handler)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _field_error(error: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from schemathesis.python import asgi
 
 from coordinator.api.app import create_app
 from coordinator.api.auth import REPORT_SCOPE
+from mail.password_box import new_key
 from tests.integration.app_harness import settings_for, user_token
 from tests.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
 from tests.random_refs import random_user
@@ -19,7 +20,11 @@ from tests.random_refs import random_user
 IDP_KEY = SigningKey.rsa("fuzz-rsa")
 REPORTS = r"^/sync/tasks/\{task_id\}/(progress|complete|fail)$"
 ACCEPTED = ["2xx", "401", "403", "404", "409"]
-QUICK = {"status_wait_max_seconds": 0.05}  # min_version waits are bounded, not the subject here
+QUICK = {
+    "status_wait_max_seconds": 0.05,  # min_version waits are bounded, not the subject here
+    "mail_key": new_key(),
+    "mail_allowed_hosts": "127.0.0.1",  # verify=true connects to no host the fuzzer makes up
+}
 STATEFUL_422 = {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]}}
 
 
@@ -43,6 +48,8 @@ def fuzz_config(user_token: str, report_token: str) -> dict[str, Any]:
             # Idempotency-Key reused with other parameters.
             {"include-path": "/sync/tasks", "include-method": "GET", "checks": STATEFUL_422},
             {"include-path": "/sync/smart", "checks": STATEFUL_422},
+            # A host outside SYNC_MAIL_ALLOWED_HOSTS, or a login that fails verification.
+            {"include-path": "/accounts/imap", "include-method": "PUT", "checks": STATEFUL_422},
         ],
     }
 

@@ -201,3 +201,10 @@ def test_a_vanished_folder_is_named(engine: Engine, dovecot: Dovecot) -> None:
 def test_no_account_is_said(engine: Engine) -> None:
     with pytest.raises(TaskFailed, match="no IMAP account is registered"):
         sync(engine, random_user())
+
+
+def test_a_host_outside_the_allowed_ones_is_not_contacted(engine: Engine, dovecot: Dovecot) -> None:
+    user = register(engine, new_login(dovecot))
+    only = ImapSettings(host_allowed=lambda host: host == "mail.example")
+    with pytest.raises(TaskFailed, match="is not one this service may connect to"):
+        executor(engine, only).run(TaskSpec(user, "t", "full"), Reports(), threading.Event())

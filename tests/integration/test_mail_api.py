@@ -157,3 +157,15 @@ def test_without_a_mail_key_accounts_are_unavailable(shared_database_url: str) -
             headers=as_user("u"),
         )
     assert answer.status_code == 503 and "SYNC_MAIL_KEY" in answer.json()["detail"]
+
+
+def test_a_host_outside_the_allowed_ones_is_refused_before_any_connection(
+    shared_database_url: str, dovecot: Dovecot
+) -> None:
+    settings = settings_for(shared_database_url, mail_key=KEY, mail_allowed_hosts="mail.example")
+    with running_app(settings) as limited:
+        answer = limited.put(
+            "/accounts/imap?verify=true", json=body(new_login(dovecot)), headers=as_user("u")
+        )
+    assert answer.status_code == 422
+    assert answer.json()["type"].endswith("mail-host-not-allowed")
