@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY coordinator ./coordinator
 COPY projections ./projections
 COPY consumers ./consumers
+COPY mail ./mail
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["syncctl"]
