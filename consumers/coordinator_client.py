@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from coordinator.telemetry import tracing
+
 log = logging.getLogger("consumers.coordinator_client")
 REPORT_SCOPE = "sync:report"
 
@@ -40,9 +42,16 @@ class CoordinatorClient:
         self._post(user_id, task_id, "fail", {"error": error[:4000]})
 
     def _post(self, user_id: str, task_id: str, what: str, body: dict[str, Any]) -> None:
+        # Traced: a client span whose traceparent header the API continues.
+        attributes = {"sync.user_id": user_id, "sync.task_id": task_id}
+        with tracing.span_under(f"report {what}", None, attributes, tracing.SpanKind.CLIENT):
+            self._send(user_id, task_id, what, body)
+
+    def _send(self, user_id: str, task_id: str, what: str, body: dict[str, Any]) -> None:
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             headers = {"Authorization": f"Bearer {self._token_for(user_id)}"}
+            tracing.inject(headers)
             try:
                 answer = self._http.post(
                     f"/sync/tasks/{task_id}/{what}", json=body, headers=headers

@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
 from coordinator.domain.events import Envelope, envelope_from_json
+from coordinator.telemetry import tracing
 
 log = logging.getLogger("consumers.event_source")
 
@@ -24,6 +25,7 @@ class Delivery:
     partition: int
     offset: int
     envelope: Envelope
+    traceparent: str | None = None  # the record's (else the event's); None when untraced
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,16 @@ class EventSource:
     def poll(self, timeout_ms: int = 500) -> list[Delivery]:
         """The next batch, ordered by partition then offset; undecodable records are skipped."""
         batch: list[Delivery] = []
+        traced = tracing.enabled()
         for tp, records in sorted(
             self._consumer.poll(timeout_ms=timeout_ms).items(), key=lambda item: item[0].partition
         ):
             for record in records:
                 envelope = decode(record.value, tp.partition, record.offset)
-                if envelope is not None:
-                    batch.append(Delivery(tp.partition, record.offset, envelope))
+                if envelope is None:
+                    continue
+                traceparent = _traceparent(record.headers, envelope) if traced else None
+                batch.append(Delivery(tp.partition, record.offset, envelope, traceparent))
         return batch
 
     def commit(self, deliveries: list[Delivery]) -> None:
@@ -111,6 +116,14 @@ def decode(value: bytes, partition: int, offset: int) -> Envelope | None:
     except (ValueError, KeyError, TypeError) as error:
         log.error("skipping undecodable record %s@%s: %r", partition, offset, error)
         return None
+
+
+def _traceparent(headers: list[tuple[str, bytes]] | None, envelope: Envelope) -> str | None:
+    """The publish span's traceparent from the record headers, else the stored one."""
+    for key, value in headers or ():
+        if key == "traceparent":
+            return value.decode("latin-1")
+    return envelope.traceparent
 
 
 def _parse(value: bytes) -> Any:

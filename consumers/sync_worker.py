@@ -25,8 +25,11 @@ from consumers.event_source import Delivery, EventSource, SourceConfig
 from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec, make_executor
 from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
+from coordinator.telemetry import tracing
+from coordinator.telemetry.logs import log_context
 
 log = logging.getLogger("consumers.sync_worker")
+CONSUMER = tracing.SpanKind.CONSUMER
 
 
 class SyncWorker:
@@ -59,7 +62,9 @@ class SyncWorker:
                 continue  # already dead: the reaper or the next click replaces it
             task = TaskSpec(delivery.envelope.user_id, event.task_id, event.sync_type)
             self._stops[task.task_id] = threading.Event()
-            future = self._running[task.task_id] = self._pool.submit(self._execute, task)
+            future = self._running[task.task_id] = self._pool.submit(
+                self._execute_traced, task, delivery
+            )
             future.add_done_callback(self._on_done(task.task_id))
 
     def _cancel(self, event: SyncCancelled) -> None:
@@ -68,6 +73,16 @@ class SyncWorker:
         if stop is not None and not stop.is_set():
             self._cancelled_at[event.task_id] = event.finished_at
             stop.set()
+
+    def _execute_traced(self, task: TaskSpec, delivery: Delivery) -> None:
+        """`_execute` in a span continuing the event's trace; its ids on every log line."""
+        ids = {"user_id": task.user_id, "task_id": task.task_id}
+        attributes = {f"sync.{k}": v for k, v in ids.items()}
+        with (
+            log_context(correlation_id=delivery.envelope.correlation_id, **ids),
+            tracing.span_under("sync run", delivery.traceparent, attributes, CONSUMER),
+        ):
+            self._execute(task)
 
     def _execute(self, task: TaskSpec) -> None:
         def report(percent: float, stats: dict[str, object]) -> None:

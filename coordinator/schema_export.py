@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import sys
+from dataclasses import fields
 from functools import reduce
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_type_hints
@@ -30,6 +31,7 @@ ENVELOPE_DOCS: dict[str, str] = {
     "correlation_id": "The request that led to it (X-Request-ID or a generated id).",
     "causation_id": "The id of the command that caused it.",
     "data": "The event's own fields, shaped by event_type.",
+    "traceparent": "W3C trace context of the command that caused it; absent when not traced.",
 }
 
 # Narrower than the dataclass annotations where the stored values are narrower:
@@ -45,12 +47,13 @@ def envelope_model(event_cls: type[Event]) -> type[BaseModel]:
         "schema_version": Literal[SCHEMA_VERSION],
         "data": event_cls,
     }
+    optional = {f.name for f in fields(Envelope) if f.default is None}
     definitions: dict[str, Any] = {
         name: (
             Annotated[
                 pinned.get(name, NARROWED.get(name, hint)), Field(description=ENVELOPE_DOCS[name])
             ],
-            ...,
+            None if name in optional else ...,
         )
         for name, hint in hints.items()
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +146,18 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
     webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key for webhooks")
     webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or one JSON object per line"
+    )
+    # The standard OpenTelemetry variables, read here so a typo fails at start; the
+    # exporter's own OTEL_EXPORTER_OTLP_* variables are read by the exporter.
+    otel_traces_exporter: Literal["none", "otlp", "console"] = Field(
+        default="none",
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="Span exporter; none (the default) leaves tracing off",
+    )
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
 
     @model_validator(mode="after")
     def _limits_fit(self) -> Settings:
@@ -161,6 +174,10 @@ class Settings(BaseSettings):
                 "an event the broker refuses would be dead-lettered, not delivered"
             )
         return self
+
+    def traces_exporter(self) -> str:
+        """The span exporter to install; 'none' when tracing is off."""
+        return "none" if self.otel_sdk_disabled else self.otel_traces_exporter
 
     def transactions_in_flight(self) -> int:
         """Command transactions per process; the rest of the pool stays free for reads."""

@@ -10,9 +10,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from consumers.event_source import Delivery, EventSource, SourceConfig
 from coordinator.settings import Settings
+from coordinator.telemetry import tracing
 from projections.batches import LagReport, apply_batch
 from projections.store import ProjectionStore, StoreUnavailable
 
@@ -130,7 +132,8 @@ class Projector:
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                self.applied += apply_batch(store, batch, lag)
+                with _apply_span(batch):
+                    self.applied += apply_batch(store, batch, lag)
                 return True
             except StoreUnavailable as error:
                 log.warning("database unavailable (%s); retrying batch in %.1fs", error, backoff)
@@ -166,6 +169,16 @@ class Projector:
             )
         cfg = self._config.source
         return LagReport(cfg.group, cfg.topic, lag) if lag else None
+
+
+def _apply_span(batch: list[Delivery]) -> Any:
+    """Traced: the batch's transaction, child of its first event's record, linking the rest."""
+    return tracing.span_in_batch(
+        "projector apply",
+        (d.traceparent for d in batch),
+        {"sync.events": len(batch)},
+        kind=tracing.SpanKind.CONSUMER,
+    )
 
 
 def run_projector(settings: Settings) -> int:

@@ -10,6 +10,8 @@ from uuid import uuid4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.api.problems import problem
+from coordinator.telemetry import tracing
+from coordinator.telemetry.logs import bind
 
 log = logging.getLogger("coordinator.api")
 REQUEST_ID = re.compile(r"[!-~]{1,200}")  # printable ASCII, as X-Request-ID is declared
@@ -32,6 +34,14 @@ class RequestGuard:
             return
         correlation_id = _correlation_id(scope)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
+        bind(correlation_id=correlation_id)
+        # FastAPI's own server span (made when a tracer provider is installed) is current.
+        tracing.annotate(correlation_id=correlation_id)
+        await self._guarded(scope, receive, send, correlation_id)
+
+    async def _guarded(
+        self, scope: Scope, receive: Receive, send: Send, correlation_id: str
+    ) -> None:
         started = False
 
         async def tracked_send(message: Message) -> None:

@@ -13,12 +13,14 @@ from coordinator.domain.commands import Command
 from coordinator.service.coalescer import CommandCoalescer
 from coordinator.service.outcomes import Outcome, StartOutcome
 from coordinator.service.ports import ClientGone
+from coordinator.telemetry.logs import bind
 
 
 async def submit(
     request: Request, wiring: Wiring, metrics: CommandMetrics, name: str, command: Command
 ) -> Outcome:
     """The command's outcome through the user's queue, counted under `name`."""
+    bind(user_id=command.user_id, task_id=getattr(command, "task_id", None))
     with metrics.timed(name) as outcome_is:
         outcome = await _answer(request, wiring.coalescer, command)
         outcome_is(_outcome_name(name, outcome))

@@ -17,6 +17,8 @@ import tempfile
 
 from coordinator.api.auth import TokenVerifier
 from coordinator.settings import Settings
+from coordinator.telemetry import tracing
+from coordinator.telemetry.logs import configure_logging
 
 log = logging.getLogger("coordinator.api")
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -29,9 +31,11 @@ def serve(settings: Settings) -> int:
     from coordinator.api.app import create_app
 
     host, port = settings.api_host, settings.api_port
+    # JSON lines: uvicorn's own loggers go through the root handler too.
+    logs = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     if settings.api_workers == 1:
         app = create_app(settings)
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", log_config=logs)
         return 0
     TokenVerifier.from_settings(settings)  # a bad key stops here, not once per worker
     given = os.environ.get(METRICS_DIR)
@@ -47,6 +51,7 @@ def serve(settings: Settings) -> int:
             port=port,
             access_log=False,
             log_level="info",
+            log_config=logs,
         )
     finally:
         if not given:
@@ -58,7 +63,10 @@ def app_from_environment() -> object:
     """The app of one worker process, configured from the environment like its parent."""
     from coordinator.api.app import create_app
 
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_format)
+    tracing.configure(settings.otel_service_name or "sync-api", settings.traces_exporter())
+    return create_app(settings)
 
 
 def metrics_folder() -> str | None:

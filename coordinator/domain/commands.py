@@ -14,6 +14,7 @@ class RequestMeta:
     correlation_id: str
     command_id: str = field(default_factory=lambda: str(uuid4()))
     idempotency_key: str | None = None
+    traceparent: str | None = None  # W3C trace context of the command, when traced
 
 
 @dataclass(frozen=True)

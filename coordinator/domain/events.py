@@ -144,12 +144,15 @@ class Envelope:
     correlation_id: str
     causation_id: str
     data: Event
+    traceparent: str | None = None  # W3C trace context of the command; absent when untraced
 
     def to_json(self) -> dict[str, Any]:
-        """The envelope as JSON-ready values (times in ISO 8601)."""
+        """The envelope as JSON-ready values (times in ISO 8601); no traceparent when None."""
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "data"}
         body["occurred_at"] = self.occurred_at.isoformat()
         body["data"] = data_to_json(self.data)
+        if self.traceparent is None:
+            del body["traceparent"]
         return body
 
 
@@ -195,6 +198,7 @@ def envelope_from_json(body: dict[str, Any]) -> Envelope:
         correlation_id=body["correlation_id"],
         causation_id=body["causation_id"],
         data=data_from_json(body["event_type"], body["data"]),
+        traceparent=body.get("traceparent"),
     )
 
 
@@ -207,6 +211,7 @@ def stamp(
     now: datetime,
     correlation_id: str,
     causation_id: str,
+    traceparent: str | None = None,
 ) -> list[Envelope]:
     """Wrap new events in envelopes numbered from after_version + 1."""
     return [
@@ -221,6 +226,7 @@ def stamp(
             correlation_id=correlation_id,
             causation_id=causation_id,
             data=event,
+            traceparent=traceparent,
         )
         for offset, event in enumerate(events, start=1)
     ]
@@ -228,11 +234,14 @@ def stamp(
 
 def stored_metadata(envelope: Envelope) -> dict[str, Any]:
     """The envelope fields the events table keeps in its metadata column."""
-    return {
+    metadata = {
         "user_id": envelope.user_id,
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
     }
+    if envelope.traceparent is not None:
+        metadata["traceparent"] = envelope.traceparent
+    return metadata
 
 
 def envelope_from_stored(
@@ -258,4 +267,5 @@ def envelope_from_stored(
         correlation_id=metadata["correlation_id"],
         causation_id=metadata["causation_id"],
         data=data_from_json(event_type, data),
+        traceparent=metadata.get("traceparent"),
     )

@@ -1,7 +1,8 @@
 """One leader publishes outbox rows in order and deletes them only after the broker acked.
 
 A record the broker refuses for good is set aside as a dead letter, so it cannot hold up
-the records behind it; a broker that is away delays the whole batch.
+the records behind it; a broker that is away delays the whole batch. Traced, each record gets
+a producer span under its event's traceparent, and the record carries that span's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from coordinator.adapters.kafka.publisher import (
 )
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
 from coordinator.service.ports import StoreUnavailable
+from coordinator.telemetry import tracing
 
 log = logging.getLogger("coordinator.relay")
 CRASH_EXIT_CODE = 17
@@ -45,13 +47,51 @@ class RelayConfig:
     min_insync_replicas: int | None = None  # unset: the broker's default
 
 
-def to_message(row: OutboxRow) -> Message:
-    """Key = user id, so one user's events share a partition and keep their order."""
-    return Message(
-        key=row.user_id,
-        value=row.payload,
-        headers={"event_id": row.event_id, "event_type": str(row.payload["event_type"])},
-    )
+def to_message(row: OutboxRow, traceparent: str | None = None) -> Message:
+    """Key = user id, so one user's events share a partition and keep their order.
+
+    Headers: event_id, event_type and, when the event is traced, traceparent (the publish
+    span's, else the stored one).
+    """
+    headers = {"event_id": row.event_id, "event_type": str(row.payload["event_type"])}
+    traceparent = traceparent or row.payload.get("traceparent")
+    if traceparent:
+        headers["traceparent"] = traceparent
+    return Message(key=row.user_id, value=row.payload, headers=headers)
+
+
+def publish_spans(topic: str, rows: list[OutboxRow]) -> list[tracing.Span | None]:
+    """One producer span per record under its event's trace; Nones when tracing is off."""
+    if not tracing.enabled():
+        return [None] * len(rows)
+    return [
+        tracing.start_span(
+            f"{topic} publish",
+            parent=row.payload.get("traceparent"),
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.message.id": row.event_id,
+                "sync.event_type": str(row.payload["event_type"]),
+                "sync.user_id": row.user_id,
+            },
+        )
+        for row in rows
+    ]
+
+
+def end_publish_spans(spans: list[tracing.Span | None], result: PublishResult | None) -> None:
+    """Acked records end well; refused and unsent ones end as errors."""
+    for index, span in enumerate(spans):
+        if result is None:
+            tracing.finish(span, "broker unavailable")
+        elif index in result.refused:
+            tracing.finish(span, f"dead letter: {result.refused[index]}")
+        elif index not in result.acked:
+            tracing.finish(span, f"not acknowledged: {result.failure}")
+        else:
+            tracing.finish(span)
 
 
 class OutboxRelay:
@@ -161,7 +201,14 @@ class OutboxRelay:
                     config.min_insync_replicas,
                 )
                 self._publisher = self._connect(self._config)
-            return self._publisher.publish([to_message(r) for r in rows])
+            spans = publish_spans(self._config.topic, rows)
+            messages = [
+                to_message(r, None if s is None else tracing.traceparent_of(s))
+                for r, s in zip(rows, spans, strict=True)
+            ]
+            result = self._publisher.publish(messages)
+            end_publish_spans(spans, result)
+            return result
         except PublishFailed as error:
             log.warning("broker unavailable, %d events wait in the outbox: %s", len(rows), error)
             self._close_publisher()

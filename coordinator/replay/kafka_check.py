@@ -72,6 +72,7 @@ def mismatch(body: Mapping[str, Any], stored: StoredEvent) -> str | None:
         "user_id": meta.get("user_id"),
         "correlation_id": meta.get("correlation_id"),
         "causation_id": meta.get("causation_id"),
+        "traceparent": meta.get("traceparent"),
         "data": stored.data,
     }
     differing = [name for name, value in expected.items() if body.get(name) != value]

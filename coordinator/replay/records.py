@@ -143,6 +143,7 @@ def to_envelope(stored: StoredEvent, event: Event) -> Envelope:
         correlation_id=meta.get("correlation_id", ""),
         causation_id=meta.get("causation_id", ""),
         data=event,
+        traceparent=meta.get("traceparent"),
     )
 
 

@@ -5,6 +5,10 @@ meanwhile wait in memory, holding no thread and no connection, and the next tran
 them all (see `handle_batch`). Transactions in flight are bounded process-wide, so a storm of
 one user, or of many, leaves pooled connections for everyone else; a slot is handed out in
 the order asked, and each user asks for one at a time, so a busy user cannot jump the line.
+
+Traced (see coordinator/telemetry/tracing.py), each command has a span under its request's,
+from its arrival to its answer, and its events carry that span's traceparent; the batch's
+transaction span is the child of the first command's span and links the others.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from coordinator.domain.commands import Command
 from coordinator.service.handlers import Dependencies, handle_batch
 from coordinator.service.outcomes import Outcome
 from coordinator.service.ports import QueueFull
+from coordinator.telemetry import tracing
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Ticket:
     answer: asyncio.Future[Outcome]
     behind_others: bool  # a transaction of this user was already on its way
     taken: bool = False
+    span: tracing.Span | None = None  # the command's span, when traced
 
 
 @dataclass
@@ -96,7 +103,11 @@ class CommandCoalescer:
                 self._limits.retry_after_seconds,
             )
         loop = asyncio.get_running_loop()
-        ticket = Ticket(command, loop.create_future(), behind_others=line.drain is not None)
+        span = _command_span(command)
+        if span is not None:
+            traced_meta = replace(command.meta, traceparent=tracing.traceparent_of(span))
+            command = replace(command, meta=traced_meta)
+        ticket = Ticket(command, loop.create_future(), line.drain is not None, span=span)
         line.waiting.append(ticket)
         if line.drain is None:
             line.drain = loop.create_task(self._drain(command.user_id, line))
@@ -105,6 +116,7 @@ class CommandCoalescer:
     def withdraw(self, ticket: Ticket) -> None:
         """The caller is gone: a command not yet taken leaves no trace in any batch."""
         ticket.answer.cancel()
+        tracing.finish(ticket.span, "the caller went away")
         if not ticket.taken:
             self._lines[ticket.command.user_id].waiting.remove(ticket)
 
@@ -120,13 +132,15 @@ class CommandCoalescer:
                     self._on_batch(len(batch))
                     commands = [w.command for w in batch]
                     try:
-                        answers = await loop.run_in_executor(
-                            self._threads, self._run_batch, commands, self._deps
-                        )
+                        with _transaction_span(user_id, commands):
+                            answers = await loop.run_in_executor(
+                                self._threads, self._run_batch, commands, self._deps
+                            )
                     except Exception as error:
                         answers = [error] * len(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
                     _settle(ticket.answer, answer)
+                    tracing.finish(ticket.span, answer if isinstance(answer, Exception) else None)
         finally:
             line.drain = None
             while line.waiting:  # only when cancelled at shutdown: nobody is left hanging
@@ -153,3 +167,25 @@ def _settle(answer: asyncio.Future[Outcome], result: Outcome | Exception) -> Non
         answer.set_exception(result)
     else:
         answer.set_result(result)
+
+
+def _command_span(command: Command) -> tracing.Span | None:
+    """The command's span under the current (request) span; None when tracing is off."""
+    if not tracing.enabled():
+        return None
+    attributes = {
+        "sync.user_id": command.user_id,
+        "sync.correlation_id": command.meta.correlation_id,
+    }
+    task_id = getattr(command, "task_id", None)
+    if task_id:
+        attributes["sync.task_id"] = task_id
+    return tracing.start_span(f"command {type(command).__name__}", attributes=attributes)
+
+
+def _transaction_span(user_id: str, commands: Sequence[Command]) -> Any:
+    return tracing.span_in_batch(
+        "command transaction",
+        [c.meta.traceparent for c in commands],
+        {"sync.user_id": user_id, "sync.batch_size": len(commands)},
+    )

@@ -20,20 +20,25 @@ from coordinator.dev.embedded import free_port
 SECRET = f"test-secret-{uuid4().hex}"
 
 
-def process_env(**settings: str) -> dict[str, str]:
-    """The parent's environment without any SYNC_* leaking in, plus these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+def process_env(extra: dict[str, str] | None = None, **settings: str) -> dict[str, str]:
+    """The parent's environment without SYNC_* or OTEL_* leaking in, plus these settings and
+    `extra` variables (as named, e.g. OTEL_TRACES_EXPORTER)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "OTEL_"))}
     env.update({f"SYNC_{k.upper()}": v for k, v in settings.items()})
+    env.update(extra or {})
     return env
 
 
 def spawn(
-    command: str, stderr: IO[bytes] | None = None, **settings: str
+    command: str,
+    stderr: IO[bytes] | None = None,
+    extra_env: dict[str, str] | None = None,
+    **settings: str,
 ) -> subprocess.Popen[bytes]:
     """A `syncctl` process; its log (stderr) goes to the given file, else to the test's."""
     return subprocess.Popen(
         [sys.executable, "-m", "coordinator.cli", command],
-        env=process_env(**settings),
+        env=process_env(extra_env, **settings),
         stderr=stderr,
     )
 
@@ -73,10 +78,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 
 @contextmanager
-def running_api(database_url: str, **settings: str) -> Iterator[Api]:
+def running_api(
+    database_url: str, extra_env: dict[str, str] | None = None, **settings: str
+) -> Iterator[Api]:
     port = free_port()
     process = spawn(
         "api",
+        extra_env=extra_env,
         database_url=database_url,
         jwt_secret=SECRET,
         api_port=str(port),

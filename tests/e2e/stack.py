@@ -20,12 +20,15 @@ class Stack:
     api: Api
     settings: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # non-SYNC_ variables (OTEL_*)
 
     def start(
         self, name: str, command: str, stderr: IO[bytes] | None = None, **overrides: str
     ) -> subprocess.Popen[bytes]:
         """Start (or restart) one `syncctl` process with the stack's settings."""
-        self.processes[name] = spawn(command, stderr, **{**self.settings, **overrides})
+        self.processes[name] = spawn(
+            command, stderr, self.extra_env, **{**self.settings, **overrides}
+        )
         return self.processes[name]
 
     def stop_all(self) -> None:
@@ -35,7 +38,12 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    database_url: str, kafka_bootstrap: str, *, components: tuple[str, ...], **settings: str
+    database_url: str,
+    kafka_bootstrap: str,
+    *,
+    components: tuple[str, ...],
+    extra_env: dict[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[Stack]:
     """API plus the named components (relay, project, work, reap), sharing settings."""
     common = {
@@ -51,8 +59,10 @@ def running_stack(
         **settings,
     }
     with ExitStack() as cleanup:
-        api = cleanup.enter_context(running_api(database_url, **settings))
-        stack = Stack(api=api, settings={**common, "api_url": api.base_url})
+        api = cleanup.enter_context(running_api(database_url, extra_env, **settings))
+        stack = Stack(
+            api=api, settings={**common, "api_url": api.base_url}, extra_env=extra_env or {}
+        )
         cleanup.callback(stack.stop_all)
         for component in components:
             stack.start(component, component)

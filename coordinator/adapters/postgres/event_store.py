@@ -128,6 +128,7 @@ class PostgresLockedStream:
             now=self.now,
             correlation_id=meta.correlation_id,
             causation_id=meta.command_id,
+            traceparent=meta.traceparent,
         )
         payloads = [json.dumps(envelope.to_json()) for envelope in envelopes]
         for envelope, payload in zip(envelopes, payloads, strict=True):

@@ -1,0 +1,1 @@
+"""Traces and structured logs shared by every process."""
