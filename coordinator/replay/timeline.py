@@ -21,6 +21,7 @@ from coordinator.domain.events import (
 )
 from coordinator.domain.user_sync import UserSyncState
 from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, show_time
+from coordinator.telemetry.tracing import trace_id_of
 
 
 def reason(event: Event) -> str:
@@ -67,6 +68,7 @@ class Entry:
     event_id: str
     reason: str
     data: dict[str, Any]
+    trace_id: str | None = None  # of the command's trace, when it was traced
 
     def to_json(self) -> dict[str, Any]:
         """Every field, times in full precision, UTC."""
@@ -76,6 +78,7 @@ class Entry:
             "event_type": self.event_type,
             "task_id": self.task_id,
             "correlation_id": self.correlation_id,
+            "trace_id": self.trace_id,
             "causation_id": self.causation_id,
             "event_id": self.event_id,
             "reason": self.reason,
@@ -99,6 +102,7 @@ def entry(stored: StoredEvent) -> Entry:
         event_id=stored.event_id,
         reason=said,
         data=stored.data,
+        trace_id=trace_id_of(stored.metadata.get("traceparent")),
     )
 
 
@@ -111,17 +115,18 @@ class Line:
     event: str
     task_id: str
     correlation_id: str
+    trace_id: str
     reason: str
 
 
-HEADER = Line("TIME", "VERSION", "EVENT", "TASK", "CORRELATION", "REASON")
+HEADER = Line("TIME", "VERSION", "EVENT", "TASK", "CORRELATION", "TRACE", "REASON")
 
 
 def format_line(line: Line) -> str:
     """Fixed columns (the output streams, so widths cannot follow the data)."""
     return (
         f"{line.time:<24}  {line.versions:>7}  {line.event:<14}  {line.task_id:<37}  "
-        f"{line.correlation_id:<36}  {line.reason}"
+        f"{line.correlation_id:<36}  {line.trace_id:<32}  {line.reason}"
     )
 
 
@@ -133,6 +138,7 @@ def _line(first: Entry, last: Entry, count: int) -> Line:
             first.event_type,
             first.task_id,
             first.correlation_id,
+            first.trace_id or "-",
             first.reason,
         )
     return Line(
@@ -141,6 +147,7 @@ def _line(first: Entry, last: Entry, count: int) -> Line:
         f"SyncReused x{count}",
         first.task_id,
         f"{first.correlation_id} +{count - 1}",
+        first.trace_id or "-",
         f"{last.reason} (last at {show_time(last.time)})",
     )
 

@@ -24,6 +24,7 @@ from coordinator.domain.events import Envelope
 from coordinator.replay.cli import run_replay
 from coordinator.service.handlers import Dependencies, handle
 from coordinator.settings import Settings
+from coordinator.telemetry.tracing import trace_id_of
 from tests.integration.test_replay_verify import replay
 from tests.random_refs import random_user
 
@@ -43,7 +44,9 @@ def script(engine: Engine, user: str) -> list[Envelope]:
     clicks = iter(range(100))
 
     def meta() -> RequestMeta:
-        return RequestMeta(f"req-{next(clicks)}")
+        # Clicks are traced (trace id = click number), the reaper's expiry is not.
+        click = next(clicks)
+        return RequestMeta(f"req-{click}", traceparent=f"00-{click + 1:032x}-{1:016x}-01")
 
     def task() -> str:
         return store.snapshot(user)[1].task_id or "none"
@@ -83,14 +86,15 @@ def expected_table(e: list[Envelope]) -> list[list[str]]:
 
     def row(n: int, reason: str) -> list[str]:
         v = e[n - 1]
-        return [at(n), str(n), v.event_type, v.data.task_id, v.correlation_id, reason]
+        trace = trace_id_of(v.traceparent) or "-"
+        return [at(n), str(n), v.event_type, v.data.task_id, v.correlation_id, trace, reason]
 
     t1, t3 = e[0].data.task_id, e[9].data.task_id
     reused = f"reused because task {t1} is live until {lease(1)} (last at {at(4)})"
     return [
-        ["TIME", "VERSION", "EVENT", "TASK", "CORRELATION", "REASON"],
+        ["TIME", "VERSION", "EVENT", "TASK", "CORRELATION", "TRACE", "REASON"],
         row(1, "started"),
-        [at(2), "2-4", "SyncReused x3", t1, "req-1 +2", reused],
+        [at(2), "2-4", "SyncReused x3", t1, "req-1 +2", f"{2:032x}", reused],
         row(5, f"progress 40% renewed lease to {lease(5)}"),
         row(6, f"reused because task {t1} is live until {lease(5)}"),
         row(7, "failed: auth revoked"),
@@ -120,20 +124,18 @@ def test_json_lists_every_event(own_engine: Engine, database_url: str) -> None:
     assert (body["user_id"], body["stream_id"]) == (user, events[0].stream_id)
     table = expected_table(events)
     reasons = (
-        [table[1][5]]
+        [table[1][6]]
         + [
             f"reused because task {events[0].data.task_id} is live until "
             f"{ms(events[0].data.lease_expires_at)}"
         ]
         * 3
-        + [line[5] for line in table[3:]]
+        + [line[6] for line in table[3:]]
     )
-    assert [
-        (e["version"], e["event_type"], e["task_id"], e["correlation_id"], e["reason"])
-        for e in body["events"]
-    ] == [
-        (s.version, s.event_type, s.data.task_id, s.correlation_id, reason)
-        for s, reason in zip(events, reasons, strict=True)
+    keys = ("version", "event_type", "task_id", "correlation_id", "trace_id", "reason")
+    assert [tuple(e[k] for k in keys) for e in body["events"]] == [
+        (s.version, s.event_type, s.data.task_id, s.correlation_id, trace_id_of(s.traceparent), why)
+        for s, why in zip(events, reasons, strict=True)
     ]
     assert [datetime.fromisoformat(e["time"]) for e in body["events"]] == [
         s.occurred_at for s in events
