@@ -13,6 +13,8 @@ from coordinator.domain.commands import ExpireStaleSync, RequestMeta
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import StoreUnavailable
 from coordinator.settings import Settings
+from coordinator.telemetry import tracing
+from coordinator.telemetry.logs import log_context
 
 log = logging.getLogger("coordinator.reaper")
 BATCH = 500
@@ -26,11 +28,18 @@ def reap_once(store: PostgresEventStore, deps: Dependencies) -> int:
         for user_id in users:
             # The aggregate re-checks under the lock: a task that renewed its lease
             # since the query is left alone.
-            command = ExpireStaleSync(user_id=user_id, meta=RequestMeta(correlation_id="reaper"))
-            outcome = handle(command, deps)
-            assert isinstance(outcome, TaskOutcome)
-            if outcome.status == "expired":
-                expired += 1
+            with (
+                tracing.span_under("reaper expire", None, {"sync.user_id": user_id}) as span,
+                log_context(user_id=user_id),
+            ):
+                traceparent = None if span is None else tracing.traceparent_of(span)
+                meta = RequestMeta(correlation_id="reaper", traceparent=traceparent)
+                outcome = handle(ExpireStaleSync(user_id=user_id, meta=meta), deps)
+                assert isinstance(outcome, TaskOutcome)
+                if outcome.status == "expired":
+                    expired += 1
+                    with log_context(task_id=outcome.task_id):
+                        log.info("expired task %s of %s", outcome.task_id, user_id)
         if len(users) < BATCH:
             return expired
 
