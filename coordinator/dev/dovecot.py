@@ -2,7 +2,8 @@
 
 Its own config, passwd-file logins and maildirs under one folder. As root, Dovecot's login
 processes run as Debian's `dovenull` and `dovecot` users and mail is owned by `nobody`
-(`first_valid_uid` admits it); otherwise everything runs as the current user.
+(`first_valid_uid` admits it; Dovecot refuses mail access as root); otherwise everything runs
+as the current user.
 """
 
 from __future__ import annotations
@@ -32,17 +33,18 @@ default_internal_user = {internal_user}
 first_valid_uid = {uid}
 last_valid_uid = {uid}
 first_valid_gid = {gid}
-mail_location = maildir:{root}/mail/%u
+valid_chroot_dirs = {root}/mail
+mail_location = maildir:~/
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd.d/%u
 }}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={root}/mail/%u
+  args = uid={uid} gid={gid} home={home}
 }}
 service imap-login {{
-  chroot =
+  {login_chroot}
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
@@ -50,6 +52,9 @@ service imap-login {{
   inet_listener imaps {{
     port = 0
   }}
+}}
+service auth {{
+  user = {auth_user}
 }}
 service anvil {{
   # No growing delay for logins from an address after a failed one: tests fail on purpose.
@@ -85,6 +90,10 @@ class Dovecot:
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError(f"login names here are letters, digits, '-', '_', '.': {name!r}")
         self.users[name] = password
+        home = self.maildir(name)
+        if not home.exists():  # made here, so Dovecot's first login does not log a chdir error
+            home.mkdir(mode=0o700)
+            os.chown(home, self.uid, self.gid)
         # A file per login: Dovecot checks a known passwd-file for changes at most once a
         # second, but opens a file it has not seen yet at once.
         path = self.root / "passwd.d" / name
@@ -92,7 +101,8 @@ class Dovecot:
         path.chmod(0o644)
 
     def maildir(self, user: str) -> Path:
-        """The user's INBOX maildir (for writing messages directly, as the benchmark does)."""
+        """The user's INBOX maildir (for writing messages directly, as the benchmark does);
+        files there must belong to `uid`/`gid`."""
         return self.root / "mail" / user
 
     def config_path(self) -> Path:
@@ -115,21 +125,28 @@ def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
         raise RuntimeError(f"Dovecot is not installed: {INSTALL_HINT}")
     port = port or free_port()
     if os.geteuid() == 0:
-        login, internal = "dovenull", "dovecot"
-        mail_user = pwd.getpwnam("nobody")
+        # Dovecot refuses mail access as root. Each process that drops to another user is
+        # chrooted first (login: its run folder, mail: `mail/`, "/./" in the home), and the
+        # passwd-files are read as root, so `root` may sit in a folder only root can enter.
+        login, internal, chroot = "dovenull", "dovecot", ""
+        mail_user, auth_user = pwd.getpwnam("nobody"), "root"
+        home = f"{root}/mail/./%u"
     else:
         mail_user = pwd.getpwuid(os.getuid())
-        login = internal = mail_user.pw_name
+        login = internal = auth_user = mail_user.pw_name
+        chroot = "chroot ="  # only root can chroot
+        home = f"{root}/mail/%u"
     for sub in ("run", "state", "mail", "passwd.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    root.chmod(0o755)  # the mail user must reach its maildir
-    if os.geteuid() == 0:
-        os.chown(root / "mail", mail_user.pw_uid, mail_user.pw_gid)
+    os.chown(root / "mail", mail_user.pw_uid, mail_user.pw_gid)
     (root / "dovecot.conf").write_text(
         CONFIG.format(
             root=root,
             port=port,
             login_user=login,
+            login_chroot=chroot,
+            auth_user=auth_user,
+            home=home,
             internal_user=internal,
             uid=mail_user.pw_uid,
             gid=mail_user.pw_gid,

@@ -16,6 +16,7 @@ import httpx
 
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
+from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.stack_file import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
@@ -76,6 +77,9 @@ def run_dev(settings: Settings) -> int:
             # Tansu completes a group join only after the rebalance timeout.
             env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
         upgrade(url)
+        mailbox = start_dev_mail(settings, data_dir, url, DEMO_USER, env, cleanup)
+        if mailbox:
+            _say(mailbox)
         # Other `syncctl` commands run here without settings find the stack through this file.
         write_stack(data_dir, DevStack(url, bootstrap, os.getpid()))
         cleanup.callback(remove_stack, data_dir)
@@ -91,8 +95,13 @@ def run_dev(settings: Settings) -> int:
         _say(f"token for {DEMO_USER}: {token}")
         _say("try:")
         _say(f"curl -s -X POST -H 'Authorization: Bearer {token}' '{base}/sync/smart'")
-        _say("then watch it run (the demo executor imports a simulated mailbox):")
+        if mailbox:
+            _say("then watch it run (the imap executor syncs the demo mailbox), and read the mail:")
+        else:
+            _say("then watch it run (the demo executor imports a simulated mailbox):")
         _say(f"curl -s -H 'Authorization: Bearer {token}' '{base}/sync/status'")
+        if mailbox:
+            _say(f"curl -s -H 'Authorization: Bearer {token}' '{base}/mail/messages?limit=5'")
         _say("Ctrl-C stops everything.\n")
         while not stopping:
             for name, child in children.items():

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.processes import process_env
 
 SYNCCTL = (sys.executable, "-m", "coordinator.cli")
@@ -47,6 +49,9 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         )
         assert first["success"] and not first["reused"]
         assert second["reused"] and second["task_id"] == first["task_id"]
+        # With Dovecot installed, that click syncs dev's seeded mailbox (40 + 12 messages).
+        assert any(line.startswith("private Dovecot on 127.0.0.1:") for line in lines), lines
+        assert wait_for_synced_mail(lines, curl) == {"INBOX": 40, "Work": 12}
         for source in ("store", "kafka"):
             verify = replay_verify_beside(tmp_path, source)
             assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -61,6 +66,21 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
     assert dev.returncode == 0, "".join(lines) + rest
     assert "relay is leader" in "".join(lines) + rest
     assert not (tmp_path / ".syncctl" / "stack.json").exists()  # a clean stop removes it
+
+
+def wait_for_synced_mail(lines: list[str], curl: str, timeout: float = 90) -> dict[str, int]:
+    """Messages per folder once the demo user's sync has stored them all (or the last seen)."""
+    token = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("token for"))
+    base = curl.rsplit("'", 2)[1].removesuffix("/sync/smart")
+    deadline = time.monotonic() + timeout
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{base}/mail/folders", headers={"Authorization": f"Bearer {token}"})
+        counts = {f["folder"]: f["messages"] for f in answer.json()["folders"]}
+        if sum(counts.values()) >= 52:
+            break
+        time.sleep(0.5)
+    return counts
 
 
 def replay_verify_beside(cwd: Path, source: str) -> subprocess.CompletedProcess[str]:
