@@ -153,12 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         medians = {v: statistics.median(s for s, _ in samples[(kind, v)]) for v in VARIANTS}
         ok = all(ok for v in VARIANTS for _, ok in samples[(kind, v)])
         flag = "" if ok else "  MISS (load generator saturated)"
+        spread = "  runs: " + "; ".join(
+            f"{v} " + " ".join(f"{x:.0f}" for x, _ in samples[(kind, v)]) for v in VARIANTS
+        )
         print(
             f"{kind + f' c={concurrency}':<14}"
             + "".join(f"{medians[v]:>10.0f}" for v in VARIANTS)
             + f"{medians['off'] / medians['before']:>12.3f}"
             + f"{medians['on'] / medians['before']:>11.3f}{flag}"
         )
+        print(spread)
     return 0
 
 

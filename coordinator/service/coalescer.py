@@ -186,6 +186,6 @@ def _command_span(command: Command) -> tracing.Span | None:
 def _transaction_span(user_id: str, commands: Sequence[Command]) -> Any:
     return tracing.span_in_batch(
         "command transaction",
-        [c.meta.traceparent for c in commands],
+        (c.meta.traceparent for c in commands),
         {"sync.user_id": user_id, "sync.batch_size": len(commands)},
     )

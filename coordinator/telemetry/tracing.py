@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -31,6 +31,7 @@ MAX_LINKS = 128  # the SDK's default span link limit
 _PROPAGATOR = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("sync-coordinator")
 _enabled = False
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
 
 
 def enabled() -> bool:
@@ -128,17 +129,25 @@ def finish(span: Span | None, error: BaseException | str | None = None) -> None:
     span.end()
 
 
-@contextmanager
 def span_in_batch(
     name: str,
     parents: Iterable[str | None],
     attributes: Mapping[str, str | int | float | bool] | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A span for a batch: child of its first traced item, linking the other items."""
     if not _enabled:
-        yield None
-        return
+        return _NO_SPAN  # reusable, so tracing off costs no generator per batch
+    return _batch_span(name, parents, attributes, kind)
+
+
+@contextmanager
+def _batch_span(
+    name: str,
+    parents: Iterable[str | None],
+    attributes: Mapping[str, str | int | float | bool] | None,
+    kind: SpanKind,
+) -> Iterator[Span | None]:
     traced = _distinct(parents)
     first = traced[0] if traced else None
     span = start_span(name, parent=first, kind=kind, attributes=attributes, links=traced[1:])
