@@ -43,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("project", help="build the status view and task history from Kafka")
     commands.add_parser("work", help="run syncs for SyncStarted events (sync worker)")
     commands.add_parser("reap", help="expire tasks whose lease ran out, periodically")
-    commands.add_parser(
-        "webhooks", help="POST SyncCompleted/SyncFailed/SyncCancelled to SYNC_WEBHOOK_URL"
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="POST SyncCompleted/SyncFailed/SyncCancelled to SYNC_WEBHOOK_URL; "
+        "`webhooks rejected list|resend` (syncctl webhooks --help)",
+        add_help=False,
     )
+    webhooks.add_argument("webhooks_args", nargs=argparse.REMAINDER)
     schema = commands.add_parser("schema", help="write the events' JSON Schemas")
     schema.add_argument("--out", default="docs/schemas", help="directory to write into")
     schema.add_argument("--check", action="store_true", help="fail if the files are stale")
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("replay", "deadletters", "accounts"):
+    if extra and args.command not in ("replay", "deadletters", "accounts", "webhooks"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     settings = Settings()
     configure_logging(settings.log_format)
@@ -109,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_reaper(settings)
     if args.command == "webhooks":
-        from consumers.webhook_dispatcher import run_dispatcher
+        from consumers.webhook_cli import run_webhooks
 
-        return run_dispatcher(settings)
+        return run_webhooks(settings, [*extra, *args.webhooks_args])
     if args.command == "replay":
         from coordinator.replay.cli import run_replay
 

@@ -144,7 +144,14 @@ class Settings(BaseSettings):
     )
     reaper_interval_seconds: float = Field(default=30.0, gt=0)
     webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
-    webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC key for webhooks")
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Webhook signing secrets (whsec_...), space-separated, the current first",
+    )
+    webhook_legacy_headers: bool = Field(
+        default=True,
+        description="Also send the deprecated X-Sync-Signature headers (until 2027-06-01)",
+    )
     webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text or one JSON object per line"

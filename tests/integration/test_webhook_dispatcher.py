@@ -1,12 +1,18 @@
-"""`syncctl webhooks` as a process: real PostgreSQL, broker, and an HTTP receiver that flakes."""
+"""`syncctl webhooks` as a process: real PostgreSQL, broker, and an HTTP receiver that flakes.
+
+The receiver verifies with the `standardwebhooks` package (not our code), during a secret
+rotation, and checks the deprecated X-Sync-Signature too.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import Engine, text
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from consumers.webhook_dispatcher import verify
 from coordinator.adapters.postgres.engine import make_engine
@@ -33,7 +40,11 @@ from coordinator.service.handlers import Dependencies, handle
 from tests.e2e.processes import process_env, spawn, stop
 from tests.random_refs import random_name, random_user
 
-SECRET = "whsec-integration"
+# Rotation in progress: the new secret first, the old one still signing too.
+NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+SECRET = f"{NEW_SECRET} {OLD_SECRET}"
+REFUSAL = b'{"error":"unknown account"}'
 FLAKES = 2  # 503s per event before the receiver acknowledges it
 TERMINAL = {"SyncCompleted", "SyncFailed"}
 
@@ -44,7 +55,17 @@ class Request:
     event_type: str
     user_id: str
     status: int
-    signed_and_labelled: bool  # verify() passed; headers agree with the body
+    signed_and_labelled: bool  # standardwebhooks and verify() passed; headers match the body
+
+
+def standard_verified(headers: dict[str, str], body: bytes) -> bool:
+    """Verified with the standardwebhooks package by a receiver on either secret."""
+    try:
+        for secret in (NEW_SECRET, OLD_SECRET):
+            Webhook(secret).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 class FlakyReceiver(ThreadingHTTPServer):
@@ -60,9 +81,11 @@ class FlakyReceiver(ThreadingHTTPServer):
     def answer(self, headers: dict[str, str], body: bytes) -> int:
         envelope = json.loads(body)
         event_id, event_type, user_id = (envelope[k] for k in ("event_id", "event_type", "user_id"))
-        signed = verify(SECRET, headers["x-sync-timestamp"], body, headers["x-sync-signature"])
-        labels = (headers["x-sync-event-id"], headers["x-sync-event-type"], headers["content-type"])
-        labelled = labels == (event_id, event_type, "application/json")
+        legacy = verify(NEW_SECRET, headers["x-sync-timestamp"], body, headers["x-sync-signature"])
+        signed = legacy and standard_verified(headers, body)
+        labels = (headers["webhook-id"], headers["x-sync-event-id"], headers["x-sync-event-type"])
+        labelled = labels == (event_id, event_id, event_type)
+        labelled &= headers["content-type"] == "application/json"
         with self._lock:
             earlier = sum(r.event_id == event_id for r in self.requests)
             status = 503 if earlier < FLAKES else 200
@@ -88,9 +111,12 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.send_response(self.server.answer(headers, body))
-        self.send_header("Content-Length", "0")
+        status = self.server.answer(headers, body)
+        answer = REFUSAL if status == 400 else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -221,8 +247,60 @@ def test_terminal_events_are_acknowledged_once_even_after_a_replay(
         with dispatcher(database_url, kafka_bootstrap, topic, hooks.url):
             wait_until(lambda: users.terminal_event(later) in hooks.acked())
         assert hooks.acked() == {e: 1 for e in {*expected, users.terminal_event(later)}}
-        # Rejected events are not recorded as delivered, so a replay offers them again.
-        assert hooks.attempts(users.terminal_event(rejected)) == 2
+        # A rejected event is kept with the answer, not offered again by a replay...
+        refused = users.terminal_event(rejected)
+        assert hooks.attempts(refused) == 1
+        code, out = webhooks_command(
+            database_url, hooks.url, "rejected", "list", "--format", "json"
+        )
+        assert code == 0
+        (row,) = [r for r in json.loads(out) if r["event_id"] == refused]
+        assert (row["status_code"], row["response"], row["user_id"]) == (
+            400,
+            REFUSAL.decode(),
+            rejected,
+        )
+        assert (row["event_type"], row["receiver"], row["attempts"]) == (
+            "SyncCompleted",
+            hooks.url,
+            1,
+        )
+
+        # ...but sent again by the command once the receiver is fixed.
+        code, out = webhooks_command(
+            database_url, hooks.url, "rejected", "resend", "--event-id", str(uuid.uuid4())
+        )
+        assert code == 1 and "not rejected events" in out
+        hooks.reject_user = ""
+        code, out = webhooks_command(
+            database_url, hooks.url, "rejected", "resend", "--event-id", refused
+        )
+        assert code == 0, out
+        assert hooks.acked()[refused] == 1 and hooks.requests[-1].signed_and_labelled
+        with own_engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT count(*) FROM webhook_rejections WHERE event_id = :e"), {"e": refused}
+            ).scalar_one()
+            recorded = conn.execute(
+                text("SELECT count(*) FROM webhook_deliveries WHERE event_id = :e"), {"e": refused}
+            ).scalar_one()
+        assert (left, recorded) == (0, 1)
+
+
+def webhooks_command(database_url: str, url: str, *args: str) -> tuple[int, str]:
+    """`syncctl webhooks ARGS`: exit code and output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "webhooks", *args],
+        env=process_env(
+            database_url=database_url,
+            webhook_url=url,
+            webhook_secret=SECRET,
+            webhook_max_backoff_seconds="0.2",
+        ),
+        capture_output=True,
+        timeout=60,
+    )
+    return result.returncode, result.stdout.decode() + result.stderr.decode()
 
 
 @pytest.mark.parametrize("unset", ["webhook_url", "webhook_secret"])
@@ -242,3 +320,19 @@ def test_refuses_to_start_without_receiver_settings(unset: str) -> None:
     )
     assert result.returncode != 0
     assert f"SYNC_{unset.upper()}" in result.stderr.decode()
+
+
+def test_refuses_a_secret_it_cannot_use() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "webhooks"],
+        env=process_env(
+            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+            kafka_bootstrap="127.0.0.1:1",
+            webhook_url="http://127.0.0.1:1/hooks",
+            webhook_secret=f"{NEW_SECRET} whsec_not*base64",
+        ),
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "SYNC_WEBHOOK_SECRET: secret 2 is not whsec_" in result.stderr.decode()
