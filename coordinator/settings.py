@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=3000, ge=1)
     conflict_retries: int = Field(default=3, ge=0, le=20)
     db_pool_size: int = Field(default=20, ge=1, le=200)
+    user_active_requests: int = Field(
+        default=16,
+        ge=0,
+        description="Requests of one user handled at once per API process; more wait (0: off)",
+    )
     command_queue_limit: int = Field(
         default=1000, ge=1, description="Commands of one user that may wait in one API process"
     )

@@ -23,6 +23,7 @@ from coordinator.api import (
 )
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
+from coordinator.api.fairness import UserGate, UserLines
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
@@ -38,6 +39,7 @@ ACCOUNT_BODY_BYTES = 32 * 1024  # host, login, password and up to 100 folder nam
 def create_app(settings: Settings) -> FastAPI:
     """An app bound to these settings; exits when tokens could not be verified safely."""
     tokens = TokenVerifier.from_settings(settings)
+    lines = UserLines()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,7 +53,10 @@ def create_app(settings: Settings) -> FastAPI:
         scraped.register(StoredStateCollector(wiring.outbox, wiring.read_models))
         app.state.settings, app.state.wiring = settings, wiring
         app.state.metrics, app.state.registry = metrics, scraped
-        depth = asyncio.create_task(metrics.watch_queue(lambda: wiring.coalescer.waiting))
+        depth = asyncio.create_task(
+            metrics.watch_queues(lambda: wiring.coalescer.waiting, lambda: lines.held)
+        )
+        lines.on_refused = metrics.turned_away.inc
         try:
             yield
         finally:
@@ -75,6 +80,15 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
     app.add_middleware(RequestGuard, body_limit=body_limits(settings))
+    if settings.user_active_requests:
+        app.add_middleware(
+            UserGate,
+            lines=lines,
+            known_user=tokens.known_user,
+            active=settings.user_active_requests,
+            waiting=settings.command_queue_limit,
+            retry_after=settings.retry_after_seconds,
+        )
     return app
 
 

@@ -70,6 +70,13 @@ class TokenVerifier:
         """The user id of a user token."""
         return self._subject(token, from_identity_provider=self.jwks is not None)
 
+    def known_user(self, token: str) -> str | None:
+        """The user of a token that passed every check recently, without checking it again;
+        None for any other token (which then takes the full check where it is used)."""
+        return self.cache.get(token, f"{self.jwks is not None}:") or self.cache.get(
+            token, f"False:{REPORT_SCOPE}"
+        )
+
     def reporter(self, token: str | None) -> str:
         """The user id of a worker's report token, which must carry the report scope."""
         return self._subject(token, from_identity_provider=False, scope=REPORT_SCOPE)

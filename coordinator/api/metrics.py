@@ -61,15 +61,31 @@ class CommandMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.turned_away = Counter(
+            "sync_requests_turned_away_total",
+            "Requests answered 429 because their user's line in the process was full",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "sync_requests_held",
+            "Requests waiting for their user's turn (SYNC_USER_ACTIVE_REQUESTS), live processes",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
 
-    async def watch_queue(self, depth: Callable[[], float], every: float = 1.0) -> None:
-        """Show the queue depth: read at scrape time in a single process; as one of several
-        workers, written every `every` seconds for the others' scrapes. Until cancelled."""
+    async def watch_queues(
+        self, commands: Callable[[], float], requests: Callable[[], float], every: float = 1.0
+    ) -> None:
+        """Show the commands and requests waiting: read at scrape time in a single process;
+        as one of several workers, written every `every` seconds for the others' scrapes.
+        Until cancelled."""
         if not self.shared:
-            self.queue_depth.set_function(depth)
+            self.queue_depth.set_function(commands)
+            self.held.set_function(requests)
             return
         while True:
-            self.queue_depth.set(depth())
+            self.queue_depth.set(commands())
+            self.held.set(requests())
             await asyncio.sleep(every)
 
     @contextmanager

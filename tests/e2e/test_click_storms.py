@@ -114,3 +114,35 @@ def test_clients_that_leave_mid_batch_leave_no_orphans(
     assert depth == 3 and after == 0
     assert sorted(a.json()["version"] for a in answers) == [2, 3, 4, 5]
     assert started_count(engine, user) == {"SyncStarted": 1, "SyncReused": 4}
+
+
+def test_a_users_requests_beyond_the_active_bound_wait_and_hold_back_nobody_else(
+    shared_database_url: str, engine: Engine
+) -> None:
+    user, neighbour = random_user("gate"), random_user("neighbour")
+    settings = {"user_active_requests": "2", "command_queue_limit": "3", **PATIENT}
+    with running_api(shared_database_url, **settings) as api:
+        url, headers = f"{api.base_url}/sync/smart", api.headers(user)  # one token, verified
+        assert httpx.post(url, headers=headers).status_code == 202  # ... and now known
+
+        async def storm() -> tuple[list[httpx.Response], float, httpx.Response, httpx.Response]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                clicks = [
+                    asyncio.ensure_future(client.post(url, headers=headers)) for _ in range(5)
+                ]
+                await asyncio.sleep(1.0)  # 1 in a transaction on the held row, 1 queued, 3 held
+                held = await asyncio.to_thread(metric, api, "sync_requests_held")
+                other = await client.post(url, headers=api.headers(neighbour))
+                refused = await client.post(url, headers=headers)
+                release.set()
+                return list(await asyncio.gather(*clicks)), held, other, refused
+
+        with row_locked(engine, user) as release:
+            answers, held, other, refused = asyncio.run(storm())
+        turned_away = metric(api, "sync_requests_turned_away_total")
+    assert held == 3
+    assert other.status_code == 202, "a neighbour is answered while the user's row is locked"
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "wait in this process" in refused.json()["detail"] and turned_away == 1
+    assert [a.status_code for a in answers] == [202] * 5
+    assert sorted(a.json()["version"] for a in answers) == [2, 3, 4, 5, 6]

@@ -1,0 +1,118 @@
+"""Per-user admission: one user's storm of requests runs a few at a time, the rest wait idle.
+
+A process has one event loop, and every request costs it CPU in the HTTP layer (routing,
+dependencies, the response) whoever sends it. With 200 clicks of one user in flight, a
+neighbour's request queued behind all of their steps: coalescing kept the storm off the
+database pool, but not off the loop. Here, before any of that work, a request of a user who
+already has `active` requests running in this process waits in that user's line, in order,
+holding no thread, connection or CPU; each finished request of the user lets the next one
+in. A user the process has not yet seen with a valid token (no verified token in
+TokenCache) is never held back, so a neighbour is never behind anyone's line.
+Beyond `waiting` requests in a line the answer is 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from coordinator.api.problems import problem
+
+
+@dataclass
+class Line:
+    """One user's requests in this process: how many run, and who waits, in order."""
+
+    running: int = 0
+    waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+
+@dataclass
+class UserLines:
+    """Every user's line in this process, shared with the metrics."""
+
+    lines: dict[str, Line] = field(default_factory=dict)
+    on_refused: Callable[[], object] = lambda: None  # counts the 429s (metrics)
+
+    @property
+    def held(self) -> int:
+        """Requests waiting for their user's turn in this process."""
+        return sum(len(line.waiting) for line in self.lines.values())
+
+
+class UserGate:
+    """ASGI middleware: at most `active` requests of one user run at once in this process."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        lines: UserLines,
+        known_user: Callable[[str], str | None],
+        active: int,
+        waiting: int,
+        retry_after: int,
+    ) -> None:
+        self.app, self._known_user = app, known_user
+        self._active, self._waiting, self._retry_after = active, waiting, retry_after
+        self._state = lines
+        self._lines = lines.lines
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = self._user(scope) if scope["type"] == "http" else None
+        if user is None:
+            await self.app(scope, receive, send)
+            return
+        line = self._lines.setdefault(user, Line())
+        if line.running >= self._active:
+            if len(line.waiting) >= self._waiting:
+                self._state.on_refused()
+                detail = (
+                    f"{self._active} requests of this user are running and "
+                    f"{len(line.waiting)} wait in this process; retry later"
+                )
+                headers = {"Retry-After": str(self._retry_after)}
+                await problem(scope, 429, detail, kind="too-many-requests", headers=headers)(
+                    scope, receive, send
+                )
+                return
+            await self._turn(user, line)
+        else:
+            line.running += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._finished(user, line)
+
+    async def _turn(self, user: str, line: Line) -> None:
+        """Wait for a running request of this user to hand over its place."""
+        turn = asyncio.get_running_loop().create_future()
+        line.waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._finished(user, line)  # the place was handed over: pass it on
+            else:
+                line.waiting.remove(turn)
+            raise
+
+    def _finished(self, user: str, line: Line) -> None:
+        while line.waiting:
+            turn = line.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the place goes to the next in line
+                return
+        line.running -= 1
+        if line.running == 0:
+            del self._lines[user]
+
+    def _user(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return self._known_user(token.strip()) if scheme.lower() == "bearer" else None
+        return None

@@ -1,0 +1,105 @@
+"""UserGate: a known user's requests beyond `active` wait in order; others pass at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from coordinator.api.fairness import UserGate, UserLines
+
+KNOWN = {"storm-token": "storm", "other-token": "other"}
+
+
+class App:
+    """An ASGI app that answers 200 once the test releases the request."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release: dict[str, asyncio.Event] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path"]
+        self.release[name] = asyncio.Event()
+        self.started.append(name)
+        await self.release[name].wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def scope(name: str, token: str | None) -> Scope:
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    return {"type": "http", "path": name, "headers": headers, "method": "POST"}
+
+
+async def call(gate: UserGate, name: str, token: str | None) -> dict[str, Any]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await gate(scope(name, token), receive, send)
+    return {"status": sent[0]["status"], "body": b"".join(m.get("body", b"") for m in sent)}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_a_users_requests_beyond_active_wait_in_order_and_overflow_is_429() -> None:
+    async def scenario() -> None:
+        app = App()
+        refusals: list[str] = []
+        lines = UserLines(on_refused=lambda: refusals.append("429"))
+        gate = UserGate(app, lines, KNOWN.get, active=2, waiting=2, retry_after=3)
+        calls = {n: asyncio.ensure_future(call(gate, n, "storm-token")) for n in "abcd"}
+        await settle()
+        assert app.started == ["a", "b"] and lines.held == 2
+        refused = await call(gate, "e", "storm-token")
+        assert refused["status"] == 429 and refusals == ["429"]
+        assert "2 wait" in json.loads(refused["body"])["detail"]
+        # Another known user, an unknown token and no token at all pass the full line.
+        for name, token in (("x", "other-token"), ("y", "fresh-token"), ("z", None)):
+            calls[name] = asyncio.ensure_future(call(gate, name, token))
+        await settle()
+        assert app.started == ["a", "b", "x", "y", "z"]
+        app.release["b"].set()
+        await settle()
+        assert app.started[-1] == "c", "the first in line takes the finished one's place"
+        for name in ("a", "c", "d", "x", "y", "z"):
+            await settle()
+            app.release[name].set()
+        results = await asyncio.gather(*calls.values())
+        assert [r["status"] for r in results] == [200] * 7
+        assert app.started == ["a", "b", "x", "y", "z", "c", "d"]
+        assert lines.held == 0 and lines.lines == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_request_that_leaves_its_line_frees_no_place_it_did_not_have() -> None:
+    async def scenario() -> None:
+        app = App()
+        lines = UserLines()
+        gate = UserGate(app, lines, KNOWN.get, active=1, waiting=5, retry_after=1)
+        first = asyncio.ensure_future(call(gate, "a", "storm-token"))
+        gone = asyncio.ensure_future(call(gate, "b", "storm-token"))
+        last = asyncio.ensure_future(call(gate, "c", "storm-token"))
+        await settle()
+        gone.cancel()
+        await settle()
+        assert app.started == ["a"] and lines.held == 1
+        app.release["a"].set()
+        await settle()
+        assert app.started == ["a", "c"]
+        app.release["c"].set()
+        assert [(await first)["status"], (await last)["status"]] == [200, 200]
+        assert lines.lines == {}
+
+    asyncio.run(scenario())
