@@ -50,7 +50,9 @@ class _Task:
 
 def _event(kind: str, task: _Task, at: datetime, step: int) -> Event:
     if kind == "started":
-        return SyncStarted(task.task_id, "incremental", at, task.lease)
+        return SyncStarted(
+            task.task_id, "incremental", at, task.lease, reason="first_click", requested_by=None
+        )
     if kind == "reused":
         return SyncReused(task.task_id, "incremental", "incremental", task.started_at, task.lease)
     if kind == "progressed":

@@ -13,7 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from coordinator.domain.events import EVENT_TYPES, SCHEMA_VERSION, Envelope, Event
+from coordinator.domain.events import EVENT_TYPES, Envelope
+from coordinator.domain.upcasting import PAST_SHAPES, current_version
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ENVELOPE_FILE = "envelope.schema.json"
@@ -39,12 +40,14 @@ ENVELOPE_DOCS: dict[str, str] = {
 NARROWED: dict[str, Any] = {"event_id": UUID, "version": Annotated[int, Field(ge=1)]}
 
 
-def envelope_model(event_cls: type[Event]) -> type[BaseModel]:
-    """A pydantic model of the full envelope whose data is event_cls."""
+def envelope_model(event_cls: type, version: int | None = None) -> type[BaseModel]:
+    """A pydantic model of the full envelope whose data is event_cls (of this version)."""
     hints = get_type_hints(Envelope)
+    event_type: str = event_cls.event_type  # type: ignore[attr-defined]
+    version = version or current_version(event_type)
     pinned: dict[str, Any] = {
-        "event_type": Literal[event_cls.event_type],
-        "schema_version": Literal[SCHEMA_VERSION],
+        "event_type": Literal[event_type],
+        "schema_version": Literal[version],
         "data": event_cls,
     }
     optional = {f.name for f in fields(Envelope) if f.default is None}
@@ -57,14 +60,28 @@ def envelope_model(event_cls: type[Event]) -> type[BaseModel]:
         )
         for name, hint in hints.items()
     }
-    model: type[BaseModel] = create_model(f"{event_cls.event_type}Envelope", **definitions)
-    model.__doc__ = f"The envelope of a {event_cls.event_type} event."
+    suffix = "" if version == current_version(event_type) else f"V{version}"
+    model: type[BaseModel] = create_model(f"{event_type}{suffix}Envelope", **definitions)
+    model.__doc__ = f"The envelope of a {event_type} event (schema_version {version})."
     return model
 
 
+def _versions_of(event_type: str) -> Any:
+    """Every published version of one type's envelope, chosen by schema_version."""
+    past = [
+        envelope_model(cls, version)
+        for (name, version), cls in sorted(PAST_SHAPES.items())
+        if name == event_type
+    ]
+    current = envelope_model(EVENT_TYPES[event_type])
+    if not past:
+        return current
+    return Annotated[reduce(operator.or_, [*past, current]), Field(discriminator="schema_version")]
+
+
 def envelope_union() -> Any:
-    """Any envelope: one of the per-type envelopes, chosen by event_type."""
-    models = [envelope_model(cls) for cls in EVENT_TYPES.values()]
+    """Any envelope of any published version: chosen by event_type, then schema_version."""
+    models = [_versions_of(name) for name in EVENT_TYPES]
     # Discriminated by event_type, not a plain union of data shapes: SyncReused's
     # data also satisfies SyncStarted's, so only event_type tells them apart.
     return Annotated[reduce(operator.or_, models), Field(discriminator="event_type")]
@@ -79,11 +96,19 @@ def render_schemas() -> dict[str, str]:
     """File name -> schema text, deterministic byte for byte."""
     files: dict[str, str] = {}
     for name, cls in EVENT_TYPES.items():
+        version = current_version(name)
         schema = TypeAdapter(envelope_model(cls)).json_schema()
-        description = f"Envelope of {name} (schema_version {SCHEMA_VERSION}): {cls.__doc__}"
+        description = f"Envelope of {name} (schema_version {version}): {cls.__doc__}"
         files[f"{name}.schema.json"] = _render(schema, f"{name}Envelope", description)
+    # Past versions stay published: events written with them stay on the topic and in the store.
+    for (name, version), cls in PAST_SHAPES.items():
+        schema = TypeAdapter(envelope_model(cls, version)).json_schema()
+        description = f"Envelope of {name} as written with schema_version {version}: {cls.__doc__}"
+        files[f"{name}.v{version}.schema.json"] = _render(
+            schema, f"{name}V{version}Envelope", description
+        )
     union = TypeAdapter(envelope_union()).json_schema()
-    description = f"Any sync event envelope (schema_version {SCHEMA_VERSION}), by event_type."
+    description = "Any sync event envelope of any published version, by event_type."
     files[ENVELOPE_FILE] = _render(union, "SyncEventEnvelope", description)
     return files
 

@@ -46,6 +46,7 @@ TASK_TYPES = {
     "stats": "jsonb",
     "error_message": "text",
     "replaces_task_id": "text",
+    "start_reason": "text",
     "last_version": "bigint",
 }
 

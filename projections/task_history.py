@@ -37,6 +37,7 @@ class TaskRow:
     stats: dict[str, Any] = field(default_factory=dict)
     error_message: str | None = None
     replaces_task_id: str | None = None
+    start_reason: str | None = None
     last_version: int = 0
 
 
@@ -52,6 +53,7 @@ def apply_task(row: TaskRow | None, envelope: Envelope) -> TaskRow | None:
             started_at=event.started_at,
             lease_expires_at=event.lease_expires_at,
             replaces_task_id=event.replaces_task_id,
+            start_reason=event.reason,
             last_version=envelope.version,
         )
     if row is None:

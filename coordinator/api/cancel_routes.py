@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from coordinator.api.deps import CorrelationId, MetricsDep, TaskId, UserId, WiringDep
+from coordinator.api.input_rules import client_name
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import CancelResponse
 from coordinator.api.submission import submit
@@ -31,7 +32,8 @@ async def cancel_task(
     correlation_id: CorrelationId,
 ) -> CancelResponse:
     """Stop one of the caller's running tasks; its worker stops within a second."""
-    command = CancelSync(user_id, task_id, RequestMeta(correlation_id=correlation_id))
+    client = client_name(request.headers.get("user-agent"))
+    command = CancelSync(user_id, task_id, RequestMeta(correlation_id, client=client))
     outcome = await submit(request, wiring, metrics, "cancel", command)
     assert isinstance(outcome, TaskOutcome)
     return CancelResponse(task_id=outcome.task_id, version=outcome.version)

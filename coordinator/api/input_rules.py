@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, WithJsonSchema
@@ -119,3 +120,18 @@ Percent = Annotated[
     float,
     Field(strict=True, ge=0, le=100, allow_inf_nan=False, description="0 to 100; no booleans"),
 ]
+
+
+MAX_CLIENT_LENGTH = 200
+UNPRINTABLE = re.compile(r"[^ -~]")
+
+
+def client_name(user_agent: str | None) -> str | None:
+    """The client recorded with a start: the User-Agent in printable ASCII, clipped.
+
+    Kept, not refused: a browser's User-Agent is not the caller's to choose, so an odd one must
+    not fail a click; what is recorded stays bounded and printable.
+    """
+    if not user_agent:
+        return None
+    return UNPRINTABLE.sub("?", user_agent[:MAX_CLIENT_LENGTH])

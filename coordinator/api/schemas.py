@@ -73,6 +73,12 @@ class TaskResponse(BaseModel):
     stats: dict[str, Any] = Field(default_factory=dict)
     error_message: str | None = None
     replaces_task_id: str | None = None
+    start_reason: Literal["first_click", "replaced_expired", "queued_full_sync"] | None = Field(
+        None,
+        description="Why it started: a click found no live task (first_click), a click "
+        "replaced a task whose lease ran out (replaced_expired), or the coordinator started a "
+        "full sync that waited behind the task before (queued_full_sync)",
+    )
 
 
 class TaskPage(BaseModel):

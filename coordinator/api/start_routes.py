@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, status
 
 from coordinator.api.deps import CorrelationId, MetricsDep, UserId, WiringDep
+from coordinator.api.input_rules import client_name
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import SyncResponse
 from coordinator.api.submission import submit
@@ -45,11 +46,12 @@ async def smart_sync(
     ] = None,
 ) -> SyncResponse:
     """Start a sync for the caller, or join the one already running."""
-    command = StartRequested(
-        user_id=user_id,
-        force_full=force_full,
-        meta=RequestMeta(correlation_id=correlation_id, idempotency_key=idempotency_key),
+    meta = RequestMeta(
+        correlation_id=correlation_id,
+        idempotency_key=idempotency_key,
+        client=client_name(request.headers.get("user-agent")),
     )
+    command = StartRequested(user_id=user_id, force_full=force_full, meta=meta)
     outcome = await submit(request, wiring, metrics, "start", command)
     assert isinstance(outcome, StartOutcome)
     return SyncResponse(

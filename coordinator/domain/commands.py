@@ -15,6 +15,7 @@ class RequestMeta:
     command_id: str = field(default_factory=lambda: str(uuid4()))
     idempotency_key: str | None = None
     traceparent: str | None = None  # W3C trace context of the command, when traced
+    client: str | None = None  # who asked: the caller's User-Agent, cleaned and clipped
 
 
 @dataclass(frozen=True)

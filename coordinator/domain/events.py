@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import uuid4
 
-SCHEMA_VERSION = 1
+from coordinator.domain.upcasting import current_version, upcast
+
 SyncType = Literal["full", "incremental"]
+# first_click: a click found no live task; replaced_expired: a click found the live task's
+# lease run out and replaced it; queued_full_sync: the coordinator started a full sync that
+# waited behind the task that just ended.
+StartReason = Literal["first_click", "replaced_expired", "queued_full_sync"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,10 @@ class SyncStarted:
     started_at: datetime
     lease_expires_at: datetime
     replaces_task_id: str | None = None
+    _: KW_ONLY
+    # Since schema_version 2 (events of version 1 are upcast on read, see upcasting.py).
+    reason: StartReason
+    requested_by: str | None  # the client that asked (its User-Agent); None if unknown
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class FullSyncQueued:
 
     event_type: ClassVar[str] = "FullSyncQueued"
     task_id: str  # the running incremental task it waits behind
+    requested_by: str | None = None  # the client that asked (its User-Agent)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class CancelRequested:
 
     event_type: ClassVar[str] = "CancelRequested"
     task_id: str
+    requested_by: str | None = None  # the client that asked (its User-Agent)
 
 
 @dataclass(frozen=True)
@@ -174,8 +185,9 @@ _SHAPES = {
 }
 
 
-def data_from_json(event_type: str, data: dict[str, Any]) -> Event:
-    """Rebuild an event from its stored JSON data."""
+def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -> Event:
+    """Rebuild an event from its stored JSON data, upcast from the version it was written in."""
+    data = upcast(event_type, schema_version, data)
     cls, names, times = _SHAPES[event_type]
     values = {name: data[name] for name in names if name in data}
     for name in times:
@@ -197,7 +209,7 @@ def envelope_from_json(body: dict[str, Any]) -> Envelope:
         occurred_at=datetime.fromisoformat(body["occurred_at"]),
         correlation_id=body["correlation_id"],
         causation_id=body["causation_id"],
-        data=data_from_json(body["event_type"], body["data"]),
+        data=data_from_json(body["event_type"], body["data"], body["schema_version"]),
         traceparent=body.get("traceparent"),
     )
 
@@ -218,7 +230,7 @@ def stamp(
         Envelope(
             event_id=str(uuid4()),
             event_type=event.event_type,
-            schema_version=SCHEMA_VERSION,
+            schema_version=current_version(event.event_type),
             stream_id=stream_id,
             user_id=user_id,
             version=after_version + offset,
@@ -266,6 +278,6 @@ def envelope_from_stored(
         occurred_at=occurred_at,
         correlation_id=metadata["correlation_id"],
         causation_id=metadata["causation_id"],
-        data=data_from_json(event_type, data),
+        data=data_from_json(event_type, data, schema_version),
         traceparent=metadata.get("traceparent"),
     )

@@ -86,6 +86,7 @@ class UserSyncState:
     reuse_count: int = 0
     percent: float = 0.0
     full_sync_queued: bool = False
+    queued_by: str | None = None  # the client that asked for the queued full sync
 
     def is_live(self, now: datetime) -> bool:
         """Live = not finished and the lease has not run out yet."""
@@ -122,7 +123,8 @@ def decide(
     if isinstance(command, StartRequested):
         return _start(state, command, now, lease, make_task_id)
     if isinstance(command, ExpireStaleSync):
-        return _expire_if_dead(state, now, detected_by="reaper")
+        expired = _expire_if_dead(state, now, detected_by="reaper")
+        return _then_queued(state, expired, now, lease, make_task_id)
     if isinstance(command, CancelSync):
         return _cancel(state, command, now)
     _fence(state, command, now)
@@ -135,9 +137,12 @@ def decide(
                 lease_expires_at=now + lease,
             )
         ]
+    ending: Event
     if isinstance(command, CompleteSync):
-        return [SyncCompleted(task_id=command.task_id, stats=command.stats, finished_at=now)]
-    return [SyncFailed(task_id=command.task_id, error=command.error, finished_at=now)]
+        ending = SyncCompleted(task_id=command.task_id, stats=command.stats, finished_at=now)
+    else:
+        ending = SyncFailed(task_id=command.task_id, error=command.error, finished_at=now)
+    return _then_queued(state, [ending], now, lease, make_task_id)
 
 
 def _start(
@@ -159,17 +164,46 @@ def _start(
             lease_expires_at=state.lease_expires_at,
         )
         if waits_for_full_sync(state, command.force_full) and not state.full_sync_queued:
-            return [reused, FullSyncQueued(task_id=state.task_id)]
+            return [reused, FullSyncQueued(task_id=state.task_id, requested_by=command.meta.client)]
         return [reused]
     expired = _expire_if_dead(state, now, detected_by="start")
     started = SyncStarted(
         task_id=make_task_id(),
-        sync_type=requested,
+        # A full sync that waited behind the dead task is not dropped by this click.
+        sync_type="full" if state.full_sync_queued else requested,
         started_at=now,
         lease_expires_at=now + lease,
         replaces_task_id=state.task_id if expired else None,
+        reason="replaced_expired" if expired else "first_click",
+        requested_by=command.meta.client,
     )
     return [*expired, started]
+
+
+def _then_queued(
+    state: UserSyncState,
+    ending: list[Event],
+    now: datetime,
+    lease: timedelta,
+    make_task_id: Callable[[], str],
+) -> list[Event]:
+    """The ending, then the full sync that waited behind the task, started by the coordinator.
+
+    In the same command as the ending, so the queued request cannot be lost between the two.
+    """
+    if not ending or not state.full_sync_queued:
+        return ending
+    expired = isinstance(ending[0], SyncExpired)
+    started = SyncStarted(
+        task_id=make_task_id(),
+        sync_type="full",
+        started_at=now,
+        lease_expires_at=now + lease,
+        replaces_task_id=state.task_id if expired else None,
+        reason="queued_full_sync",
+        requested_by=state.queued_by,
+    )
+    return [*ending, started]
 
 
 def waits_for_full_sync(state: UserSyncState, force_full: bool) -> bool:
@@ -186,7 +220,7 @@ def _cancel(state: UserSyncState, command: CancelSync, now: datetime) -> list[Ev
     if not state.is_live(now):
         raise TaskEnded(command.task_id, "expired")
     return [
-        CancelRequested(task_id=command.task_id),
+        CancelRequested(task_id=command.task_id, requested_by=command.meta.client),
         SyncCancelled(
             task_id=command.task_id, finished_at=now, dropped_full_sync=state.full_sync_queued
         ),
@@ -232,18 +266,21 @@ def evolve(state: UserSyncState, event: Event) -> UserSyncState:
         return replace(state, reuse_count=state.reuse_count + 1)
     if isinstance(event, SyncProgressed):
         return replace(state, percent=event.percent, lease_expires_at=event.lease_expires_at)
+    # An ending clears the queue: the full sync starts with it (the next event) or is dropped.
     if isinstance(event, SyncExpired):
-        return replace(state, status="expired")
+        return replace(state, status="expired", full_sync_queued=False, queued_by=None)
     if isinstance(event, SyncCompleted):
-        return replace(state, status="completed", percent=100.0)
+        return replace(
+            state, status="completed", percent=100.0, full_sync_queued=False, queued_by=None
+        )
     if isinstance(event, SyncFailed):
-        return replace(state, status="failed")
+        return replace(state, status="failed", full_sync_queued=False, queued_by=None)
     if isinstance(event, FullSyncQueued):
-        return replace(state, full_sync_queued=True)
+        return replace(state, full_sync_queued=True, queued_by=event.requested_by)
     if isinstance(event, CancelRequested):
         return state
     if isinstance(event, SyncCancelled):
-        return replace(state, status="cancelled", full_sync_queued=False)
+        return replace(state, status="cancelled", full_sync_queued=False, queued_by=None)
     raise TypeError(f"unknown event {event!r}")
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 from coordinator.domain.events import EVENT_TYPES, Envelope, Event
+from coordinator.domain.upcasting import upcast
 
 
 class StoredEvent(NamedTuple):
@@ -111,21 +112,21 @@ _SHAPES = {name: (cls, tuple(f.name for f in fields(cls))) for name, cls in EVEN
 
 
 def decode_event(stored: StoredEvent) -> Event:
-    """The domain event inside a stored row (same result as events.data_from_json)."""
+    """The domain event inside a stored row, upcast (same result as events.data_from_json)."""
     shape = _SHAPES.get(stored.event_type)
     if shape is None:
         raise UndecodableEvent(f"unknown event type {stored.event_type!r}")
     cls, names = shape
-    data = stored.data
     values: dict[str, Any] = {}
     try:
+        data = upcast(stored.event_type, stored.schema_version, stored.data)
         for name in names:
             if name in data:
                 value = data[name]
                 is_time = name.endswith("_at") and isinstance(value, str)
                 values[name] = datetime.fromisoformat(value) if is_time else value
         return cls(**values)
-    except (TypeError, ValueError, AttributeError) as error:
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
         raise UndecodableEvent(f"{stored.event_type} data cannot be read: {error}") from error
 
 

@@ -39,6 +39,9 @@ OPEN_TASK = "names-open-task"
 UNDECODABLE = "undecodable-event"
 QUEUED_ONCE = "full-sync-queued-once"
 CANCEL_PAIR = "cancel-requested-first"
+QUEUED_STARTED = "queued-full-sync-started"
+# Endings after which a queued full sync must start at once (a cancel drops it instead).
+HONOURED_BY = (SyncCompleted, SyncFailed, SyncExpired)
 
 Finding = tuple[str, str] | None
 Report = (
@@ -163,6 +166,7 @@ class StreamCheck:
         self._state = UserSyncState()
         self._last_version = 0
         self._previous: Event | None = None
+        self._owed: str | None = None  # a task that ended with a full sync queued behind it
 
     def feed(self, event: StoredEvent) -> list[Violation]:
         """Violations at this event (usually none)."""
@@ -189,8 +193,29 @@ class StreamCheck:
         unpaired = _cancel_pair(self._previous, decoded)
         if unpaired is not None:
             found.append(Violation(CANCEL_PAIR, self.stream_id, event.version, unpaired))
+        unstarted = self._queued_start(decoded)
+        if unstarted is not None:
+            found.append(Violation(QUEUED_STARTED, self.stream_id, event.version, unstarted))
+        queued = self._state.full_sync_queued and isinstance(decoded, HONOURED_BY)
+        self._owed = decoded.task_id if queued else None
         self._state, self._previous = evolve(self._state, decoded), decoded
         return found
+
+    def _queued_start(self, event: Event) -> str | None:
+        """A queued full sync starts right after the task it waited behind ends, and only then."""
+        is_full_start = isinstance(event, SyncStarted) and event.sync_type == "full"
+        if self._owed is not None and not is_full_start:
+            return (
+                f"a full sync was queued behind task {self._owed}, which ended just before, "
+                f"but the next event is {event.event_type}"
+            )
+        if (
+            isinstance(event, SyncStarted)
+            and event.reason == "queued_full_sync"
+            and self._owed is None
+        ):
+            return f"task {event.task_id} says it is a queued full sync, but none was owed"
+        return None
 
     def finish(self) -> list[Violation]:
         """The stream row against the events: version, chain head, snapshot."""
@@ -208,6 +233,11 @@ class StreamCheck:
         head = self._chain.finish(stream, last or None)
         if head is not None:
             found.append(head)
+        if self._owed is not None:
+            detail = (
+                f"a full sync was queued behind task {self._owed}, which ended, and never started"
+            )
+            found.append(Violation(QUEUED_STARTED, self.stream_id, last, detail))
         mismatch = self._snapshot_mismatch(stream)
         if mismatch:
             found.append(Violation(SNAPSHOT, self.stream_id, stream.version, mismatch))

@@ -27,9 +27,12 @@ from coordinator.telemetry.tracing import trace_id_of
 def reason(event: Event) -> str:
     """Why the aggregate recorded this event, in words."""
     if isinstance(event, SyncStarted):
+        said = "started"
+        if event.reason == "queued_full_sync":
+            said = "started the full sync that was queued behind the task before"
         if event.replaces_task_id:
-            return f"started replacing task {event.replaces_task_id}"
-        return "started"
+            said += f" replacing task {event.replaces_task_id}"
+        return said + (f" (client {event.requested_by})" if event.requested_by else "")
     if isinstance(event, SyncReused):
         return (
             f"reused because task {event.task_id} is live until {show_time(event.lease_expires_at)}"

@@ -150,11 +150,14 @@ def record_report(
     if events:
         stream.append(events, command.meta)
     state = stream.state
+    task_id = getattr(command, "task_id", None) or (events[0].task_id if events else None)
+    # The ending may be followed by the queued full sync: answer about the reported task.
+    ended = next((e for e in events if e.event_type in ENDED_BY and e.task_id == task_id), None)
     return TaskOutcome(
-        task_id=getattr(command, "task_id", state.task_id or ""),
-        status=state.status,
+        task_id=task_id or state.task_id or "",
+        status=ENDED_BY[ended.event_type] if ended else state.status,
         version=stream.version,
-        lease_expires_at=state.lease_expires_at,
+        lease_expires_at=None if ended else state.lease_expires_at,
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
+from coordinator.adapters.postgres.engine import make_engine
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_sync_lifecycle import click, status, warm_up, watch_until
 from tests.random_refs import random_user
@@ -71,3 +74,57 @@ def test_cancel_stops_the_worker_within_a_second_and_the_next_click_starts_anew(
     assert (history["status"], history["finished_at"] is not None) == ("cancelled", True)
     assert not again["reused"] and again["task_id"] != task_id
     assert running["status"] == "running"
+
+
+def test_full_clicks_during_an_incremental_queue_one_full_sync_that_runs_after_it(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    user = random_user("queue")
+    with running_stack(
+        database_url,
+        kafka_bootstrap,
+        components=(*PIPELINE, "work"),
+        demo_messages="200",  # incremental: 100 messages, full: 200, at 50/s
+        demo_pace="50",
+    ) as stack:
+        warm_up(stack)
+        incremental = click(stack, user)
+        url = f"{stack.api.base_url}/sync/smart?force_full=true"
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(
+                pool.map(lambda _: httpx.post(url, headers=stack.api.headers(user)), range(20))
+            )
+        assert {a.status_code for a in answers} == {202}
+        assert {a.json()["outcome"] for a in answers} == {"queued"}
+        seen = watch_until(
+            stack,
+            user,
+            lambda s: s["task_id"] != incremental["task_id"] and s["status"] == "completed",
+        )
+        tasks = httpx.get(
+            f"{stack.api.base_url}/sync/tasks", headers=stack.api.headers(user)
+        ).json()["tasks"]
+    queued = [s for s in seen if s["task_id"] == incremental["task_id"]]
+    assert any(s["full_sync_queued"] for s in queued)
+    assert [(t["sync_type"], t["status"], t["start_reason"]) for t in tasks] == [
+        ("full", "completed", "queued_full_sync"),
+        ("incremental", "completed", "first_click"),
+    ]
+    assert seen[-1]["current_stats"] == {"imported": 200, "total": 200}
+    events = event_types(database_url, user)
+    assert events.count("FullSyncQueued") == 1
+    assert events.count("SyncStarted") == 2
+    assert events.index("SyncStarted", 1) == events.index("SyncCompleted") + 1
+
+
+def event_types(database_url: str, user: str) -> list[str]:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT event_type FROM events WHERE stream_id = :s ORDER BY version"),
+                {"s": f"UserSync-{user}"},
+            ).all()
+    finally:
+        engine.dispose()
+    return [row[0] for row in rows]

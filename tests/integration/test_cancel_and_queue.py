@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from coordinator.api.auth import REPORT_SCOPE
 from tests.integration.app_harness import bearer, events_of, running_app, settings_for, user_token
@@ -98,3 +98,23 @@ def test_many_full_clicks_during_an_incremental_queue_one_full_sync(
     assert events_of(engine, user).count("FullSyncQueued") == 1
     joined = click(client, user)
     assert (joined["outcome"], joined["full_sync_queued"]) == ("joined", True)
+    headers = bearer(user_token(user, scope=REPORT_SCOPE))
+    done = client.post(f"/sync/tasks/{running['task_id']}/complete", json={}, headers=headers)
+    assert done.status_code == 200
+    assert (done.json()["task_id"], done.json()["status"]) == (running["task_id"], "completed")
+    history = events_of(engine, user)
+    assert history[-2:] == ["SyncCompleted", "SyncStarted"]
+    assert history.count("SyncStarted") == 2  # the first task and the queued full sync
+    follow_up = click(client, user)
+    assert (follow_up["outcome"], follow_up["sync_type"]) == ("joined", "full")
+    assert follow_up["task_id"] != running["task_id"] and not follow_up["full_sync_queued"]
+    with engine.connect() as conn:
+        data = conn.execute(
+            text(
+                "SELECT schema_version, data FROM events WHERE stream_id = :s "
+                "AND event_type = 'SyncStarted' ORDER BY version DESC LIMIT 1"
+            ),
+            {"s": f"UserSync-{user}"},
+        ).one()
+    assert data[0] == 2
+    assert (data[1]["reason"], data[1]["requested_by"]) == ("queued_full_sync", "testclient")

@@ -138,7 +138,7 @@ def reseal(url: str, user: str) -> None:
                 (previous, digest, position),
             )
             previous = digest
-        state = fold(data_from_json(r[3], r[6]) for r in rows if r[3] in EVENT_TYPES)
+        state = fold(data_from_json(r[3], r[6], r[4]) for r in rows if r[3] in EVENT_TYPES)
         conn.execute(
             "UPDATE streams SET last_hash = %s, version = %s, state = %s, live_until = %s "
             "WHERE stream_id = %s",

@@ -6,9 +6,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import CancelSync, CompleteSync, RequestMeta, StartRequested
-from coordinator.domain.events import CancelRequested, FullSyncQueued, SyncCancelled
+from coordinator.domain.commands import (
+    CancelSync,
+    CompleteSync,
+    ExpireStaleSync,
+    FailSync,
+    RequestMeta,
+    StartRequested,
+)
+from coordinator.domain.events import (
+    CancelRequested,
+    Event,
+    FullSyncQueued,
+    SyncCancelled,
+    SyncStarted,
+)
 from coordinator.domain.user_sync import (
+    ENDED_BY,
     TaskEnded,
     TaskFenced,
     UserSyncState,
@@ -82,3 +96,48 @@ def test_cancel_drops_the_queued_full_sync() -> None:
     _, cancelled = decide(state, CancelSync("u1", state.task_id, META), T0, LEASE)
     assert isinstance(cancelled, SyncCancelled) and cancelled.dropped_full_sync
     assert not fold([cancelled], state).full_sync_queued
+
+
+def ending(state: UserSyncState, how: str) -> list[Event]:
+    """The events of the command that ends the task in this way."""
+    assert state.task_id
+    later = T0 + timedelta(minutes=10)
+    if how == "completed":
+        return decide(state, CompleteSync("u1", state.task_id, {}, META), later, LEASE)
+    if how == "failed":
+        return decide(state, FailSync("u1", state.task_id, "quota", META), later, LEASE)
+    if how == "expired by the reaper":
+        return decide(state, ExpireStaleSync("u1", META), T0 + 2 * LEASE, LEASE)
+    return decide(state, StartRequested("u1", False, META), T0 + 2 * LEASE, LEASE)
+
+
+@pytest.mark.parametrize(
+    ("how", "replaces", "reason"),
+    [
+        ("completed", False, "queued_full_sync"),
+        ("failed", False, "queued_full_sync"),
+        ("expired by the reaper", True, "queued_full_sync"),
+        ("expired, found by an incremental click", True, "replaced_expired"),
+    ],
+)
+def test_queued_full_sync_starts_in_the_command_that_ends_the_task(
+    how: str, replaces: bool, reason: str
+) -> None:
+    meta = RequestMeta("req-full", client="mail-web/2.1")
+    state = fold(decide(started(), StartRequested("u1", True, meta), T0, LEASE), started())
+    events = ending(state, how)
+    assert len(events) == 2
+    first, new = events
+    assert first.task_id == state.task_id and first.event_type in ENDED_BY
+    assert isinstance(new, SyncStarted) and new.task_id != state.task_id
+    assert (new.sync_type, new.reason) == ("full", reason)
+    assert new.replaces_task_id == (state.task_id if replaces else None)
+    expected_client = None if reason == "replaced_expired" else "mail-web/2.1"
+    assert new.requested_by == expected_client
+    after = fold(events, state)
+    assert (after.status, after.sync_type, after.full_sync_queued) == ("running", "full", False)
+
+
+def test_without_a_queue_an_ending_starts_nothing() -> None:
+    assert [e.event_type for e in ending(started(), "completed")] == ["SyncCompleted"]
+    assert [e.event_type for e in ending(started(), "expired by the reaper")] == ["SyncExpired"]

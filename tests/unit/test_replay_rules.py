@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coordinator.domain.events import (
+    CancelRequested,
     Event,
+    FullSyncQueued,
+    SyncCancelled,
     SyncCompleted,
     SyncExpired,
     SyncFailed,
@@ -18,6 +21,7 @@ from coordinator.domain.events import (
     data_to_json,
 )
 from coordinator.domain.hash_chain import GENESIS, chain_hash
+from coordinator.domain.upcasting import current_version
 from coordinator.domain.user_sync import fold
 from coordinator.replay.records import StoredEvent, StreamRow
 from coordinator.replay.rules import StreamCheck
@@ -32,7 +36,15 @@ def at(minutes: float) -> datetime:
 
 
 def started(task: str = "t1", minute: float = 0, replaces: str | None = None) -> SyncStarted:
-    return SyncStarted(task, "full", at(minute), at(minute) + LEASE, replaces)
+    return SyncStarted(
+        task,
+        "full",
+        at(minute),
+        at(minute) + LEASE,
+        replaces,
+        reason="replaced_expired" if replaces else "first_click",
+        requested_by=None,
+    )
 
 
 def reused(task: str = "t1", minute: float = 0) -> SyncReused:
@@ -73,7 +85,7 @@ def chained(steps: list[Step], versions: list[int] | None = None) -> list[Stored
             stream_id=STREAM,
             version=version,
             event_type=event.event_type,
-            schema_version=1,
+            schema_version=current_version(event.event_type),
             occurred_at=at(minute),
             data=data,
             metadata=meta,
@@ -84,7 +96,7 @@ def chained(steps: list[Step], versions: list[int] | None = None) -> list[Stored
                 STREAM,
                 version,
                 event.event_type,
-                1,
+                current_version(event.event_type),
                 at(minute),
                 data,
                 meta,
@@ -115,6 +127,77 @@ def findings(rows: list[StoredEvent], stream: StreamRow | None) -> set[tuple[str
     check = StreamCheck(STREAM, stream)
     found = [v for row in rows for v in check.feed(row)] + check.finish()
     return {(v.rule, v.version) for v in found}
+
+
+def incremental(task: str = "t1", minute: float = 0) -> SyncStarted:
+    return SyncStarted(
+        task, "incremental", at(minute), at(minute) + LEASE, reason="first_click", requested_by=None
+    )
+
+
+def queued_start(task: str = "t2", minute: float = 10, replaces: str | None = None) -> SyncStarted:
+    start = at(minute)
+    return SyncStarted(
+        task, "full", start, start + LEASE, replaces, reason="queued_full_sync", requested_by=None
+    )
+
+
+def cancelled(task: str = "t1", minute: float = 3, dropped: bool = False) -> SyncCancelled:
+    return SyncCancelled(task, at(minute), dropped)
+
+
+QUEUE: dict[str, tuple[list[Step], set[tuple[str, int | None]]]] = {
+    "queued full sync starts after completion": (
+        [(0, incremental()), (1, FullSyncQueued("t1")), (10, completed()), (10, queued_start())],
+        set(),
+    ),
+    "queued full sync starts after the reaper's expiry": (
+        [
+            (0, incremental()),
+            (1, FullSyncQueued("t1")),
+            (40, expired(by="reaper")),
+            (40, queued_start(minute=40, replaces="t1")),
+        ],
+        set(),
+    ),
+    "queued full sync never started": (
+        [(0, incremental()), (1, FullSyncQueued("t1")), (10, completed())],
+        {("queued-full-sync-started", 3)},
+    ),
+    "queued full sync started without a queue": (
+        [(0, incremental()), (10, completed()), (10, queued_start())],
+        {("queued-full-sync-started", 3)},
+    ),
+    "full sync queued twice": (
+        [(0, incremental()), (1, FullSyncQueued("t1")), (2, FullSyncQueued("t1"))],
+        {("full-sync-queued-once", 3)},
+    ),
+    "full sync queued behind a full sync": (
+        [(0, started()), (1, FullSyncQueued("t1"))],
+        {("full-sync-queued-once", 2)},
+    ),
+    "cancel drops the queue": (
+        [
+            (0, incremental()),
+            (1, FullSyncQueued("t1")),
+            (3, CancelRequested("t1")),
+            (3, cancelled(dropped=True)),
+        ],
+        set(),
+    ),
+    "cancelled without the request": (
+        [(0, started()), (3, cancelled())],
+        {("cancel-requested-first", 2)},
+    ),
+    "cancel requested, never ended": (
+        [(0, started()), (3, CancelRequested("t1")), (5, progressed())],
+        {("cancel-requested-first", 3)},
+    ),
+    "cancel of a finished task": (
+        [(0, started()), (2, completed()), (3, CancelRequested("t1")), (3, cancelled())],
+        {("names-open-task", 3), ("names-open-task", 4)},
+    ),
+}
 
 
 LIFECYCLE: dict[str, tuple[list[Step], set[tuple[str, int | None]]]] = {
@@ -162,9 +245,9 @@ LIFECYCLE: dict[str, tuple[list[Step], set[tuple[str, int | None]]]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(LIFECYCLE))
+@pytest.mark.parametrize("case", sorted(LIFECYCLE | QUEUE))
 def test_lifecycle_rules(case: str) -> None:
-    steps, expected = LIFECYCLE[case]
+    steps, expected = (LIFECYCLE | QUEUE)[case]
     rows = chained(steps)
     assert findings(rows, head(steps, rows)) == expected
 

@@ -26,9 +26,20 @@ LEASE_END = T0 + timedelta(minutes=30)
 @pytest.mark.parametrize(
     ("event", "said"),
     [
-        (SyncStarted("t1", "full", T0, LEASE_END), "started"),
         (
-            SyncStarted("t2", "full", T0, LEASE_END, replaces_task_id="t1"),
+            SyncStarted("t1", "full", T0, LEASE_END, reason="first_click", requested_by=None),
+            "started",
+        ),
+        (
+            SyncStarted(
+                "t2",
+                "full",
+                T0,
+                LEASE_END,
+                replaces_task_id="t1",
+                reason="replaced_expired",
+                requested_by=None,
+            ),
             "started replacing task t1",
         ),
         (
@@ -88,7 +99,7 @@ def shape(*events: Event) -> list[tuple[str, str, str]]:
 
 
 def test_runs_of_reuses_collapse_into_one_line_with_a_count() -> None:
-    start = SyncStarted("t1", "full", T0, LEASE_END)
+    start = SyncStarted("t1", "full", T0, LEASE_END, reason="first_click", requested_by=None)
     progress = SyncProgressed("t1", 10.0, {}, LEASE_END)
     assert shape(start, reuse("t1"), reuse("t1"), reuse("t1"), progress, reuse("t1")) == [
         ("1", "SyncStarted", "req-1"),

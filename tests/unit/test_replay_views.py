@@ -37,11 +37,13 @@ def stored(user: str, version: int, event: Event) -> StoredEvent:
 
 def life(user: str) -> list[StoredEvent]:
     events: list[Event] = [
-        SyncStarted(f"{user}-t1", "full", T0, LEASE_END),
+        SyncStarted(f"{user}-t1", "full", T0, LEASE_END, reason="first_click", requested_by=None),
         SyncReused(f"{user}-t1", "full", "incremental", T0, LEASE_END),
         SyncProgressed(f"{user}-t1", 50.0, {"m": 5}, LEASE_END),
         SyncCompleted(f"{user}-t1", {"m": 10}, T0),
-        SyncStarted(f"{user}-t2", "incremental", T0, LEASE_END),
+        SyncStarted(
+            f"{user}-t2", "incremental", T0, LEASE_END, reason="first_click", requested_by=None
+        ),
     ]
     return [stored(user, v, e) for v, e in enumerate(events, start=1)]
 

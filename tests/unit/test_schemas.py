@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter, ValidationError
 
 from coordinator.domain.commands import (
@@ -20,7 +21,8 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import EVENT_TYPES, Event, envelope_from_json, stamp
+from coordinator.domain.events import EVENT_TYPES, Event, SyncStarted, envelope_from_json, stamp
+from coordinator.domain.upcasting import PAST_SHAPES
 from coordinator.domain.user_sync import UserSyncState, decide, fold
 from coordinator.schema_export import ENVELOPE_FILE, envelope_model, envelope_union, export_schemas
 
@@ -62,6 +64,7 @@ def one_event_of_each_type() -> dict[str, dict[str, Any]]:
 
 
 ENVELOPES = one_event_of_each_type()
+SCHEMAS_BY_NAME = sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
 
 
 def violations(
@@ -177,8 +180,39 @@ def test_every_event_type_has_a_schema_and_a_sample() -> None:
     assert set(ENVELOPES) == set(EVENT_TYPES)
     assert {p.name for p in SCHEMAS.glob("*.schema.json")} == {
         *(f"{t}.schema.json" for t in EVENT_TYPES),
+        *(f"{t}.v{v}.schema.json" for t, v in PAST_SHAPES),
         ENVELOPE_FILE,
     }
+
+
+def started_v1() -> dict[str, Any]:
+    """A SyncStarted as version 1 wrote it: no reason, no client."""
+    body = json.loads(json.dumps(ENVELOPES["SyncStarted"]))
+    del body["data"]["reason"], body["data"]["requested_by"]
+    return {**body, "schema_version": 1}
+
+
+def test_both_versions_of_sync_started_validate_against_their_own_schemas() -> None:
+    v1, v2 = started_v1(), ENVELOPES["SyncStarted"]
+    assert v2["schema_version"] == 2 and v2["data"]["reason"] == "first_click"
+    validate = {name: Draft202012Validator(load(name)) for name in SCHEMAS_BY_NAME}
+    assert validate["SyncStarted.v1.schema.json"].is_valid(v1)
+    assert validate["SyncStarted.schema.json"].is_valid(v2)
+    assert not validate["SyncStarted.schema.json"].is_valid(v1)  # v2 requires reason
+    assert validate[ENVELOPE_FILE].is_valid(v1) and validate[ENVELOPE_FILE].is_valid(v2)
+    assert not validate[ENVELOPE_FILE].is_valid({**v1, "schema_version": 3})
+
+
+def test_version_1_is_upcast_on_read_and_version_2_read_as_written() -> None:
+    v1 = started_v1()
+    v1["data"]["replaces_task_id"] = "t0"
+    upcast = envelope_from_json(v1)
+    assert upcast.schema_version == 1  # the envelope says how it was written
+    assert isinstance(upcast.data, SyncStarted)
+    assert (upcast.data.reason, upcast.data.requested_by) == ("replaced_expired", None)
+    del v1["data"]["replaces_task_id"]
+    assert envelope_from_json(v1).data.reason == "first_click"  # type: ignore[union-attr]
+    assert envelope_from_json(ENVELOPES["SyncStarted"]).to_json() == ENVELOPES["SyncStarted"]
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))

@@ -39,7 +39,7 @@ def envelope(version: int, event: Event, minutes: float = 0, user: str = "u1") -
 
 
 def started(task: str = "t1", sync_type: str = "full") -> SyncStarted:
-    return SyncStarted(task, sync_type, T0, T0 + LEASE)  # type: ignore[arg-type]
+    return SyncStarted(task, sync_type, T0, T0 + LEASE, reason="first_click", requested_by=None)  # type: ignore[arg-type]
 
 
 RUNNING = StatusRow(
@@ -155,7 +155,15 @@ def test_replacement_after_expiry_shows_the_new_task() -> None:
         started("t1"),
         SyncProgressed("t1", 10.0, {"messages": 10}, T0 + LEASE),
         SyncExpired("t1", T0 + LEASE, detected_by="start"),
-        SyncStarted("t2", "incremental", T0 + LEASE, T0 + 2 * LEASE, replaces_task_id="t1"),
+        SyncStarted(
+            "t2",
+            "incremental",
+            T0 + LEASE,
+            T0 + 2 * LEASE,
+            replaces_task_id="t1",
+            reason="replaced_expired",
+            requested_by=None,
+        ),
         SyncCompleted("t2", {"messages": 3}, T0 + LEASE),
     ]
     row: StatusRow | None = None

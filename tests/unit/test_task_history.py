@@ -41,7 +41,15 @@ CASES = [
     (
         "a start creates the task",
         None,
-        SyncStarted("t2", "full", T0, T0 + LEASE, replaces_task_id="t1"),
+        SyncStarted(
+            "t2",
+            "full",
+            T0,
+            T0 + LEASE,
+            replaces_task_id="t1",
+            reason="replaced_expired",
+            requested_by=None,
+        ),
         TaskRow(
             task_id="t2",
             user_id="u1",
@@ -50,6 +58,7 @@ CASES = [
             started_at=T0,
             lease_expires_at=T0 + LEASE,
             replaces_task_id="t1",
+            start_reason="replaced_expired",
         ),
     ),
     (
@@ -121,7 +130,7 @@ def test_event_for_a_task_never_started_makes_no_row(event: Event) -> None:
 
 def test_history_of_a_task_folds_to_its_final_row() -> None:
     history: list[Event] = [
-        SyncStarted("t1", "incremental", T0, T0 + LEASE),
+        SyncStarted("t1", "incremental", T0, T0 + LEASE, reason="first_click", requested_by=None),
         SyncReused("t1", "incremental", "incremental", T0, T0 + LEASE),
         SyncProgressed("t1", 50.0, {"messages": 5}, LATER + LEASE),
         SyncReused("t1", "incremental", "full", T0, LATER + LEASE),
@@ -140,6 +149,7 @@ def test_history_of_a_task_folds_to_its_final_row() -> None:
         lease_expires_at=LATER + LEASE,
         reuse_count=2,
         progress_percentage=50.0,
+        start_reason="first_click",
         stats={"messages": 5},
         error_message="quota",
         last_version=5,
