@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +102,25 @@ def run(
             "fetches it again"
         )
     items = fetch_items(raw_max_bytes)
-    for batch in _chunks(folder_plan.to_fetch, batch_size):
-        answer = client.fetch(batch, items)
+
+    def write(batch: list[int], answer: dict[int, Any]) -> int:
         messages = [stored(uid, answer[uid], raw_max_bytes) for uid in batch if uid in answer]
         store.save(ref, messages)
-        outcome.fetched += len(messages)
-        after_batch(len(batch))
+        return len(messages)
+
+    # A batch is parsed and written while the next is fetched; at most two are held at once.
+    with ThreadPoolExecutor(1, thread_name_prefix="mail-writer") as writer:
+        writing: Future[int] | None = None
+        planned = 0
+        for batch in _chunks(folder_plan.to_fetch, batch_size):
+            answer = client.fetch(batch, items)
+            if writing is not None:
+                outcome.fetched += writing.result()  # committed (or its error raised here)
+                after_batch(planned)
+            writing, planned = writer.submit(write, batch, answer), len(batch)
+        if writing is not None:
+            outcome.fetched += writing.result()
+            after_batch(planned)
     for chunk in _chunks(folder_plan.stored_uids, FLAG_CHUNK):
         outcome.flags_updated += _refresh_flags(client, store, ref, chunk)
     store.remove(ref, folder_plan.expunged)
