@@ -16,7 +16,8 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from consumers.imap.fetched import fetch_items, flags_of, stored
+from consumers.imap.fast_fetch import fetch_raw
+from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, flags_of, stored
 from mail.imap_connection import MailProblem
 from mail.message_store import FolderRef, MessageStore
 
@@ -102,6 +103,7 @@ def run(
             "fetches it again"
         )
     items = fetch_items(raw_max_bytes)
+    fast = raw_max_bytes >= HEADERS_FROM_RAW_BYTES  # headers come from the raw bytes
 
     def write(batch: list[int], answer: dict[int, Any]) -> int:
         messages = [stored(uid, answer[uid], raw_max_bytes) for uid in batch if uid in answer]
@@ -113,7 +115,9 @@ def run(
         writing: Future[int] | None = None
         planned = 0
         for batch in _chunks(folder_plan.to_fetch, batch_size):
-            answer = client.fetch(batch, items)
+            answer = fast and fetch_raw(client, batch, raw_max_bytes)
+            if not answer:
+                answer = client.fetch(batch, items)
             if writing is not None:
                 outcome.fetched += writing.result()  # committed (or its error raised here)
                 after_batch(planned)

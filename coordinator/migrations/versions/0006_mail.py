@@ -50,14 +50,8 @@ def upgrade() -> None:
             raw_truncated boolean NOT NULL,
             PRIMARY KEY (user_id, folder, uidvalidity, uid)
         );
-        -- Raw messages are stored as they come: compressing them costs the database more
-        -- CPU per batch than everything else a sync does (mail bodies are often compressed).
-        ALTER TABLE mail_messages ALTER COLUMN raw SET STORAGE EXTERNAL;
         CREATE INDEX mail_messages_newest
             ON mail_messages (user_id, received_at DESC, folder DESC, uid DESC);
-        -- Raw messages are stored as they come: compressing them costs the database more
-        -- CPU per batch than everything else a sync does (mail bodies are often compressed).
-        ALTER TABLE mail_messages ALTER COLUMN raw SET STORAGE EXTERNAL;
         CREATE INDEX mail_messages_newest_in_folder
             ON mail_messages (user_id, folder, received_at DESC, uid DESC);
         """
