@@ -40,6 +40,8 @@ def delivery_of(api: Api, user: str) -> Delivery:
         sync_type=answer["sync_type"],
         started_at=datetime.fromisoformat(answer["started_at"]),
         lease_expires_at=datetime.fromisoformat(answer["lease_expires_at"]),
+        reason="first_click",
+        requested_by=None,
     )
     envelope = Envelope(
         str(uuid4()),
