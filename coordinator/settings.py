@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     worker_group: str = "sync-worker"
     webhook_group: str = "sync-webhooks"
     status_wait_max_seconds: float = Field(default=5.0, gt=0, le=30)
+    stream_heartbeat_seconds: float = Field(
+        default=15.0, ge=0.1, le=300, description="Quiet time before a status stream heartbeat"
+    )
+    stream_max_per_user: int = Field(
+        default=5, ge=1, le=1000, description="Open status streams per user per API process"
+    )
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     worker_grace_seconds: float = Field(default=30.0, ge=0)
     worker_executor: str = Field(default="demo", description="Executor name, see consumers/")

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 
 from coordinator.domain.events import Envelope, envelope_from_stored
+from projections import status_notices
 from projections.status_view import StatusRow
 from projections.task_history import TaskRow
 
@@ -100,6 +101,7 @@ RECORD_LAG = (
     "ON CONFLICT (consumer_group, topic, partition) "
     "DO UPDATE SET lag = EXCLUDED.lag, updated_at = EXCLUDED.updated_at"
 )
+NOTIFY_STATUS = f"SELECT pg_notify('{status_notices.CHANNEL}', %s)"
 
 
 class StoreUnavailable(Exception):
@@ -171,6 +173,9 @@ class ProjectionBatch:
                     for row in rows:
                         copy.write_row(tuple(vars(row).values()))
                 self._cursor.execute(view.merge)
+        # Delivered on commit only: the API's status streams read back committed rows.
+        for payload in status_notices.encode(row.user_id for row in statuses):
+            self._cursor.execute(NOTIFY_STATUS, (payload,))
 
     def record_lag(self, group_id: str, topic: str, lag: Mapping[int, int]) -> None:
         """Records not yet consumed per partition, for /metrics."""

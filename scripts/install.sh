@@ -10,10 +10,21 @@ PYTHON=${PYTHON:-python3}
 # The tests and `syncctl dev` run a private Dovecot (Debian's dovecot-imapd) on a loopback port.
 if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq
+    apt-get update -qq && apt_updated=1
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
   else
     echo "Dovecot is missing: install Debian's dovecot-imapd (apt-get install dovecot-imapd);" \
       "the tests need it, and syncctl dev then falls back to the demo executor" >&2
+  fi
+fi
+# The status page's browser tests drive Debian's chromium by its path (Playwright's own
+# browser download cannot be reached from these machines).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    [ -n "${apt_updated:-}" ] || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "Chromium is missing: install Debian's chromium (apt-get install chromium);" \
+      "the status page's browser tests need it at /usr/bin/chromium" >&2
   fi
 fi

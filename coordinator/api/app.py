@@ -12,14 +12,17 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from coordinator.adapters.postgres.status_listener import StatusListener
 from coordinator.api import (
     account_routes,
     cancel_routes,
     mail_routes,
     ops_routes,
+    page_routes,
     read_routes,
     report_routes,
     start_routes,
+    stream_routes,
 )
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
@@ -27,6 +30,8 @@ from coordinator.api.fairness import UserGate, UserLines
 from coordinator.api.metrics import CommandMetrics, StoredStateCollector
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
+from coordinator.api.status_hub import StatusHub
+from coordinator.api.stop_signals import on_stop_signal
 from coordinator.api.workers import metrics_folder
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
@@ -40,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     """An app bound to these settings; exits when tokens could not be verified safely."""
     tokens = TokenVerifier.from_settings(settings)
     lines = UserLines()
+    hub = StatusHub(settings.stream_max_per_user)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +63,16 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.watch_queues(lambda: wiring.coalescer.waiting, lambda: lines.held)
         )
         lines.on_refused = metrics.turned_away.inc
+        hub.bind(asyncio.get_running_loop(), wiring.read_models.statuses)
+        listener = StatusListener(settings.require_database_url(), hub.changed)
+        listener.start()
+        undo_signals = on_stop_signal(hub.close_soon)  # open streams must not delay a stop
         try:
             yield
         finally:
+            undo_signals()
+            hub.close()
+            listener.stop()
             depth.cancel()
             wiring.close()
             if folder:
@@ -72,9 +85,11 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.tokens = tokens
-    for module in (start_routes, cancel_routes, report_routes, read_routes, ops_routes):
+    app.state.tokens, app.state.status_hub = tokens, hub
+    routes = (start_routes, cancel_routes, report_routes, stream_routes, read_routes, ops_routes)
+    for module in routes:
         app.include_router(module.router)
+    page_routes.install(app)
     for module in (account_routes, mail_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)

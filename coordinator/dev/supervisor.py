@@ -93,6 +93,8 @@ def run_dev(settings: Settings) -> int:
         token = issue_token(DEMO_USER, secret, ttl_seconds=24 * 3600)
         _say(f"\nSync coordinator running at {base}  (OpenAPI: {base}/docs)")
         _say(f"token for {DEMO_USER}: {token}")
+        # In the fragment: the browser keeps it and never sends it, so no server log has it.
+        _say(f"status page, signed in as {DEMO_USER}: {base}/ui/#token={token}")
         _say("try:")
         _say(f"curl -s -X POST -H 'Authorization: Bearer {token}' '{base}/sync/smart'")
         if mailbox:

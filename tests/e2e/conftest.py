@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.e2e.processes import Api, running_api
+from tests.e2e.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +26,24 @@ def started_count(engine: Engine, user: str) -> dict[str, int]:
             {"s": f"UserSync-{user}"},
         ).all()
     return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture(scope="session")
+def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
+    """The whole system on a database of its own, for the status stream and page tests:
+    short heartbeats, two streams per user, and a demo sync slow enough to watch and stop
+    (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
+    from tests import services
+    from tests.e2e.test_sync_lifecycle import EVERYTHING, warm_up
+
+    with running_stack(
+        services.create_database(server_url),
+        kafka_bootstrap,
+        components=EVERYTHING,
+        stream_heartbeat_seconds="0.5",
+        stream_max_per_user="2",
+        demo_messages="200",
+        demo_pace="25",
+    ) as stack:
+        warm_up(stack)
+        yield stack

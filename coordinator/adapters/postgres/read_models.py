@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from coordinator.adapters.postgres.engine import translated_errors
 
 STATUS = text("SELECT * FROM sync_status WHERE user_id = :user_id")
+STATUSES = text("SELECT * FROM sync_status WHERE user_id = ANY(:user_ids)")
 TASK = text("SELECT * FROM sync_tasks WHERE task_id = :task_id AND user_id = :user_id")
 RECENT_TASKS = text(
     "SELECT * FROM sync_tasks WHERE user_id = :user_id "
@@ -32,6 +33,12 @@ class ReadModels:
         with translated_errors(), self._engine.connect() as conn:
             row = conn.execute(STATUS, {"user_id": user_id}).mappings().one_or_none()
         return dict(row) if row else None
+
+    def statuses(self, user_ids: list[str]) -> list[dict[str, Any]]:
+        """The status rows of these users that exist, in one read (for the status streams)."""
+        with translated_errors(), self._engine.connect() as conn:
+            rows = conn.execute(STATUSES, {"user_ids": user_ids}).mappings().all()
+        return [dict(r) for r in rows]
 
     def task(self, user_id: str, task_id: str) -> dict[str, Any] | None:
         """One of the user's tasks; another user's task is None, like a missing one."""

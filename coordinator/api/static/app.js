@@ -1,0 +1,230 @@
+// The status page: one Sync button, live progress from GET /sync/status/stream, history, Stop.
+// No framework, no build step. The token comes from the URL fragment (#token=...), which the
+// browser never sends to the server, and is kept in sessionStorage for this tab only. The stream
+// is read with fetch (EventSource cannot send an Authorization header).
+"use strict";
+
+const TOKEN_KEY = "sync-coordinator-token";
+const $ = (id) => document.getElementById(id);
+const outcomes = { started: 0, joined: 0, queued: 0 };
+let token = null;
+let current = null; // the last status row received
+let historyKey = "";
+
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.has("token")) {
+    sessionStorage.setItem(TOKEN_KEY, fragment.get("token"));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function subjectOf(jwt) {
+  try {
+    const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).sub || "?";
+  } catch {
+    return "?";
+  }
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+// A problem document (RFC 9457) in words: its detail, else its title and status.
+async function problemText(response) {
+  try {
+    const body = await response.json();
+    if (body.detail) return body.detail;
+    if (body.title) return `${body.title} (${response.status})`;
+  } catch { /* not JSON */ }
+  return `the server answered ${response.status}`;
+}
+
+async function call(method, path) {
+  let response;
+  try {
+    response = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+  } catch {
+    throw new Error("cannot reach the server");
+  }
+  if (!response.ok) {
+    if (response.status === 401) signOut();
+    throw new Error(await problemText(response));
+  }
+  return response.json();
+}
+
+function describeClick(answer) {
+  const outcome = answer.outcome || (answer.reused ? "joined" : "started");
+  outcomes[outcome] = (outcomes[outcome] || 0) + 1;
+  const task = answer.task_id;
+  const said = {
+    started: `Started a ${answer.sync_type} sync (${task}).`,
+    joined: `Joined the ${answer.sync_type} sync already running (${task}).`,
+    queued: `A full sync is queued: it starts when the running ${answer.sync_type} sync ends.`,
+  }[outcome] || `${outcome} (${task})`;
+  const tally = Object.entries(outcomes).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`);
+  $("outcome").textContent = `${said} Clicks so far: ${tally.join(", ")}.`;
+  $("outcome").dataset.outcome = outcome;
+}
+
+async function onSync() {
+  const full = $("full").checked;
+  try {
+    describeClick(await call("POST", `/sync/smart?force_full=${full}`));
+    showError("");
+  } catch (error) {
+    showError(`Sync: ${error.message}`);
+  }
+}
+
+async function onStop() {
+  if (!current || !current.task_id) return;
+  const task = current.task_id;
+  try {
+    await call("POST", `/sync/tasks/${encodeURIComponent(task)}/cancel`);
+    $("outcome").textContent = `Stop requested for ${task}.`;
+    $("outcome").dataset.outcome = "cancelled";
+    showError("");
+  } catch (error) {
+    showError(`Stop: ${error.message}`);
+  }
+}
+
+function render(status) {
+  current = status;
+  const percent = Math.max(0, Math.min(100, Number(status.progress_percentage) || 0));
+  $("bar-fill").style.width = `${percent}%`;
+  $("bar").setAttribute("aria-valuenow", String(Math.round(percent)));
+  $("percent").textContent = `${Math.round(percent)} %`;
+  $("state").textContent = status.task_id
+    ? `${status.sync_type || ""} ${status.status}`.trim()
+    : "no sync yet";
+  $("state").dataset.status = status.status;
+  const stats = status.current_stats || {};
+  $("counts").textContent = "total" in stats
+    ? `${stats.imported ?? 0} of ${stats.total} messages`
+    : "";
+  $("queued").hidden = !status.full_sync_queued;
+  $("stop").disabled = !status.is_syncing;
+  const key = `${status.task_id}:${status.status}:${status.full_sync_queued}`;
+  if (key !== historyKey) {
+    historyKey = key;
+    loadHistory();
+  }
+}
+
+async function loadHistory() {
+  let page;
+  try {
+    page = await call("GET", "/sync/tasks?limit=10");
+  } catch (error) {
+    showError(`Task history: ${error.message}`);
+    return;
+  }
+  const body = $("tasks").tBodies[0];
+  body.replaceChildren(...page.tasks.map((task) => {
+    const row = document.createElement("tr");
+    const cells = [
+      new Date(task.started_at).toLocaleTimeString(),
+      task.sync_type,
+      task.status,
+      `${Math.round(task.progress_percentage)} %`,
+      task.task_id,
+    ];
+    for (const text of cells) {
+      const cell = row.insertCell();
+      cell.textContent = text;
+    }
+    row.cells[4].className = "task";
+    return row;
+  }));
+}
+
+// Server-Sent Events over fetch: blocks separated by a blank line, `field: value` lines,
+// `:` comments (heartbeats). Resumes with Last-Event-ID after a drop.
+async function followStatus() {
+  let lastId = null;
+  let wait = 1000;
+  while (token) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (lastId !== null) headers["Last-Event-ID"] = lastId;
+    try {
+      const response = await fetch("/sync/status/stream", { headers, cache: "no-store" });
+      if (!response.ok) {
+        if (response.status === 401) signOut();
+        const retry = Number(response.headers.get("Retry-After")) || 0;
+        wait = Math.max(wait, retry * 1000);
+        $("live").textContent = `live updates: ${await problemText(response)}`;
+      } else {
+        $("live").textContent = "live updates: on";
+        wait = 1000;
+        lastId = await readEvents(response.body, lastId);
+        $("live").textContent = "live updates: reconnecting";
+      }
+    } catch {
+      $("live").textContent = "live updates: reconnecting (server unreachable)";
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(wait * 2, 15000);
+  }
+}
+
+async function readEvents(stream, lastId) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return lastId;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = { event: "message", data: [], id: null };
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") event.data.push(text);
+        else if (field === "event") event.event = text;
+        else if (field === "id") event.id = text;
+      }
+      if (event.id !== null) lastId = event.id;
+      if (event.event === "status" && event.data.length) render(JSON.parse(event.data.join("\n")));
+    }
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  token = null;
+  $("who").textContent = "Not signed in";
+  $("signin").hidden = false;
+  showError("Your token was refused or has expired: sign in again.");
+}
+
+function start() {
+  token = takeToken();
+  $("sync").addEventListener("click", onSync);
+  $("stop").addEventListener("click", onStop);
+  $("signin").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+    location.reload();
+  });
+  if (!token) {
+    $("signin").hidden = false;
+    $("live").textContent = "live updates: sign in first";
+    return;
+  }
+  $("who").textContent = `Signed in as ${subjectOf(token)}`;
+  followStatus();
+}
+
+start();
