@@ -136,10 +136,13 @@ def test_stopping_the_api_ends_its_streams(live_stack: Stack) -> None:
     assert exited in (0, -signal.SIGTERM)
 
 
-def _until_closed(stream: EventStream) -> list[Message]:
+def _until_closed(stream: EventStream, timeout: float = 15) -> list[Message]:
+    """What the stream sends until the server ends it; fails if it is still open at timeout."""
     rest: list[Message] = []
+    deadline = time.monotonic() + timeout
     try:
-        while True:
-            rest.append(stream.next())
+        while time.monotonic() < deadline:
+            rest.append(stream.next())  # heartbeats every 0.5 s keep this loop turning
     except StopIteration:
         return rest
+    raise AssertionError(f"the stream was still open {timeout}s after SIGTERM")
