@@ -38,6 +38,7 @@ from coordinator.settings import Settings
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
 ACCOUNT_PATH = "/accounts/imap"
+STREAM_PATH = "/sync/status/stream"
 ACCOUNT_BODY_BYTES = 32 * 1024  # host, login, password and up to 100 folder names
 
 
@@ -103,6 +104,8 @@ def create_app(settings: Settings) -> FastAPI:
             active=settings.user_active_requests,
             waiting=settings.command_queue_limit,
             retry_after=settings.retry_after_seconds,
+            # An open status stream idles for minutes; it has its own bound per user.
+            exempt_paths=frozenset({STREAM_PATH}),
         )
     return app
 

@@ -55,14 +55,17 @@ class UserGate:
         active: int,
         waiting: int,
         retry_after: int,
+        exempt_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app, self._known_user = app, known_user
+        self._exempt = exempt_paths
         self._active, self._waiting, self._retry_after = active, waiting, retry_after
         self._state = lines
         self._lines = lines.lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user = self._user(scope) if scope["type"] == "http" else None
+        gated = scope["type"] == "http" and scope["path"] not in self._exempt
+        user = self._user(scope) if gated else None
         if user is None:
             await self.app(scope, receive, send)
             return

@@ -31,8 +31,8 @@ def started_count(engine: Engine, user: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     """The whole system on a database of its own, for the status stream and page tests:
-    short heartbeats, two streams per user, and a demo sync slow enough to watch and stop
-    (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
+    short heartbeats, two streams and two running requests per user, and a demo sync slow
+    enough to watch and stop (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
     from tests import services
     from tests.e2e.test_sync_lifecycle import EVERYTHING, warm_up
 
@@ -42,6 +42,7 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         components=EVERYTHING,
         stream_heartbeat_seconds="0.5",
         stream_max_per_user="2",
+        user_active_requests="2",
         demo_messages="200",
         demo_pace="25",
     ) as stack:

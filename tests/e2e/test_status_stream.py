@@ -77,6 +77,8 @@ def test_streams_per_user_are_bounded_and_freed_on_close(live_stack: Stack) -> N
     with open_stream(base, headers) as one, open_stream(base, headers) as two:
         one.next(), two.next()
         refused = httpx.get(f"{base}/sync/status/stream", headers=headers, timeout=10)
+        # Open streams take none of the user's 2 running requests: a click still goes through.
+        assert click(live_stack, user)["task_id"]
         with open_stream(base, live_stack.api.headers(other)) as theirs:
             assert theirs.next().json()["user_id"] == other  # others are not affected
     assert refused.status_code == 429
