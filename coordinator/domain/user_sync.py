@@ -69,6 +69,11 @@ ENDED_BY: dict[str, TaskStatus] = {
 }
 
 
+def stream_id_for(user_id: str) -> str:
+    """Each user has exactly one UserSync stream."""
+    return f"UserSync-{user_id}"
+
+
 def new_task_id() -> str:
     """A fresh task id; opaque to callers."""
     return f"sync_{uuid4().hex}"

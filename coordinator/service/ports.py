@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -35,6 +36,17 @@ class EventTooLarge(Exception):
         super().__init__(f"the {event_type} event would be {size} bytes; the limit is {limit}")
         self.size = size
         self.limit = limit
+
+    @classmethod
+    def encoded(cls, envelopes: Sequence[Envelope], limit: int) -> list[str]:
+        """Each envelope as the JSON the outbox publishes; raised before anything is staged
+        when one is over `limit` bytes (the broker would refuse it for good)."""
+        payloads = [json.dumps(envelope.to_json()) for envelope in envelopes]
+        for envelope, payload in zip(envelopes, payloads, strict=True):
+            size = len(payload.encode())
+            if size > limit:
+                raise cls(envelope.event_type, size, limit)
+        return payloads
 
 
 class QueueFull(Exception):

@@ -14,7 +14,7 @@ from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
 from coordinator.domain.events import Envelope, Event, envelope_from_stored, stamp
 from coordinator.domain.hash_chain import chain_envelope
-from coordinator.domain.user_sync import UserSyncState, fold
+from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
 from coordinator.service.ports import ConcurrencyConflict, EventTooLarge
 
 OUTBOX_CHANNEL = "sync_outbox"
@@ -81,11 +81,6 @@ READ_STREAM = text(
 )
 
 
-def stream_id_for(user_id: str) -> str:
-    """Each user has exactly one UserSync stream."""
-    return f"UserSync-{user_id}"
-
-
 class PostgresLockedStream:
     """A stream row locked FOR UPDATE inside an open transaction.
 
@@ -130,12 +125,7 @@ class PostgresLockedStream:
             causation_id=meta.command_id,
             traceparent=meta.traceparent,
         )
-        payloads = [json.dumps(envelope.to_json()) for envelope in envelopes]
-        for envelope, payload in zip(envelopes, payloads, strict=True):
-            # Checked here, before anything is staged: the broker would refuse it for good.
-            size = len(payload.encode())
-            if size > self._max_event_bytes:
-                raise EventTooLarge(envelope.event_type, size, self._max_event_bytes)
+        payloads = EventTooLarge.encoded(envelopes, self._max_event_bytes)
         rows = event_rows(envelopes, self._last_hash)
         self._events += rows
         self._outbox += [

@@ -1,0 +1,1 @@
+"""Stores kept in process memory: the same contracts as PostgreSQL's, for fast tests."""
