@@ -65,6 +65,8 @@ def _outcome_name(name: str, outcome: Outcome) -> str:
     if isinstance(outcome, StartOutcome):
         if outcome.replayed:
             return "replayed"
+        if outcome.outcome == "queued":
+            return "queued"
         if outcome.reused:
             return "reused"
         return "expired_and_started" if outcome.expired_task_id else "started"

@@ -104,6 +104,8 @@ def test_full_clicks_during_an_incremental_queue_one_full_sync_that_runs_after_i
         tasks = httpx.get(
             f"{stack.api.base_url}/sync/tasks", headers=stack.api.headers(user)
         ).json()["tasks"]
+        metrics = httpx.get(f"{stack.api.base_url}/metrics").text
+    assert 'sync_commands_total{command="start",outcome="queued"} 20.0' in metrics
     queued = [s for s in seen if s["task_id"] == incremental["task_id"]]
     assert any(s["full_sync_queued"] for s in queued)
     assert [(t["sync_type"], t["status"], t["start_reason"]) for t in tasks] == [
