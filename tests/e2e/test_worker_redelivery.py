@@ -46,7 +46,7 @@ def delivery_of(api: Api, user: str) -> Delivery:
     envelope = Envelope(
         str(uuid4()),
         "SyncStarted",
-        1,
+        2,
         f"UserSync-{user}",
         user,
         answer["version"],
