@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,11 +98,6 @@ class EventSource:
         except KafkaError:
             return {}
         return {tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
-
-    def deliveries(self, timeout_ms: int = 500) -> Iterator[list[Delivery]]:
-        """Batches forever (empty ones too, so the caller can check for stop)."""
-        while True:
-            yield self.poll(timeout_ms)
 
     def close(self) -> None:
         self._consumer.close()

@@ -153,9 +153,6 @@ class SyncWorker:
             self._stops.pop(task_id, None)
             self._cancelled_at.pop(task_id, None)
 
-    def running(self) -> int:
-        return sum(1 for f in self._running.values() if not f.done())
-
     def shutdown(self) -> None:
         """Let running tasks finish within the grace period, then stop the rest."""
         pending = [f for f in self._running.values() if not f.done()]

@@ -23,7 +23,6 @@ class Wiring:
 
     engine: Engine
     deps: Dependencies
-    store: PostgresEventStore
     read_models: ReadModels
     outbox: OutboxStore
     coalescer: CommandCoalescer
@@ -55,7 +54,6 @@ def bootstrap(
     return Wiring(
         engine=engine,
         deps=deps,
-        store=store,
         read_models=ReadModels(engine),
         outbox=OutboxStore(engine),
         coalescer=CommandCoalescer(

@@ -7,11 +7,10 @@ import signal
 import threading
 from types import FrameType
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.bootstrap import bootstrap
 from coordinator.domain.commands import ExpireStaleSync, RequestMeta
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
-from coordinator.service.ports import StoreUnavailable
+from coordinator.service.ports import EventStore, StoreUnavailable
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import log_context
@@ -20,7 +19,7 @@ log = logging.getLogger("coordinator.reaper")
 BATCH = 500
 
 
-def reap_once(store: PostgresEventStore, deps: Dependencies) -> int:
+def reap_once(store: EventStore, deps: Dependencies) -> int:
     """Expire every lapsed task found now; returns how many were expired."""
     expired = 0
     while True:
@@ -55,7 +54,6 @@ def run_reaper(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     wiring = bootstrap(settings)
     store = wiring.deps.store
-    assert isinstance(store, PostgresEventStore)
     log.info("reaper running every %.1fs", settings.reaper_interval_seconds)
     while not stop.is_set():
         try:

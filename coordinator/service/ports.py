@@ -101,3 +101,7 @@ class EventStore(Protocol):
     def read_stream(self, user_id: str) -> list[Envelope]:
         """Every event of a user's stream, in version order."""
         ...
+
+    def users_with_lapsed_leases(self, limit: int) -> list[str]:
+        """Users whose running task's lease has run out by the store's clock, oldest first."""
+        ...
