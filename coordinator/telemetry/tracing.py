@@ -64,6 +64,18 @@ def configure(service_name: str, exporter: str) -> None:
     log.info("traces on: %s exporter, service %s", exporter, service_name)
 
 
+@contextmanager
+def tracing_into(provider: trace.TracerProvider) -> Iterator[None]:
+    """Within the block this process traces into `provider` (tests: an in-memory exporter)."""
+    global _enabled, _tracer
+    saved = _enabled, _tracer
+    _enabled, _tracer = True, provider.get_tracer("sync-coordinator")
+    try:
+        yield
+    finally:
+        _enabled, _tracer = saved
+
+
 def traceparent_of(span: Span) -> str | None:
     """The span's W3C traceparent, or None for an invalid (not traced) span."""
     ctx = span.get_span_context()

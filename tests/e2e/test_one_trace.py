@@ -6,7 +6,9 @@ port (tests/otlp_collector.py), which keeps the spans in memory for the assertio
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import httpx
 
@@ -18,6 +20,7 @@ from tests.random_refs import random_user
 
 SERVICES = {"sync-api", "sync-relay", "sync-projector", "sync-worker"}
 TRACE, CALLER_SPAN = "ab" * 16, "cd" * 8
+CLICK_ID = "click-traced-1"
 
 
 def one_trace(collector: Collector, trace_id: str) -> list[CollectedSpan]:
@@ -61,25 +64,28 @@ def wait_for_trace(collector: Collector, trace_id: str, timeout: float = 30) -> 
 
 
 def test_click_and_its_sync_make_one_connected_trace(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    worker_log = tmp_path / "worker.log"
     with (
         running_collector(free_port()) as collector,
         running_stack(
             database_url,
             kafka_bootstrap,
-            components=("relay", "project", "work"),
+            components=("relay", "project"),
             extra_env=collector.env,
             demo_messages="20",
             demo_pace="20",
         ) as stack,
+        open(worker_log, "wb") as worker_stderr,
     ):
+        stack.start("work", "work", worker_stderr, log_format="json")
         warm_up(stack)
         user = random_user("traced")
         caller = f"00-{TRACE}-{CALLER_SPAN}-01"
         answer = httpx.post(
             f"{stack.api.base_url}/sync/smart",
-            headers=stack.api.headers(user, traceparent=caller),
+            headers=stack.api.headers(user, traceparent=caller, **{"X-Request-ID": CLICK_ID}),
         )
         assert answer.status_code == 202, answer.text
         watch_until(stack, user, lambda s: s["status"] == "completed")
@@ -104,3 +110,14 @@ def test_click_and_its_sync_make_one_connected_trace(
     assert completion.parent_id in under(spans, by_name["POST /sync/tasks/{task_id}/complete"])
     assert {s.service for s in spans} >= SERVICES
     assert unconnected(spans) == []
+
+    # The worker's JSON log lines about the task name its trace, click, user and task.
+    lines = [json.loads(line) for line in worker_log.read_text().splitlines()]
+    about = [line for line in lines if line.get("user_id") == user]
+    messages = [line["message"] for line in about]
+    assert any(m.endswith(": started") for m in messages), messages
+    assert any(": completed" in m for m in messages), messages
+    task_id = run.attributes["sync.task_id"]
+    for line in about:
+        assert (line["trace_id"], line["task_id"]) == (TRACE, task_id)
+        assert line["correlation_id"] == CLICK_ID
