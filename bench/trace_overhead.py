@@ -1,14 +1,16 @@
 """CPU per start request of `syncctl api`: before tracing existed, traces off, traces on.
 
-    .venv/bin/python -m bench.trace_overhead --before DIR [--seconds 5] [--repeat 3]
+    .venv/bin/python -m bench.trace_overhead --before DIR [--after DIR] [--seconds 5] [--repeat 3]
 
-DIR holds the code before tracing (e.g. `git archive <commit> | tar -x -C DIR`); its API runs
-with this virtualenv and PYTHONPATH=DIR. Each variant is one `syncctl api` process on its own
-fresh database of one embedded PostgreSQL; "on" exports every span with the OTLP/HTTP
-exporter to a sink in this process that answers 200. wrk drives hot (one user) and distinct
-users at 8 in flight, the variants interleaved in each repeat; the figure is the API
-process's CPU time (utime + stime from /proc) per request handled. Prints medians and their
-ratios to "before"; MISS when the load generator was the bottleneck. A report, not a test.
+--before holds the code before tracing (e.g. `git archive <commit> | tar -x -C DIR`), --after
+the code with it (default: this checkout); each API runs with this virtualenv and
+PYTHONPATH=DIR, so the two differ only by the change under test. Each variant is one
+`syncctl api` process on its own fresh database of one embedded PostgreSQL; "on" exports
+every span with the OTLP/HTTP exporter to a sink in this process that answers 200. wrk
+drives hot (one user) and distinct users at 8 in flight, the variants interleaved in each
+repeat; the figure is the API process's CPU time (utime + stime from /proc) per request
+handled. Prints medians and their ratios to "before"; MISS when the load generator was the
+bottleneck. A report, not a test.
 """
 
 from __future__ import annotations
@@ -69,21 +71,19 @@ def otlp_sink() -> Iterator[str]:
 
 
 def start_api(
-    stack: ExitStack, variant: str, database: str, secret: str, before: Path, sink: str, log: Path
+    stack: ExitStack, variant: str, database: str, secret: str, code: Path, sink: str, log: Path
 ) -> tuple[str, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "OTEL_"))}
     env |= {"SYNC_DATABASE_URL": database, "SYNC_JWT_SECRET": secret, "SYNC_API_PORT": str(port)}
-    cwd = ROOT
-    if variant == "before":
-        env["PYTHONPATH"], cwd = str(before), before
+    env["PYTHONPATH"] = str(code)
     if variant == "on":
         env |= {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "coordinator.cli", "api"],
             env=env,
-            cwd=cwd,
+            cwd=code,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -105,6 +105,7 @@ def start_api(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="the code before tracing")
+    parser.add_argument("--after", type=Path, default=ROOT, help="the code with tracing")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in VARIANTS:
             database = fresh_database(stack, server, f"trace_{variant}")
             log_file = tmp / f"{variant}.log"
-            url, pid = start_api(stack, variant, database, secret, args.before, sink, log_file)
+            code = args.before if variant == "before" else args.after
+            url, pid = start_api(stack, variant, database, secret, code, sink, log_file)
             apis[variant] = (
                 Target(variant, lambda _u, u=url: f"{u}/sync/smart", secret, log_file),
                 pid,
