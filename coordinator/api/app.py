@@ -27,12 +27,11 @@ from coordinator.api import (
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.fairness import UserGate, UserLines
-from coordinator.api.metrics import CommandMetrics, StoredStateCollector
+from coordinator.api.metrics import CommandMetrics, StoredStateCollector, metrics_folder
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
-from coordinator.api.workers import metrics_folder
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
 

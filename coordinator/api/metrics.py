@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,12 @@ from coordinator.service.ports import (
 )
 
 log = logging.getLogger("coordinator.metrics")
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
+
+
+def metrics_folder() -> str | None:
+    """The folder that several API workers share their metrics through, if any."""
+    return os.environ.get(METRICS_DIR) or None
 
 
 class CommandMetrics:

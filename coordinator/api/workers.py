@@ -16,12 +16,12 @@ import shutil
 import tempfile
 
 from coordinator.api.auth import TokenVerifier
+from coordinator.api.metrics import METRICS_DIR
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import configure_logging
 
 log = logging.getLogger("coordinator.api")
-METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(settings: Settings) -> int:
@@ -67,8 +67,3 @@ def app_from_environment() -> object:
     configure_logging(settings.log_format)
     tracing.configure(settings.otel_service_name or "sync-api", settings.traces_exporter())
     return create_app(settings)
-
-
-def metrics_folder() -> str | None:
-    """The shared metrics folder when this process is one of several workers."""
-    return os.environ.get(METRICS_DIR) or None
