@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from coordinator.adapters.postgres import event_store as store
+from coordinator.domain.user_sync import stream_id_for
 
 POOL_MIN, POOL_MAX = 20, 20  # the API keeps SYNC_DB_POOL_SIZE (20) connections, no overflow
 LEASE = timedelta(seconds=1800)
@@ -74,7 +75,7 @@ def event_rows(user_id: str, stream_id: str, locked: dict[str, Any]) -> dict[str
 
 def run_transaction(pool: ConnectionPool, user_id: str) -> int:
     """The start command's transaction, pipelined in the same groups as the event store."""
-    stream_id = store.stream_id_for(user_id)
+    stream_id = stream_id_for(user_id)
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         with conn.pipeline():
             cur.execute(SET_LOCK_TIMEOUT, {"value": "3000ms"})

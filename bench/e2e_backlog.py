@@ -20,7 +20,7 @@ from uuid import uuid4
 import psycopg
 
 from coordinator.adapters.kafka.publisher import KafkaPublisher
-from coordinator.adapters.postgres.event_store import EVENT_COLUMNS, event_rows, stream_id_for
+from coordinator.adapters.postgres.event_store import EVENT_COLUMNS, event_rows
 from coordinator.adapters.postgres.outbox_store import OutboxRow
 from coordinator.domain.events import (
     Envelope,
@@ -32,7 +32,7 @@ from coordinator.domain.events import (
     stamp,
 )
 from coordinator.domain.hash_chain import GENESIS
-from coordinator.domain.user_sync import fold, new_task_id
+from coordinator.domain.user_sync import fold, new_task_id, stream_id_for
 from coordinator.relay.outbox_relay import to_message
 
 CYCLE = ("started", "reused", "reused", "progressed", "progressed", "completed")

@@ -19,10 +19,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import make_url
 
-from coordinator.adapters.postgres.event_store import stream_id_for
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.dev.embedded import free_port, start_postgres
-from coordinator.domain.user_sync import UserSyncState
+from coordinator.domain.user_sync import UserSyncState, stream_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HISTORY_EVENTS = 100_000

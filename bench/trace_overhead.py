@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -102,6 +102,11 @@ def start_api(
     raise SystemExit(f"{variant} API not ready")
 
 
+def start_url(base: str) -> Callable[[str], str]:
+    """The start route of one API, whoever the user is (the token names them)."""
+    return lambda _user: f"{base}/sync/smart"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="the code before tracing")
@@ -122,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             log_file = tmp / f"{variant}.log"
             code = args.before if variant == "before" else args.after
             url, pid = start_api(stack, variant, database, secret, code, sink, log_file)
-            apis[variant] = (
-                Target(variant, lambda _u, u=url: f"{u}/sync/smart", secret, log_file),
-                pid,
-            )
+            apis[variant] = (Target(variant, start_url(url), secret, log_file), pid)
         for number in range(1, args.repeat + 1):
             for kind, concurrency in WORKLOADS:
                 order = VARIANTS if number % 2 else VARIANTS[::-1]
