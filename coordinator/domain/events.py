@@ -266,8 +266,10 @@ def envelope_from_stored(
     occurred_at: datetime,
     data: dict[str, Any],
     metadata: dict[str, Any],
+    event: Event | None = None,
 ) -> Envelope:
-    """Rebuild an envelope from an events-table row (identity in columns, the rest in metadata)."""
+    """Rebuild an envelope from an events-table row (identity in columns, the rest in metadata);
+    `event` is the row's data when the caller has decoded it already."""
     return Envelope(
         event_id=str(event_id),
         event_type=event_type,
@@ -278,6 +280,6 @@ def envelope_from_stored(
         occurred_at=occurred_at,
         correlation_id=metadata["correlation_id"],
         causation_id=metadata["causation_id"],
-        data=data_from_json(event_type, data, schema_version),
+        data=event or data_from_json(event_type, data, schema_version),
         traceparent=metadata.get("traceparent"),
     )
