@@ -49,6 +49,7 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         )
         assert first["success"] and not first["reused"]
         assert second["reused"] and second["task_id"] == first["task_id"]
+        assert_status_page_link_signs_in(lines)
         # With Dovecot installed, that click syncs dev's seeded mailbox (40 + 12 messages).
         assert any(line.startswith("private Dovecot on 127.0.0.1:") for line in lines), lines
         assert wait_for_synced_mail(lines, curl) == {"INBOX": 40, "Work": 12}
@@ -93,3 +94,18 @@ def replay_verify_beside(cwd: Path, source: str) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
     )
+
+
+def assert_status_page_link_signs_in(lines: list[str]) -> None:
+    """The printed link serves the page, and its fragment's token is the demo user's."""
+    prefix = "status page, signed in as demo-user: "
+    link = next(line[len(prefix) :].strip() for line in lines if line.startswith(prefix))
+    page_url, _, fragment = link.partition("#token=")
+    page = httpx.get(page_url, timeout=10)
+    assert page.status_code == 200 and "<title>Mail sync</title>" in page.text
+    status = httpx.get(
+        page_url.replace("/ui/", "/sync/status"),
+        headers={"Authorization": f"Bearer {fragment}"},
+        timeout=10,
+    )
+    assert status.json()["user_id"] == "demo-user", status.text

@@ -7,6 +7,11 @@
 const TOKEN_KEY = "sync-coordinator-token";
 const $ = (id) => document.getElementById(id);
 const outcomes = { started: 0, joined: 0, queued: 0 };
+const REASONS = {
+  first_click: "a click",
+  replaced_expired: "a click (replaced an expired task)",
+  queued_full_sync: "the queued full sync",
+};
 let token = null;
 let current = null; // the last status row received
 let historyKey = "";
@@ -111,6 +116,9 @@ function render(status) {
     : "";
   $("queued").hidden = !status.full_sync_queued;
   $("stop").disabled = !status.is_syncing;
+  const live = status.task_id && document.querySelector(
+    `#tasks tr[data-task-id="${CSS.escape(status.task_id)}"]`);
+  if (live) live.cells[3].textContent = `${Math.round(percent)} %`;
   const key = `${status.task_id}:${status.status}:${status.full_sync_queued}`;
   if (key !== historyKey) {
     historyKey = key;
@@ -129,18 +137,20 @@ async function loadHistory() {
   const body = $("tasks").tBodies[0];
   body.replaceChildren(...page.tasks.map((task) => {
     const row = document.createElement("tr");
+    row.dataset.taskId = task.task_id;
     const cells = [
-      new Date(task.started_at).toLocaleTimeString(),
+      new Date(task.started_at).toLocaleTimeString([], { hour12: false }),
       task.sync_type,
       task.status,
       `${Math.round(task.progress_percentage)} %`,
+      REASONS[task.start_reason] || task.start_reason || "",
       task.task_id,
     ];
     for (const text of cells) {
       const cell = row.insertCell();
       cell.textContent = text;
     }
-    row.cells[4].className = "task";
+    row.cells[5].className = "task";
     return row;
   }));
 }

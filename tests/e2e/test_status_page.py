@@ -1,0 +1,144 @@
+"""The status page in a real browser (Debian's chromium, driven by Playwright) on the real stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.stack import Stack
+from tests.random_refs import random_user
+
+CHROMIUM = "/usr/bin/chromium"  # Playwright's own browser download cannot be reached here
+WAIT_MS = 60_000  # the longest any page change may take on a loaded machine
+# Set to a path (docs/img/status-page.png) to refresh the README's screenshot.
+SCREENSHOT = os.environ.get("SYNC_PAGE_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "no chromium: run scripts/install.sh as root"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 900, "height": 720})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, stack: Stack, user: str) -> None:
+    """Open the page the way `syncctl dev`'s link does: the token in the URL fragment."""
+    page.goto(f"{stack.api.base_url}/ui/#token={stack.api.token(user)}")
+    expect(page.locator("#who")).to_have_text(f"Signed in as {user}")
+    expect(page.locator("#live")).to_have_text("live updates: on", timeout=WAIT_MS)
+    assert "token" not in page.url  # dropped from the address bar once kept
+
+
+def tasks_of(stack: Stack, user: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{stack.api.base_url}/sync/tasks", headers=stack.api.headers(user))
+    assert answer.status_code == 200, answer.text
+    tasks: list[dict[str, Any]] = answer.json()["tasks"]
+    return tasks
+
+
+def test_twenty_fast_clicks_make_one_task_and_the_bar_reaches_100(
+    live_stack: Stack, page: Page
+) -> None:
+    user = random_user("page")
+    sign_in(page, live_stack, user)
+    answers: list[int] = []
+    page.on(
+        "response",
+        lambda r: answers.append(r.status) if "/sync/smart" in r.url else None,
+    )
+    sync = page.locator("#sync")
+    for _ in range(20):
+        sync.click()
+    expect(page.locator("#outcome")).to_contain_text(
+        "Clicks so far: 1 started, 19 joined.", timeout=WAIT_MS
+    )
+    expect(page.locator("#bar")).to_have_attribute("aria-valuenow", "100", timeout=WAIT_MS)
+    expect(page.locator("#state")).to_have_text("incremental completed")
+    expect(page.locator("#counts")).to_have_text("100 of 100 messages")
+    expect(page.locator("#stop")).to_be_disabled()
+    expect(page.locator("#tasks tbody tr")).to_have_count(1)
+    assert answers == [202] * 20
+    tasks = tasks_of(live_stack, user)
+    assert [(t["status"], t["reuse_count"]) for t in tasks] == [("completed", 19)], tasks
+
+
+def test_stop_cancels_the_running_sync_and_the_next_click_starts_anew(
+    live_stack: Stack, page: Page
+) -> None:
+    user = random_user("page")
+    sign_in(page, live_stack, user)
+    page.locator("#sync").click()
+    expect(page.locator("#state")).to_have_text("incremental running", timeout=WAIT_MS)
+    stop = page.locator("#stop")
+    expect(stop).to_be_enabled()
+    stop.click()
+    expect(page.locator("#state")).to_have_text("incremental cancelled", timeout=WAIT_MS)
+    expect(stop).to_be_disabled()
+    cancelled = tasks_of(live_stack, user)
+    assert [t["status"] for t in cancelled] == ["cancelled"]
+    assert cancelled[0]["progress_percentage"] < 100
+    page.locator("#sync").click()
+    expect(page.locator("#outcome")).to_contain_text("Started a incremental sync")
+    expect(page.locator("#tasks tbody tr")).to_have_count(2, timeout=WAIT_MS)
+    first_task = cancelled[0]["task_id"]
+    assert [t["task_id"] == first_task for t in tasks_of(live_stack, user)] == [False, True]
+
+
+def test_a_full_sync_clicked_during_an_incremental_starts_after_it(
+    live_stack: Stack, page: Page
+) -> None:
+    user = random_user("page")
+    sign_in(page, live_stack, user)
+    page.locator("#sync").click()
+    expect(page.locator("#state")).to_have_text("incremental running", timeout=WAIT_MS)
+    page.locator("#full").check()
+    page.locator("#sync").click()
+    expect(page.locator("#outcome")).to_contain_text("A full sync is queued")
+    expect(page.locator("#queued")).to_be_visible(timeout=WAIT_MS)
+    if SCREENSHOT:  # halfway through the incremental one, the full one queued behind it
+        halfway = re.compile(r"^([4-9][0-9]|100)$")
+        expect(page.locator("#bar")).to_have_attribute("aria-valuenow", halfway)
+        page.locator("main").screenshot(path=SCREENSHOT)
+    expect(page.locator("#state")).to_have_text("full running", timeout=WAIT_MS)
+    expect(page.locator("#queued")).to_be_hidden()
+    expect(page.locator("#tasks tbody tr")).to_have_count(2, timeout=WAIT_MS)
+    tasks = tasks_of(live_stack, user)
+    assert [(t["sync_type"], t["status"]) for t in tasks][1] == ("incremental", "completed")
+    assert (tasks[0]["sync_type"], tasks[0]["start_reason"]) == ("full", "queued_full_sync")
+    page.locator("#stop").click()  # no need to wait 8 s for the full sync
+    expect(page.locator("#state")).to_have_text("full cancelled", timeout=WAIT_MS)
+
+
+def test_errors_are_shown_in_words(live_stack: Stack, page: Page) -> None:
+    page.goto(f"{live_stack.api.base_url}/ui/#token=not-a-token")
+    expect(page.locator("#error")).to_have_text(
+        "Your token was refused or has expired: sign in again.", timeout=WAIT_MS
+    )
+    expect(page.locator("#signin")).to_be_visible()
+    user, ttl = random_user("page"), 5
+    expires = time.time() + ttl
+    page.locator("#token-input").fill(live_stack.api.token(user, ttl=ttl))
+    page.locator("#signin button").click()
+    expect(page.locator("#live")).to_have_text("live updates: on", timeout=WAIT_MS)
+    time.sleep(max(0.0, expires - time.time()) + 1)  # the token runs out while the page is open
+    page.locator("#sync").click()
+    expect(page.locator("#error")).to_have_text("Sync: token expired", timeout=WAIT_MS)
+    expect(page.locator("#signin")).to_be_visible()
