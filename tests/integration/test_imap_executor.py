@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 from sqlalchemy import Engine, text
 
 from consumers.coordinator_client import Fenced
@@ -208,3 +209,47 @@ def test_a_host_outside_the_allowed_ones_is_not_contacted(engine: Engine, doveco
     only = ImapSettings(host_allowed=lambda host: host == "mail.example")
     with pytest.raises(TaskFailed, match="is not one this service may connect to"):
         executor(engine, only).run(TaskSpec(user, "t", "full"), Reports(), threading.Event())
+
+
+def columns(engine: Engine, user: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT uid, message_id, subject, sender, recipients, sent_at, received_at, "
+                    "flags, size, raw, raw_truncated FROM mail_messages WHERE user_id = :u "
+                    "ORDER BY uid"
+                ),
+                {"u": user},
+            )
+        ]
+
+
+@pytest.mark.parametrize("raw_max_bytes", [0, 100, 64 * 1024 - 1])
+def test_answers_read_by_hand_match_imapclient_s(
+    engine: Engine, dovecot: Dovecot, raw_max_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw bytes of 64 KiB and more take the hand-read FETCH path; below, imapclient's."""
+    account = new_login(dovecot)
+    append(account, 5)
+    with imap(account) as client:
+        client.select_folder("INBOX")
+        client.add_flags([2], [b"\\Flagged", b"$Label"])
+    fast_user, slow_user = register(engine, account), register(engine, account)
+    with monkeypatch.context() as patch:
+        patch.setattr(IMAPClient, "fetch", None)  # the hand-read path never calls it
+        sync(engine, fast_user)
+    slow = ImapSettings(raw_max_bytes=raw_max_bytes, report_every_seconds=0)
+    executor(engine, slow).run(TaskSpec(slow_user, "t", "full"), Reports(), threading.Event())
+    fast_rows, slow_rows = columns(engine, fast_user), columns(engine, slow_user)
+    assert len(fast_rows) == 5 and fast_rows[1][7] == ["$Label", "\\Flagged"]
+    assert fast_rows[0][2] == "m message 0" and fast_rows[0][3] == "Sender 0 <sender0@example.org>"
+    for fast, slow_row in zip(fast_rows, slow_rows, strict=True):
+        assert fast[:9] == slow_row[:9]  # everything but the raw bytes
+        assert fast[9] is not None and len(fast[9]) == fast[8] and not fast[10]
+        if raw_max_bytes == 0:
+            assert slow_row[9] is None and slow_row[10]
+        else:
+            assert slow_row[9] == fast[9][:raw_max_bytes]
+            assert slow_row[10] == (raw_max_bytes < fast[8])
