@@ -7,9 +7,9 @@ import getpass
 import json
 import sys
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.settings import Settings
 from mail.accounts import AccountStore, ImapAccount
+from mail.database import mail_engine
 from mail.imap_connection import MailProblem, verify
 from mail.password_box import PasswordBox
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_accounts(settings: Settings, argv: list[str]) -> int:
     """Exit 0 on success, 1 when the login, the account or the user is not there."""
     args = build_parser().parse_args(argv)
-    engine = make_engine(settings.require_database_url(), pool_size=1)
+    engine = mail_engine(settings.require_database_url(), pool_size=1)
     store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
     try:
         if args.action == "set":

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine, text
 
-from coordinator.adapters.postgres.engine import translated_errors
+from mail.database import database_errors
 from mail.message_store import forget_user_mail
 from mail.password_box import PasswordBox
 
@@ -64,7 +64,7 @@ class AccountStore:
         self._box = box
 
     def put(self, user_id: str, account: ImapAccount) -> AccountView:
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             old = conn.execute(IDENTITY, {"user_id": user_id}).one_or_none()
             identity = (account.host, account.port, account.username)
             if old is not None and tuple(old) != identity:
@@ -92,7 +92,7 @@ class AccountStore:
         )
 
     def describe(self, user_id: str) -> AccountView | None:
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             row = conn.execute(ONE, {"user_id": user_id}).mappings().one_or_none()
         if row is None:
             return None
@@ -103,7 +103,7 @@ class AccountStore:
 
     def load(self, user_id: str) -> ImapAccount | None:
         """The account with its password opened, for the executor."""
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             row = conn.execute(ONE, {"user_id": user_id}).mappings().one_or_none()
         if row is None:
             return None
@@ -118,7 +118,7 @@ class AccountStore:
 
     def delete(self, user_id: str) -> bool:
         """Remove the account and everything synced from it; False if there was none."""
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             return _delete(conn, user_id)
 
 

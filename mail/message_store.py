@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from coordinator.adapters.postgres.engine import translated_errors
+from mail.database import database_errors
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
@@ -138,13 +138,13 @@ class MessageStore:
         self._engine = engine
 
     def checkpoint(self, user_id: str, folder: str) -> Checkpoint | None:
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             row = conn.execute(CHECKPOINT, {"user_id": user_id, "folder": folder}).one_or_none()
         return Checkpoint(int(row[0]), int(row[1])) if row else None
 
     def start_over(self, ref: FolderRef) -> None:
         """Forget the folder's messages and checkpoint: its UIDs start again (new UIDVALIDITY)."""
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             conn.execute(DROP_FOLDER_MESSAGES, ref.params())
             conn.execute(START_OVER, ref.params())
 
@@ -152,7 +152,7 @@ class MessageStore:
         """Upsert a batch (ascending UIDs) and move the checkpoint past it, atomically."""
         if not messages:
             return
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
@@ -178,18 +178,18 @@ class MessageStore:
             conn.execute(ADVANCE, {**ref.params(), "uid": max(m.uid for m in messages)})
 
     def local_uids(self, ref: FolderRef) -> list[int]:
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             return [int(r[0]) for r in conn.execute(UIDS, ref.params())]
 
     def flags_of(self, ref: FolderRef, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             rows = conn.execute(FLAGS, {**ref.params(), "uids": list(uids)})
             return {int(r[0]): tuple(r[1]) for r in rows}
 
     def set_flags(self, ref: FolderRef, flags: dict[int, tuple[str, ...]]) -> None:
         if not flags:
             return
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             rows = [{**ref.params(), "uid": uid, "flags": list(f)} for uid, f in flags.items()]
             conn.execute(SET_FLAGS, rows)
@@ -197,29 +197,29 @@ class MessageStore:
     def remove(self, ref: FolderRef, uids: Sequence[int]) -> None:
         if not uids:
             return
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             conn.execute(REMOVE, {**ref.params(), "uids": list(uids)})
 
     def touch(self, ref: FolderRef) -> None:
         """Record that the folder was synced now."""
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             conn.execute(ADVANCE, {**ref.params(), "uid": 0})
 
     def synced_folders(self, user_id: str) -> list[str]:
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             return [r[0] for r in conn.execute(SYNCED_FOLDERS, {"user_id": user_id})]
 
     def drop_folder(self, user_id: str, folder: str) -> None:
         """Forget a folder the server no longer has."""
-        with translated_errors(), self._engine.begin() as conn:
+        with database_errors(), self._engine.begin() as conn:
             conn.execute(DROP_FOLDER_MESSAGES, {"user_id": user_id, "folder": folder})
             conn.execute(DROP_FOLDER, {"user_id": user_id, "folder": folder})
 
     def folders(self, user_id: str) -> list[dict[str, Any]]:
         """Each synced folder with its message count and the time of its last sync."""
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             return [dict(r) for r in conn.execute(FOLDERS, {"user_id": user_id}).mappings()]
 
     def page(
@@ -238,7 +238,7 @@ class MessageStore:
             "before_folder": before[1] if before else "",
             "before_uid": before[2] if before else 0,
         }
-        with translated_errors(), self._engine.connect() as conn:
+        with database_errors(), self._engine.connect() as conn:
             return [dict(r) for r in conn.execute(PAGE, params).mappings()]
 
 

@@ -16,6 +16,7 @@ from imapclient.exceptions import IMAPClientError
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
 from mail.accounts import AccountStore, ImapAccount
+from mail.database import MailStoreUnavailable
 from mail.imap_connection import MailProblem, close, connect
 from mail.message_store import FolderMoved, MessageStore
 from mail.password_box import UnreadablePassword
@@ -47,7 +48,7 @@ class ImapExecutor:
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
         try:
             account = self._accounts.load(task.user_id)
-        except UnreadablePassword as error:
+        except (UnreadablePassword, MailStoreUnavailable) as error:
             raise TaskFailed(str(error)) from None
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
@@ -69,6 +70,10 @@ class ImapExecutor:
             raise TaskFailed(str(error)) from None
         except FolderMoved as error:
             raise TaskFailed(f"{error}; this sync stops") from None
+        except MailStoreUnavailable as error:
+            raise TaskFailed(
+                f"{error}; the next sync resumes from the last committed batch"
+            ) from None
         except (OSError, imaplib.IMAP4.abort) as error:
             raise TaskFailed(
                 f"connection to the IMAP server at {account.address()} lost during the sync: "

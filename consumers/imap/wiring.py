@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from consumers.imap.executor import ImapExecutor, ImapSettings
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.settings import Settings
 from mail.accounts import AccountStore
+from mail.database import mail_engine
 from mail.message_store import MessageStore
 from mail.password_box import PasswordBox
 
@@ -23,6 +23,6 @@ def imap_settings(settings: Settings) -> ImapSettings:
 
 def imap_executor(settings: Settings) -> ImapExecutor:
     """One engine shared by the worker's sync threads (a connection each at most)."""
-    engine = make_engine(settings.require_database_url(), pool_size=settings.worker_concurrency)
+    engine = mail_engine(settings.require_database_url(), pool_size=settings.worker_concurrency)
     box = PasswordBox(settings.require_mail_key())
     return ImapExecutor(AccountStore(engine, box), MessageStore(engine), imap_settings(settings))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.dev.dovecot import INSTALL_HINT, dovecot_binary, start_dovecot
 from coordinator.dev.embedded import free_port, port_is_free
 from coordinator.settings import Settings
 from mail.accounts import AccountStore, ImapAccount
+from mail.database import mail_engine
 from mail.password_box import PasswordBox, new_key
 
 DEMO_LOGIN = "demo"
@@ -70,7 +70,7 @@ def start_dev_mail(
     server.add_user(DEMO_LOGIN, password)
     account = ImapAccount(server.host, port, "none", DEMO_LOGIN, password)
     seeded = _seed(account)
-    engine = make_engine(database_url, pool_size=1)
+    engine = mail_engine(database_url, pool_size=1)
     try:
         AccountStore(engine, PasswordBox(key)).put(user_id, account)
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from consumers.executors import TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
 from coordinator.dev.dovecot import Dovecot
+from coordinator.dev.embedded import free_port
 from mail.accounts import AccountStore, ImapAccount
 from mail.message_store import MessageStore
 from mail.password_box import PasswordBox, new_key
@@ -169,3 +170,14 @@ def test_a_host_outside_the_allowed_ones_is_refused_before_any_connection(
         )
     assert answer.status_code == 422
     assert answer.json()["type"].endswith("mail-host-not-allowed")
+
+
+def test_database_down_is_a_503_not_a_500() -> None:
+    down = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    with running_app(settings_for(down, mail_key=KEY)) as app:
+        answers = [
+            app.get("/mail/folders", headers=as_user("u")),
+            app.get("/mail/messages", headers=as_user("u")),
+            app.get("/accounts/imap", headers=as_user("u")),
+        ]
+    assert [a.status_code for a in answers] == [503, 503, 503], [a.text for a in answers]
