@@ -21,8 +21,8 @@ from types import FrameType
 import jwt
 
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
-from consumers.event_source import Delivery, EventSource, SourceConfig
 from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec, make_executor
+from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing

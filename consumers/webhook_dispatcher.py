@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import httpx
 
-from consumers.event_source import Delivery, EventSource, SourceConfig
 from consumers.webhook_sender import (
     FIRST_BACKOFF_SECONDS,
     Receiver,
@@ -28,6 +27,7 @@ from consumers.webhook_sender import (
 )
 from consumers.webhook_signing import sign, verify
 from consumers.webhook_store import DeliveryStoreUnavailable, WebhookStore
+from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.domain.events import Envelope
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing

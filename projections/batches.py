@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consumers.event_source import Delivery
+from coordinator.adapters.kafka.event_source import Delivery
 from coordinator.domain.events import Envelope, SyncStarted
 from projections.status_view import StatusRow, apply_status
 from projections.store import ProjectionBatch, ProjectionStore

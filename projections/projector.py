@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from consumers.event_source import Delivery, EventSource, SourceConfig
+from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing
 from projections.batches import LagReport, apply_batch

@@ -12,9 +12,9 @@ import httpx
 from sqlalchemy import Engine
 
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
-from consumers.event_source import Delivery
 from consumers.executors import Report, TaskSpec
 from consumers.sync_worker import SyncWorker
+from coordinator.adapters.kafka.event_source import Delivery
 from coordinator.api.auth import issue_token
 from coordinator.domain.events import Envelope, SyncStarted
 from tests.e2e.conftest import started_count

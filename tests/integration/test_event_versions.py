@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
-from consumers.event_source import Delivery, decode
+from coordinator.adapters.kafka.event_source import Delivery, decode
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.adapters.postgres.outbox_store import libpq_url

@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, make_url, text
 
-from consumers.event_source import Delivery, SourceConfig
+from coordinator.adapters.kafka.event_source import Delivery, SourceConfig
 from coordinator.adapters.kafka.publisher import ensure_topic
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore

@@ -14,7 +14,7 @@ from kafka.errors import KafkaError
 from coordinator.domain.events import Envelope, envelope_from_json
 from coordinator.telemetry import tracing
 
-log = logging.getLogger("consumers.event_source")
+log = logging.getLogger("coordinator.adapters.kafka.event_source")
 
 
 @dataclass(frozen=True)
