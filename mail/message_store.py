@@ -15,6 +15,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from mail.database import database_errors
+from mail.message_batch import FolderRef, StoredMessage, copy_batch
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
@@ -35,38 +36,6 @@ START_OVER = text(
 ADVANCE = text(
     "UPDATE mail_folders SET highest_uid = GREATEST(highest_uid, :uid), "
     "last_synced_at = clock_timestamp() WHERE user_id = :user_id AND folder = :folder"
-)
-# A batch goes in by binary COPY, straight into the table when none of it is stored yet,
-# else into a staging table and then one INSERT ... ON CONFLICT (an upsert): either costs a
-# fraction of row-by-row upserts, and the usual case writes each message's bytes once.
-BATCH_TYPES = {
-    "user_id": "text",
-    "folder": "text",
-    "uidvalidity": "bigint",
-    "uid": "bigint",
-    "message_id": "text",
-    "subject": "text",
-    "sender": "text",
-    "recipients": "text",
-    "sent_at": "timestamptz",
-    "received_at": "timestamptz",
-    "flags": "text[]",
-    "size": "integer",
-    "raw": "bytea",
-    "raw_truncated": "boolean",
-}
-BATCH_COLUMNS = ", ".join(BATCH_TYPES)
-STAGING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS mail_batch "
-    f"({', '.join(f'{c} {t}' for c, t in BATCH_TYPES.items())}) ON COMMIT DELETE ROWS"
-)
-BATCH_TYPE_LIST = list(BATCH_TYPES.values())
-COPY_DIRECT = f"COPY mail_messages ({BATCH_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-COPY_BATCH = f"COPY mail_batch ({BATCH_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-MERGE_BATCH = (
-    f"INSERT INTO mail_messages ({BATCH_COLUMNS}) SELECT {BATCH_COLUMNS} FROM mail_batch "
-    "ORDER BY uid ON CONFLICT (user_id, folder, uidvalidity, uid) "
-    "DO UPDATE SET flags = EXCLUDED.flags"
 )
 IN_FOLDER = "user_id = :user_id AND folder = :folder AND uidvalidity = :uidvalidity"
 UIDS = text(f"SELECT uid FROM mail_messages WHERE {IN_FOLDER} ORDER BY uid")
@@ -102,35 +71,6 @@ class Checkpoint:
     highest_uid: int
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    """One message as it is kept; `raw` holds at most the configured number of bytes."""
-
-    uid: int
-    message_id: str | None
-    subject: str | None
-    sender: str | None
-    recipients: str | None
-    sent_at: datetime | None
-    received_at: datetime
-    flags: tuple[str, ...]
-    size: int
-    raw: bytes | None
-    raw_truncated: bool
-
-
-@dataclass(frozen=True)
-class FolderRef:
-    """The folder of one user under one UIDVALIDITY: what every write is scoped to."""
-
-    user_id: str
-    folder: str
-    uidvalidity: int
-
-    def params(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "folder": self.folder, "uidvalidity": self.uidvalidity}
-
-
 class MessageStore:
     """Checkpoints and messages of every user; each call is one transaction."""
 
@@ -156,25 +96,7 @@ class MessageStore:
             _lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
-            with driver.cursor() as cursor:
-                # A batch lost to a database crash loses its checkpoint with it (same
-                # transaction): the next sync fetches it again. So no WAL flush wait per batch.
-                cursor.execute("SET LOCAL synchronous_commit = off")
-                rows = [_row(ref, m) for m in messages]
-                try:
-                    # New messages (the usual case) are copied straight into the table ...
-                    with driver.transaction(), cursor.copy(COPY_DIRECT) as copy:
-                        copy.set_types(BATCH_TYPE_LIST)
-                        for row in rows:
-                            copy.write_row(row)
-                except psycopg.errors.UniqueViolation:
-                    # ... some already stored (a replaced task, a stale worker): upsert them.
-                    cursor.execute(STAGING)
-                    with cursor.copy(COPY_BATCH) as copy:
-                        copy.set_types(BATCH_TYPE_LIST)
-                        for row in rows:
-                            copy.write_row(row)
-                    cursor.execute(MERGE_BATCH)
+            copy_batch(driver, ref, messages)
             conn.execute(ADVANCE, {**ref.params(), "uid": max(m.uid for m in messages)})
 
     def local_uids(self, ref: FolderRef) -> list[int]:
@@ -253,23 +175,3 @@ def _lock(conn: Connection, ref: FolderRef) -> None:
     found = conn.execute(LOCK_CHECKPOINT, ref.params()).scalar_one_or_none()
     if found != ref.uidvalidity:
         raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
-
-
-def _row(ref: FolderRef, m: StoredMessage) -> tuple[Any, ...]:
-    """The message in BATCH_TYPES' column order."""
-    return (
-        ref.user_id,
-        ref.folder,
-        ref.uidvalidity,
-        m.uid,
-        m.message_id,
-        m.subject,
-        m.sender,
-        m.recipients,
-        m.sent_at,
-        m.received_at,
-        list(m.flags),
-        m.size,
-        m.raw,
-        m.raw_truncated,
-    )

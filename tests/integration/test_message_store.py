@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, text
 
-from mail.message_store import FolderMoved, FolderRef, MessageStore, StoredMessage
+from mail.message_batch import FolderRef, StoredMessage
+from mail.message_store import FolderMoved, MessageStore
 from tests.random_refs import random_user
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
