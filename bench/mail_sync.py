@@ -27,7 +27,8 @@ import httpx
 import psycopg
 from imapclient import IMAPClient
 
-from bench.e2e_stack import (
+from bench.common.services import fresh_database, libpq, stop_process
+from bench.end_to_end.stack import (
     consumer_settings,
     new_topic,
     spawn,
@@ -35,7 +36,6 @@ from bench.e2e_stack import (
     wait_ready,
 )
 from bench.mail_seed import seed_maildir
-from bench.services import fresh_database, libpq, stop_process
 from coordinator.api.auth import issue_token
 from coordinator.dev.dovecot import start_dovecot
 from coordinator.dev.embedded import free_port

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.services import ROOT, fresh_database, server_url, stop_process
+from bench.common.services import ROOT, fresh_database, server_url, stop_process
 from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port
 from projections.status_view import StatusRow

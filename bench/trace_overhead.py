@@ -31,10 +31,10 @@ from uuid import uuid4
 
 import httpx
 
-from bench.loadgen import WARMUP_SECONDS, Target
-from bench.services import fresh_database, server_url, stop_process
-from bench.start_commands import distinct_users
-from bench.wrk_driver import drive, require_wrk
+from bench.common.loadgen import WARMUP_SECONDS, Target
+from bench.common.services import fresh_database, server_url, stop_process
+from bench.common.wrk_driver import drive, require_wrk
+from bench.start_commands.run import distinct_users
 from coordinator.dev.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,11 +43,11 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from types import FrameType
 
-from bench.e2e_latency import measure_latency
-from bench.e2e_max_rate import find_max, print_max_rate
-from bench.e2e_report import print_latency
-from bench.e2e_stack import start_backends
-from bench.e2e_throughput import measure_throughput, print_throughput
+from bench.end_to_end.latency import measure_latency
+from bench.end_to_end.max_rate import find_max, print_max_rate
+from bench.end_to_end.report import print_latency
+from bench.end_to_end.stack import start_backends
+from bench.end_to_end.throughput import measure_throughput, print_throughput
 
 
 def log(message: str) -> None:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    print(f"bench/end_to_end.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"bench/end_to_end/run.py {' '.join(sys.argv[1:])}".rstrip())
     with ExitStack() as stack:
         try:
             run(args, stack)
@@ -138,7 +138,3 @@ def main(argv: list[str] | None = None) -> int:
             log("interrupted; stopping everything this run started")
             return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

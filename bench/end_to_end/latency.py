@@ -1,4 +1,4 @@
-"""Part A of bench/end_to_end.py: click-to-view latency under an open-loop load.
+"""Part A of bench/end_to_end/run.py: click-to-view latency under an open-loop load.
 
 Baseline in the same run: the same pipeline and probe at a trickle (--baseline-rate), which
 is what the path costs when nothing queues; then the load (--rate for --seconds). Each
@@ -19,13 +19,20 @@ from uuid import uuid4
 import httpx
 import psycopg
 
-from bench.e2e_capacity import BacklogSampler, Capacity, judge
-from bench.e2e_clicks import ApiWatcher, ClickStats, drive, skewed_plan, sql_observer, tokens_for
-from bench.e2e_cpu import CpuMeter, Times, usage
-from bench.e2e_probe import ProbeResult, SqlProbe
-from bench.e2e_stack import Backends, Log, Pipeline, check_alive, start_pipeline
-from bench.e2e_stages import StageWatcher, stages
-from bench.services import libpq
+from bench.common.services import libpq
+from bench.end_to_end.capacity import BacklogSampler, Capacity, judge
+from bench.end_to_end.clicks import (
+    ApiWatcher,
+    ClickStats,
+    drive,
+    skewed_plan,
+    sql_observer,
+    tokens_for,
+)
+from bench.end_to_end.cpu import CpuMeter, Times, usage
+from bench.end_to_end.probe import ProbeResult, SqlProbe
+from bench.end_to_end.stack import Backends, Log, Pipeline, check_alive, start_pipeline
+from bench.end_to_end.stages import StageWatcher, stages
 
 STATUS = "SELECT last_version FROM sync_status WHERE user_id = %s"
 

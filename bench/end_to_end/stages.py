@@ -22,8 +22,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.e2e_probe import ProbeResult
-from bench.loadgen import percentile
+from bench.common.loadgen import percentile
+from bench.end_to_end.probe import ProbeResult
 
 Arrivals = dict[tuple[str, int], tuple[float, float]]  # (user, version) -> (sent, fetched)
 

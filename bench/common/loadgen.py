@@ -1,4 +1,4 @@
-"""What bench/start_commands.py measures with: targets, figures, percentiles, verdicts."""
+"""What bench/start_commands/run.py measures with: targets, figures, percentiles, verdicts."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""The baseline for bench/start_commands.py: the start command's SQL transaction, nothing else.
+"""The baseline for bench/start_commands/run.py: the start command's SQL transaction, nothing else.
 
 One FastAPI app with a sync `def` endpoint under uvicorn (WORKERS processes, 1 by default,
 as many as `syncctl api` is given with SYNC_API_WORKERS), like `syncctl api`, but
 raw psycopg 3 over a psycopg_pool ConnectionPool of 20, like the API, no ORM, no domain logic,
 no auth. The SQL text is taken from the real event store, so both run the same statements.
 
-    BENCH_DATABASE_URL=postgresql://... python -m bench.baseline_app PORT [WORKERS]
+    BENCH_DATABASE_URL=postgresql://... python -m bench.start_commands.baseline_app PORT [WORKERS]
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def readyz() -> dict[str, str]:
 if __name__ == "__main__":
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     uvicorn.run(
-        "bench.baseline_app:app" if workers > 1 else app,
+        "bench.start_commands.baseline_app:app" if workers > 1 else app,
         host="127.0.0.1",
         port=int(sys.argv[1]),
         workers=workers,

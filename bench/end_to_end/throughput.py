@@ -1,4 +1,4 @@
-"""Part B of bench/end_to_end.py: the projector's rate against a plain consumer's, one backlog.
+"""Part B of bench/end_to_end/run.py: the projector's rate against a plain consumer's, one backlog.
 
 Both read the same topic from the beginning in a fresh consumer group with the projector's
 consumer settings (max_poll_records 2000, fetch_max_wait_ms 50, the Tansu poll interval).
@@ -31,9 +31,10 @@ from uuid import uuid4
 import psycopg
 from kafka import KafkaConsumer
 
-from bench.e2e_backlog import make_backlog, publish, store_events
-from bench.e2e_cpu import CpuMeter, Times, usage
-from bench.e2e_stack import (
+from bench.common.services import fresh_database, libpq
+from bench.end_to_end.backlog import make_backlog, publish, store_events
+from bench.end_to_end.cpu import CpuMeter, Times, usage
+from bench.end_to_end.stack import (
     MAX_POLL_INTERVAL_MS,
     Backends,
     Log,
@@ -43,7 +44,6 @@ from bench.e2e_stack import (
     new_topic,
     spawn,
 )
-from bench.services import fresh_database, libpq
 
 TARGET_RATIO = 0.5
 MAX_RECORDS = 2000  # projections.projector.run_projector's max_records

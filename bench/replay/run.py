@@ -35,7 +35,7 @@ from uuid import UUID
 
 import psycopg
 
-from bench.services import fresh_database, libpq, server_url
+from bench.common.services import fresh_database, libpq, server_url
 from coordinator.domain.commands import (
     Command,
     CompleteSync,
@@ -49,7 +49,7 @@ from coordinator.domain.events import stamp
 from coordinator.domain.hash_chain import GENESIS, chain_envelope
 from coordinator.domain.user_sync import UserSyncState, decide, evolve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LEASE = timedelta(minutes=30)
 KINDS = ("raw", "read", "verify", "rebuild")
 PRELOAD = (
@@ -110,7 +110,8 @@ def user_history(rng: random.Random, user: str, count: int) -> tuple[list[tuple[
             chained = chain_envelope(previous, envelope)
             digest = chained.hash
             rows.append(
-                (envelope.event_id, stream_id, envelope.version, envelope.event_type, 1, now,
+                (envelope.event_id, stream_id, envelope.version, envelope.event_type,
+                 envelope.schema_version, now,
                  json.dumps(chained.data), json.dumps(chained.metadata), previous, digest)
             )  # fmt: skip
             previous, version, state = digest, envelope.version, evolve(state, envelope.data)
@@ -293,7 +294,3 @@ def main(argv: list[str] | None = None) -> int:
     print("peak = child's peak RSS during the command (VmHWM); grew = peak minus RSS before it")
     print("\n".join(table))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

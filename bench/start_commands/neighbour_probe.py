@@ -1,6 +1,6 @@
-"""The neighbour probe of bench/start_commands.py: one fresh user's click at a steady pace.
+"""The neighbour probe of bench/start_commands/run.py: one fresh user's click at a steady pace.
 
-    python -m bench.neighbour_probe URL SECRET --delay S --seconds S --interval S
+    python -m bench.start_commands.neighbour_probe URL SECRET --delay S --seconds S --interval S
 
 Runs in a process of its own, so that its latencies are not those of the load generator's
 event loop. Prints JSON: the latencies (ms), how many clicks were planned and how many sent

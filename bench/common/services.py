@@ -1,4 +1,4 @@
-"""What bench/start_commands.py runs against: PostgreSQL, fresh databases, the servers."""
+"""What bench/start_commands/run.py runs against: PostgreSQL, fresh databases, the servers."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.dev.embedded import free_port, start_postgres
 from coordinator.domain.user_sync import UserSyncState, stream_id_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HISTORY_EVENTS = 100_000
 # Hashes link each event to the one before (the chain's head is the stream's last_hash) but
 # are digests of the stream id and version, not of the content: plausible rows, cheaply made.
@@ -194,7 +194,13 @@ def start_services(stack: ExitStack, tmp: Path, log: Log, workers: int = 1) -> S
     baseline_port = free_port()
     baseline_url = serve(
         stack,
-        [sys.executable, "-m", "bench.baseline_app", str(baseline_port), str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "bench.start_commands.baseline_app",
+            str(baseline_port),
+            str(workers),
+        ],
         {"BENCH_DATABASE_URL": libpq(baseline_db)},
         baseline_port,
         tmp / "baseline.log",

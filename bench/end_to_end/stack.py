@@ -1,4 +1,4 @@
-"""What bench/end_to_end.py runs: PostgreSQL, Tansu, fresh databases, `syncctl` subprocesses.
+"""What bench/end_to_end/run.py runs: PostgreSQL, Tansu, fresh databases, `syncctl` subprocesses.
 
 Everything listens on loopback only; every process is stopped through its own handle.
 """
@@ -19,7 +19,14 @@ from uuid import uuid4
 import httpx
 import psycopg
 
-from bench.services import ROOT, fresh_database, libpq, server_url, stop_process, with_database
+from bench.common.services import (
+    ROOT,
+    fresh_database,
+    libpq,
+    server_url,
+    stop_process,
+    with_database,
+)
 from coordinator.adapters.kafka.publisher import ensure_topic
 from coordinator.dev.embedded import free_port, start_tansu
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.loadgen import WARMUP_SECONDS, BenchFailure, Stats, Target
+from bench.common.loadgen import WARMUP_SECONDS, BenchFailure, Stats, Target
 
 # Each thread takes every n-th line, so distinct users are not shared between threads.
 SCRIPT = r"""

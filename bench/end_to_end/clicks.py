@@ -1,4 +1,4 @@
-"""Open-loop clicks for bench/end_to_end.py: POST /sync/smart at a fixed rate, skewed users.
+"""Open-loop clicks for bench/end_to_end/run.py: POST /sync/smart at a fixed rate, skewed users.
 
 Open loop: the n-th click is due at start + n / rate whether or not earlier ones answered,
 like independent people pressing Sync, so a slow system meets a growing queue instead of a
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bench.e2e_probe import ProbeResult
+from bench.end_to_end.probe import ProbeResult
 from coordinator.api.auth import issue_token
 
 TIMEOUT_SECONDS = 10.0

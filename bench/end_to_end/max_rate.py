@@ -14,12 +14,12 @@ import time
 from argparse import Namespace
 from contextlib import ExitStack
 
-from bench.e2e_capacity import wait_for_backlog
-from bench.e2e_cpu import format_usage
-from bench.e2e_latency import Phase, load_phase, start_measured
-from bench.e2e_report import TARGET_P99_MS, ms, probe_note, target_met
-from bench.e2e_stack import Backends, Log
-from bench.services import libpq
+from bench.common.services import libpq
+from bench.end_to_end.capacity import wait_for_backlog
+from bench.end_to_end.cpu import format_usage
+from bench.end_to_end.latency import Phase, load_phase, start_measured
+from bench.end_to_end.report import TARGET_P99_MS, ms, probe_note, target_met
+from bench.end_to_end.stack import Backends, Log
 
 FACTOR = 1.5
 SETTLE_SECONDS = 60.0  # at most this long for a failed step's backlog to drain

@@ -4,7 +4,7 @@
                                              [--json PATH]
 
 Starts embedded PostgreSQL (or uses SYNC_BENCH_DATABASE_URL), two fresh migrated databases,
-two `syncctl api` processes on one of them and bench/baseline_app.py (the same SQL
+two `syncctl api` processes on one of them and bench/start_commands/baseline_app.py (the same SQL
 transaction per request in raw psycopg, no ORM, domain, auth or coalescing) on the other,
 each under uvicorn with --workers processes (the API's SYNC_API_WORKERS; the same number for
 both, so neither gets more cores than the other). Then, in one run:
@@ -12,9 +12,9 @@ both, so neither gets more cores than the other). Then, in one run:
 - workloads: distinct users or one hot user at 8 to 512 requests in flight, the baseline and
   then the API for 1 s of warm-up plus --seconds each: req/s, p50, p99 and the ratios;
 - storm over two processes: one user's clicks, 100 in flight at each API process, against the
-  same load from distinct users (bench/storms.py); exactly one SyncStarted is checked;
+  same load from distinct users (storms.py); exactly one SyncStarted is checked;
 - neighbour probe: fresh users clicking every 50 ms, p50/p99 alone and during one user's storm
-  of 200 clicks in flight (bench/neighbour_probe.py, a process of its own);
+  of 200 clicks in flight (neighbour_probe.py, a process of its own);
 - history cost: sequential latency of a user with 100,000 prior events against a fresh user.
 
 A figure is PASS only if its load was sustained: the load generator stayed under 90 % of a
@@ -41,7 +41,7 @@ from uuid import uuid4
 
 import httpx
 
-from bench.loadgen import (
+from bench.common.loadgen import (
     WARMUP_SECONDS,
     BenchFailure,
     Stats,
@@ -50,9 +50,14 @@ from bench.loadgen import (
     sequential,
     verdict,
 )
-from bench.services import Services, start_services
-from bench.storms import NEIGHBOUR_TARGET, neighbour_probe, print_storms, two_process_storm
-from bench.wrk_driver import drive, require_wrk
+from bench.common.services import Services, start_services
+from bench.common.wrk_driver import drive, require_wrk
+from bench.start_commands.storms import (
+    NEIGHBOUR_TARGET,
+    neighbour_probe,
+    print_storms,
+    two_process_storm,
+)
 
 # (kind, in flight): (throughput ratio at least, p99 ratio at most); None: reported only.
 # Distinct users: no worse than 0.95 of the figures before coalescing (0.99 and 0.86).
@@ -264,7 +269,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from argparse import Namespace
 
-from bench.e2e_capacity import format_capacity
-from bench.e2e_cpu import format_usage
-from bench.e2e_latency import Phase
-from bench.e2e_stages import format_stages
-from bench.loadgen import percentile
+from bench.common.loadgen import percentile
+from bench.end_to_end.capacity import format_capacity
+from bench.end_to_end.cpu import format_usage
+from bench.end_to_end.latency import Phase
+from bench.end_to_end.stages import format_stages
 
 TARGET_P99_MS = 150.0
 

@@ -1,4 +1,4 @@
-"""Did the system keep up with the offered clicks? Part A of bench/end_to_end.py asks this
+"""Did the system keep up with the offered clicks? Part A of bench/end_to_end/run.py asks this
 before it looks at a latency, because a latency of the clicks a system managed to answer
 says nothing about the ones it did not.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from bench.e2e_clicks import ClickStats
+from bench.end_to_end.clicks import ClickStats
 
 ON_TIME_MS = 50.0
 ON_TIME_SHARE = 0.95

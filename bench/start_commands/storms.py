@@ -1,4 +1,4 @@
-"""One user's click storm in bench/start_commands.py: across two API processes, and as seen by
+"""One user's click storm in bench/start_commands/run.py: across two API processes, and as seen by
 a neighbour (fresh users clicking at a steady pace) while it rages."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from uuid import uuid4
 
 import psycopg
 
-from bench.loadgen import WARMUP_SECONDS, BenchFailure, Stats, Target, percentile, verdict
-from bench.services import ROOT, Services
-from bench.wrk_driver import drive
+from bench.common.loadgen import WARMUP_SECONDS, BenchFailure, Stats, Target, percentile, verdict
+from bench.common.services import ROOT, Services
+from bench.common.wrk_driver import drive
 
 STORM_PER_PROCESS = 100
 NEIGHBOUR_STORM = 200
@@ -66,7 +66,7 @@ def two_process_storm(services: Services, seconds: float) -> dict[str, Any]:
 
 def run_probe(services: Services, seconds: float, delay: float) -> subprocess.Popen[str]:
     url = f"{services.api_url}/sync/smart?force_full=false"
-    argv = [sys.executable, "-m", "bench.neighbour_probe", url, services.secret]
+    argv = [sys.executable, "-m", "bench.start_commands.neighbour_probe", url, services.secret]
     argv += ["--delay", str(delay), "--seconds", str(seconds), "--interval", str(PROBE_INTERVAL)]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 

@@ -1,0 +1,1 @@
+"""What the benchmarks share: services and fresh databases, load generation, figures."""

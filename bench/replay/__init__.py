@@ -1,0 +1,1 @@
+"""The replay tool over a large history: `python -m bench.replay`."""
