@@ -33,12 +33,12 @@ from bench.end_to_end.stack import (
     new_topic,
     spawn,
     start_backends,
-    wait_ready,
 )
 from bench.mail_seed import seed_maildir
 from coordinator.api.auth import issue_token
 from coordinator.dev.dovecot import start_dovecot
 from coordinator.dev.embedded import free_port
+from coordinator.dev.processes import wait_ready
 from mail.accounts import ImapAccount
 from mail.password_box import new_key
 
@@ -92,7 +92,7 @@ class System:
         }
         self._stack, self._tmp = stack, tmp
         api = spawn(stack, "api", self.settings, tmp / "api.log")
-        wait_ready(self.api_url, api, tmp / "api.log")
+        wait_ready(f"{self.api_url}/readyz", api, 60, tmp / "api.log")
         spawn(stack, "relay", self.settings, tmp / "relay.log")
         self.worker = spawn(stack, "work", self.settings, tmp / "work.log")
 

@@ -8,7 +8,6 @@ first; a cancelled task is not reported failed.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -16,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from datetime import UTC, datetime
-from types import FrameType
 
 import jwt
 
@@ -25,6 +23,7 @@ from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec, make_ex
 from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
+from coordinator.stopping import stop_on_signals
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import log_context
 
@@ -167,13 +166,7 @@ class SyncWorker:
 
 def run_worker(settings: Settings) -> int:
     """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     secret = settings.require_jwt_secret()  # the worker signs its own HS256 report tokens
 
     def token_for(user_id: str) -> str:

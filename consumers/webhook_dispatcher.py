@@ -9,11 +9,9 @@ Events a receiver rejects for good are kept in webhook_rejections with its answe
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import TypeVar
 
 import httpx
@@ -30,6 +28,7 @@ from consumers.webhook_store import DeliveryStoreUnavailable, WebhookStore
 from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.domain.events import Envelope
 from coordinator.settings import Settings
+from coordinator.stopping import stop_on_signals
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import log_context
 
@@ -147,13 +146,7 @@ class WebhookDispatcher:
 def run_dispatcher(settings: Settings) -> int:
     """`syncctl webhooks`: dispatch until SIGTERM or SIGINT."""
     receiver = receiver_from(settings)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     store = WebhookStore(settings.require_database_url())
     source = EventSource(
         SourceConfig(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from coordinator.settings import Settings
+from coordinator.stopping import stop_on_signals
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import configure_logging
 
@@ -150,13 +148,7 @@ def run_relay(settings: Settings) -> int:
     from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
 
     url = settings.require_database_url()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     engine = make_engine(url, pool_size=2)
     config = RelayConfig(
         bootstrap=settings.require_kafka_bootstrap(),

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 
 from coordinator.bootstrap import bootstrap
 from coordinator.domain.commands import ExpireStaleSync, RequestMeta
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import EventStore, StoreUnavailable
 from coordinator.settings import Settings
+from coordinator.stopping import stop_on_signals
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import log_context
 
@@ -45,13 +43,7 @@ def reap_once(store: EventStore, deps: Dependencies) -> int:
 
 def run_reaper(settings: Settings) -> int:
     """Reap every `SYNC_REAPER_INTERVAL_SECONDS` until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     wiring = bootstrap(settings)
     store = wiring.deps.store
     log.info("reaper running every %.1fs", settings.reaper_interval_seconds)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.settings import Settings
+from coordinator.stopping import stop_on_signals
 from coordinator.telemetry import tracing
 from projections.batches import LagReport, apply_batch
 from projections.store import ProjectionStore, StoreUnavailable
@@ -183,13 +182,7 @@ def _apply_span(batch: list[Delivery]) -> Any:
 
 def run_projector(settings: Settings) -> int:
     """`syncctl project`: run until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     source = SourceConfig(
         bootstrap=settings.require_kafka_bootstrap(),
         topic=settings.kafka_topic,

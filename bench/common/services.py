@@ -6,7 +6,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -14,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import make_url
 
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.dev.embedded import free_port, start_postgres
+from coordinator.dev.processes import stop_processes, wait_ready
 from coordinator.domain.user_sync import UserSyncState, stream_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,13 +100,7 @@ def fresh_database(stack: ExitStack, server: str, prefix: str) -> str:
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(process)
 
 
 def serve(stack: ExitStack, argv: list[str], env: dict[str, str], port: int, log: Path) -> str:
@@ -119,17 +112,8 @@ def serve(stack: ExitStack, argv: list[str], env: dict[str, str], port: int, log
         )
     stack.callback(stop_process, process)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{argv} exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{argv} not ready after 60 s:\n{log.read_text()[-3000:]}")
+    wait_ready(f"{url}/readyz", process, 60, log)
+    return url
 
 
 def prepare_history(database: str, user: str, count: int = HISTORY_EVENTS) -> None:

@@ -9,14 +9,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
 import psycopg
 
 from bench.common.services import (
@@ -29,6 +27,7 @@ from bench.common.services import (
 )
 from coordinator.adapters.kafka.publisher import ensure_topic
 from coordinator.dev.embedded import free_port, start_tansu
+from coordinator.dev.processes import wait_ready
 
 Log = Callable[[str], None]
 PARTITIONS = 8  # SYNC_KAFKA_PARTITIONS' default
@@ -129,25 +128,10 @@ def start_pipeline(
     logs = {name: backends.tmp / f"{name}.log" for name in ("api", "relay", "project", "work")}
     log(f"starting syncctl api, relay, project, work on topic {topic} ...")
     processes = {"api": spawn(stack, "api", common, logs["api"], profile="api" in profile)}
-    wait_ready(api_url, processes["api"], logs["api"])
+    wait_ready(f"{api_url}/readyz", processes["api"], 60, logs["api"])
     for name in ("relay", "project", "work"):
         processes[name] = spawn(stack, name, common, logs[name], profile=name in profile)
     return Pipeline(api_url, database, secret, backends.bootstrap, topic, logs, processes)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Return once /readyz answers 200; stop the run if the API exits or never gets there."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"api exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"api not ready after 60 s:\n{log.read_text()[-3000:]}")
 
 
 def check_alive(processes: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from coordinator.dev.processes import stop_processes
+
 
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
@@ -76,13 +78,7 @@ class TansuBroker:
 
     def stop(self) -> None:
         """Stop the broker process this object started."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes(self.process, grace=5)
 
 
 def start_tansu(port: int | None = None, log_path: Path | None = None) -> TansuBroker:

@@ -12,12 +12,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-import httpx
-
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
+from coordinator.dev.processes import NotReady, stop_processes, wait_ready
 from coordinator.dev.stack_file import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
@@ -85,10 +84,12 @@ def run_dev(settings: Settings) -> int:
         cleanup.callback(remove_stack, data_dir)
         names = (*CHILDREN, "webhooks") if settings.webhook_url else CHILDREN
         children = {name: _spawn(name, env) for name in names}
-        cleanup.callback(_stop_children, children)
+        cleanup.callback(lambda: stop_processes(*children.values()))
         base = f"http://{settings.api_host}:{port}"
-        if not _wait_healthy(f"{base}/readyz", children["api"]):
-            _say("the API did not become ready; see its output above")
+        try:
+            wait_ready(f"{base}/readyz", children["api"], timeout=30)
+        except NotReady as error:
+            _say(f"the API did not become ready ({error}); see its output above")
             return 1
         token = issue_token(DEMO_USER, secret, ttl_seconds=24 * 3600)
         _say(f"\nSync coordinator running at {base}  (OpenAPI: {base}/docs)")
@@ -117,27 +118,3 @@ def run_dev(settings: Settings) -> int:
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "coordinator.cli", name], env=env)
-
-
-def _wait_healthy(url: str, api: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and api.poll() is None:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children.values():
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()

@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 from uuid import uuid4
 
-import httpx
-
 from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port
+from coordinator.dev.processes import stop_processes, wait_ready
 
 SECRET = f"test-secret-{uuid4().hex}"
 
@@ -44,13 +42,7 @@ def spawn(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(process)
 
 
 @dataclass
@@ -66,15 +58,7 @@ class Api:
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+    wait_ready(url, process, timeout)
 
 
 @contextmanager

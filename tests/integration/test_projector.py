@@ -26,6 +26,7 @@ from coordinator.adapters.kafka.publisher import ensure_topic
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import libpq_url
+from coordinator.dev.processes import stop_processes
 from coordinator.domain.commands import (
     CancelSync,
     CompleteSync,
@@ -361,13 +362,7 @@ def spawn_projector(log: Path, settings: dict[str, str]) -> subprocess.Popen[byt
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(process, grace=15)
 
 
 def assigned(log: Path) -> list[int]:
