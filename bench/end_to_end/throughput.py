@@ -63,6 +63,8 @@ class Drain:
 
     @property
     def rate(self) -> float:
+        if self.records <= 0 or self.seconds <= 0:
+            raise SystemExit("the backlog was gone before it was first seen: raise --events")
         return self.records / self.seconds
 
 
