@@ -53,8 +53,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE = timedelta(minutes=30)
 KINDS = ("raw", "read", "verify", "rebuild")
 PRELOAD = (
-    "coordinator.adapters.postgres.history",
-    "coordinator.adapters.postgres.shadow_views",
+    "coordinator.replay.history",
+    "coordinator.replay.shadow_views",
     "coordinator.replay.audit",
     "coordinator.replay.swap",
     "coordinator.replay.verify",
@@ -163,7 +163,7 @@ def generate(url: str, events: int, users: int, seed: int) -> int:
 
 def raw_read(url: str) -> int:
     """A plain server-side psycopg cursor over the same query verify and rebuild run."""
-    from coordinator.adapters.postgres.history import ALL_EVENTS
+    from coordinator.replay.history import ALL_EVENTS
 
     rows = 0
     with psycopg.connect(libpq(url)) as conn, conn.cursor(name="bench_raw") as cursor:
@@ -184,7 +184,7 @@ def _proc_status_kb(field: str) -> int | None:
 
 def tool_read(url: str) -> int:
     """The replay tool's own read path alone (chunked streaming, its JSON loader)."""
-    from coordinator.adapters.postgres.history import HistoryReader
+    from coordinator.replay.history import HistoryReader
 
     with HistoryReader(url) as history:
         return sum(1 for _ in history.events())

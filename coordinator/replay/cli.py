@@ -66,7 +66,7 @@ def run_replay(
     except SystemExit as stop:  # argparse has printed the usage error (or the help)
         return int(stop.code or 0)
     from coordinator.adapters.kafka.topic_reader import TopicUnavailable
-    from coordinator.adapters.postgres.shadow_views import RebuildBusy, SwapFailed
+    from coordinator.replay.shadow_views import RebuildBusy, SwapFailed
     from coordinator.service.ports import StoreUnavailable
 
     url = settings.require_database_url()
@@ -82,8 +82,8 @@ def run_replay(
 
 
 def _audit(url: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from coordinator.adapters.postgres.history import HistoryReader
     from coordinator.replay.audit import run_audit
+    from coordinator.replay.history import HistoryReader
 
     with HistoryReader(url) as history:
         return run_audit(
@@ -99,11 +99,11 @@ def _audit(url: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _rebuild(url: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from coordinator.adapters.postgres.history import HistoryReader
-    from coordinator.adapters.postgres.shadow_views import ShadowViews
     from coordinator.replay.diff import write_diff
+    from coordinator.replay.history import HistoryReader
     from coordinator.replay.progress import Progress
     from coordinator.replay.rebuild import fold_into
+    from coordinator.replay.shadow_views import ShadowViews
     from coordinator.replay.swap import describe_merge, promote
 
     promoted = ["status", "tasks"] if args.projection == "all" else [args.projection]
@@ -131,7 +131,7 @@ def _rebuild(url: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 def _verify(
     settings: Settings, url: str, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    from coordinator.adapters.postgres.history import EventLookup, HistoryReader
+    from coordinator.replay.history import EventLookup, HistoryReader
     from coordinator.replay.output import ViolationWriter
     from coordinator.replay.progress import Progress
     from coordinator.replay.verify import verify_store

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, text
 from coordinator.adapters.kafka.event_source import Delivery
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.history import HistoryReader
-from coordinator.adapters.postgres.shadow_views import ShadowViews
 from coordinator.domain.events import Envelope
+from coordinator.replay.history import HistoryReader
 from coordinator.replay.rebuild import fold_into
+from coordinator.replay.shadow_views import ShadowViews
 from coordinator.replay.swap import promote
 from projections.projector import apply_batch
 from projections.store import ProjectionStore

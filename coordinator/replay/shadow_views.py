@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from coordinator.adapters.postgres.history import EVENTS_OF_STREAMS, connect
+from coordinator.replay.history import EVENTS_OF_STREAMS, connect
 from coordinator.replay.records import StoredEvent
 from projections.status_view import StatusRow
 from projections.task_history import TaskRow
