@@ -17,7 +17,7 @@ from coordinator.api.auth import issue_token
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.processes import NotReady, stop_processes, wait_ready
-from coordinator.dev.stack_file import DevStack, remove_stack, write_stack
+from coordinator.dev_stack import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
 CHILDREN = ("api", "relay", "project", "work", "reap")

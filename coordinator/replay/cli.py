@@ -65,8 +65,8 @@ def run_replay(
         args = build_parser().parse_args(list(argv))
     except SystemExit as stop:  # argparse has printed the usage error (or the help)
         return int(stop.code or 0)
-    from coordinator.adapters.kafka.topic_reader import TopicUnavailable
     from coordinator.replay.shadow_views import RebuildBusy, SwapFailed
+    from coordinator.replay.topic_reader import TopicUnavailable
     from coordinator.service.ports import StoreUnavailable
 
     url = settings.require_database_url()
@@ -149,7 +149,7 @@ def _verify(
                 progress=progress,
             )
         else:
-            from coordinator.adapters.kafka.topic_reader import read_topic
+            from coordinator.replay.topic_reader import read_topic
 
             bootstrap, topic = settings.require_kafka_bootstrap(), settings.kafka_topic
             lookup = EventLookup(url)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from coordinator.dev.stack_file import DevStack, remove_stack, write_stack
+from coordinator.dev_stack import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings
 
 

@@ -11,7 +11,7 @@ from kafka.errors import KafkaError
 
 from coordinator.replay.records import TopicRecord
 
-log = logging.getLogger("coordinator.adapters.kafka.topic_reader")
+log = logging.getLogger("coordinator.replay.topic_reader")
 
 
 class TopicUnavailable(Exception):
