@@ -6,13 +6,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
-from coordinator.dev.dovecot import Dovecot, start_dovecot
-from tests import services
+# Imported inside the fixtures: the unit tier is collected with pytest alone (no service
+# libraries installed), and only the tiers that use these fixtures load what they need.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from coordinator.dev.dovecot import Dovecot
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +32,8 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     backend = request.config.getoption("--backend")
     # Not tmp_path_factory: pytest prunes old basetemps, which would pull the data
     # directory from under a server still used by a concurrent run.
+    from tests import services
+
     tmp = Path(tempfile.mkdtemp(prefix="sync-test-pg-"))
     try:
         with services.postgres_server(backend, tmp) as url:
@@ -40,6 +45,8 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    from tests import services
+
     with services.kafka_broker(request.config.getoption("--backend")) as bootstrap:
         yield bootstrap
 
@@ -47,17 +54,23 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shared_database_url(server_url: str) -> str:
     """One migrated database shared by tests that use random user ids."""
+    from tests import services
+
     return services.create_database(server_url)
 
 
 @pytest.fixture
 def database_url(server_url: str) -> str:
     """A database of this test's own (for tests that own the outbox or the relay lock)."""
+    from tests import services
+
     return services.create_database(server_url)
 
 
 @pytest.fixture
 def engine(shared_database_url: str) -> Iterator[Engine]:
+    from coordinator.adapters.postgres.engine import make_engine
+
     engine = make_engine(shared_database_url, pool_size=20)
     yield engine
     engine.dispose()
@@ -66,6 +79,8 @@ def engine(shared_database_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
     """One private Dovecot for the session; each test logs in as users of its own."""
+    from coordinator.dev.dovecot import start_dovecot
+
     root = Path(tempfile.mkdtemp(prefix="sync-test-dovecot-"))
     server = start_dovecot(root)
     try:

@@ -21,7 +21,7 @@ from coordinator.domain.events import (
 )
 from coordinator.domain.user_sync import UserSyncState
 from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, show_time
-from coordinator.telemetry.tracing import trace_id_of
+from coordinator.telemetry.traceparent import trace_id_of
 
 
 def reason(event: Event) -> str:

@@ -84,12 +84,6 @@ def traceparent_of(span: Span) -> str | None:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
-def trace_id_of(traceparent: str | None) -> str | None:
-    """The trace id inside a traceparent (32 hex digits), or None."""
-    parts = (traceparent or "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
-
-
 def context_from(traceparent: str | None) -> Context | None:
     """The remote parent a traceparent names; None starts a new trace."""
     if not traceparent:

@@ -24,7 +24,7 @@ from coordinator.domain.events import Envelope
 from coordinator.replay.cli import run_replay
 from coordinator.service.handlers import Dependencies, handle
 from coordinator.settings import Settings
-from coordinator.telemetry.tracing import trace_id_of
+from coordinator.telemetry.traceparent import trace_id_of
 from tests.integration.test_replay_verify import replay
 from tests.random_refs import random_user
 

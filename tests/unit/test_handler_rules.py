@@ -22,7 +22,6 @@ from coordinator.domain.commands import (
     StartRequested,
 )
 from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
-from coordinator.reaper import reap_once
 from coordinator.service.handlers import (
     Dependencies,
     IdempotencyKeyReused,
@@ -179,14 +178,3 @@ def test_a_batch_answers_each_command_on_its_own(store: MemoryEventStore) -> Non
     assert isinstance(done, TaskOutcome) and done.status == "completed"
     assert isinstance(fresh, StartOutcome) and fresh.outcome == "started"
     assert [e.version for e in store.read_stream(USER)] == list(range(1, 6))
-
-
-def test_the_reaper_pass_expires_every_lapsed_task_once(
-    store: MemoryEventStore, clock: Clock
-) -> None:
-    deps = Dependencies(store, LEASE, 3)
-    start(store)
-    assert reap_once(store, deps) == 0
-    clock.now += LEASE
-    assert (reap_once(store, deps), reap_once(store, deps)) == (1, 0)
-    assert types(store) == ["SyncStarted", "SyncExpired"]

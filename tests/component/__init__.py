@@ -1,0 +1,1 @@
+"""In-process tests that need the stack's libraries (FastAPI, pydantic, jwt...), no service."""

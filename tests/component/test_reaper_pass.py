@@ -1,0 +1,21 @@
+"""The reaper's pass over lapsed leases, on the in-memory store and a settable clock."""
+
+from __future__ import annotations
+
+from coordinator.adapters.memory.event_store import MemoryEventStore
+from coordinator.reaper import reap_once
+from coordinator.service.handlers import Dependencies
+from tests.unit.test_handler_rules import LEASE, Clock, clock, start, store, types
+
+__all__ = ["clock", "store"]  # fixtures
+
+
+def test_the_reaper_pass_expires_every_lapsed_task_once(
+    store: MemoryEventStore, clock: Clock
+) -> None:
+    deps = Dependencies(store, LEASE, 3)
+    start(store)
+    assert reap_once(store, deps) == 0
+    clock.now += LEASE
+    assert (reap_once(store, deps), reap_once(store, deps)) == (1, 0)
+    assert types(store) == ["SyncStarted", "SyncExpired"]
