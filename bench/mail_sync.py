@@ -15,6 +15,7 @@ one sync of the `--large` mailbox. Target: executor rate >= 0.6 of the raw rate.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -142,6 +143,8 @@ def main() -> int:
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="bench-mail-"))
         log(f"logs and data in {tmp}")
+        # The mailboxes (some 225 MB) go when the run ends; the logs stay.
+        stack.callback(shutil.rmtree, tmp / "dovecot", True)
         dovecot = start_dovecot(tmp / "dovecot")
         stack.callback(dovecot.stop)
         log(f"writing mailboxes of {args.messages:,} and {args.large:,} messages ...")
