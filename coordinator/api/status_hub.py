@@ -29,9 +29,9 @@ class HubClosed(Exception):
 class Subscription:
     """One open stream: the newest unsent row of its user, and a wake-up."""
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, after_version: int = -1) -> None:
         self.user_id = user_id
-        self.sent_version = -1
+        self.sent_version = after_version
         self._pending: Row | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -81,8 +81,9 @@ class StatusHub:
         """The event loop the streams run on and how rows are read; once the app starts."""
         self._loop, self._read_rows = loop, read_rows
 
-    def subscribe(self, user_id: str) -> Subscription:
-        """A new stream of this user's rows; TooManyStreams beyond the bound."""
+    def subscribe(self, user_id: str, after_version: int = -1) -> Subscription:
+        """A new stream of this user's rows newer than `after_version`; TooManyStreams
+        beyond the bound."""
         if self._closed:
             raise HubClosed
         with self._lock:
@@ -92,7 +93,7 @@ class StatusHub:
                     f"this user already has {len(streams)} open status streams, the most "
                     f"one API process allows (SYNC_STREAM_MAX_PER_USER); close one first"
                 )
-            subscription = Subscription(user_id)
+            subscription = Subscription(user_id, after_version)
             streams.add(subscription)
         return subscription
 

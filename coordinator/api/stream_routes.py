@@ -71,7 +71,8 @@ async def status_stream(
     hub: StatusHub = request.app.state.status_hub
     try:
         # Subscribed before the first read: a change committed in between is not missed.
-        subscription = hub.subscribe(user_id)
+        after = int(last_event_id) if last_event_id is not None else -1
+        subscription = hub.subscribe(user_id, after)
     except TooManyStreams as error:
         headers = {"Retry-After": str(settings.retry_after_seconds)}
         return problem(
@@ -83,13 +84,15 @@ async def status_stream(
             reason="too_many_streams",
         )
     except HubClosed:
-        return problem(request.scope, 503, "the API is stopping", kind="unavailable")
+        headers = {"Retry-After": str(settings.retry_after_seconds)}
+        return problem(
+            request.scope, 503, "the API is stopping", kind="unavailable", headers=headers
+        )
     try:
         row = await run_in_threadpool(wiring.read_models.status, user_id)
     except Exception:
         hub.unsubscribe(subscription)
         raise
-    subscription.sent_version = int(last_event_id) if last_event_id is not None else -1
     subscription.offer(row or {"user_id": user_id, "last_version": 0})
     events = _events(subscription, settings.stream_heartbeat_seconds)
     return EventStream(events, on_close=lambda: hub.unsubscribe(subscription))

@@ -103,3 +103,17 @@ def test_closing_ends_every_stream_and_refuses_new_ones() -> None:
             hub.subscribe("b")
 
     run(scenario())
+
+
+def test_a_resumed_stream_gets_only_rows_newer_than_its_last_event_id() -> None:
+    async def scenario() -> list[Any]:
+        hub = StatusHub(max_per_user=1)
+        hub.bind(asyncio.get_running_loop(), lambda users: [])
+        stream = hub.subscribe("a", after_version=5)
+        stream.offer(row("a", 5))
+        same = await stream.next_row(0.05)
+        stream.offer(row("a", 6))
+        return [same, await stream.next_row(0.05)]
+
+    same, newer = run(scenario())
+    assert same is None and newer["last_version"] == 6

@@ -96,7 +96,7 @@ def test_stop_cancels_the_running_sync_and_the_next_click_starts_anew(
     assert [t["status"] for t in cancelled] == ["cancelled"]
     assert cancelled[0]["progress_percentage"] < 100
     page.locator("#sync").click()
-    expect(page.locator("#outcome")).to_contain_text("Started a incremental sync")
+    expect(page.locator("#outcome")).to_contain_text("Started an incremental sync")
     expect(page.locator("#tasks tbody tr")).to_have_count(2, timeout=WAIT_MS)
     first_task = cancelled[0]["task_id"]
     assert [t["task_id"] == first_task for t in tasks_of(live_stack, user)] == [False, True]

@@ -67,8 +67,9 @@ function describeClick(answer) {
   const outcome = answer.outcome || (answer.reused ? "joined" : "started");
   outcomes[outcome] = (outcomes[outcome] || 0) + 1;
   const task = answer.task_id;
+  const article = answer.sync_type === "incremental" ? "an" : "a";
   const said = {
-    started: `Started a ${answer.sync_type} sync (${task}).`,
+    started: `Started ${article} ${answer.sync_type} sync (${task}).`,
     joined: `Joined the ${answer.sync_type} sync already running (${task}).`,
     queued: `A full sync is queued: it starts when the running ${answer.sync_type} sync ends.`,
   }[outcome] || `${outcome} (${task})`;
