@@ -27,7 +27,12 @@ from coordinator.api import (
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.fairness import UserGate, UserLines
-from coordinator.api.metrics import CommandMetrics, StoredStateCollector, metrics_folder
+from coordinator.api.metrics import (
+    CommandMetrics,
+    StoredStateCollector,
+    forget_dead_workers,
+    metrics_folder,
+)
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
 from coordinator.api.status_hub import StatusHub
@@ -50,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         folder = metrics_folder()
+        if folder:
+            forget_dead_workers(folder)
         registry = CollectorRegistry()
         metrics = CommandMetrics(registry, shared=folder is not None)
         wiring = bootstrap(

@@ -71,11 +71,19 @@ class TokenVerifier:
         return self._subject(token, from_identity_provider=self.jwks is not None)
 
     def known_user(self, token: str) -> str | None:
-        """The user of a token that passed every check recently, without checking it again;
-        None for any other token (which then takes the full check where it is used)."""
-        return self.cache.get(token, f"{self.jwks is not None}:") or self.cache.get(
+        """The user of a valid token, without waiting: a token verified recently is taken from
+        the cache, a new HS256 one is verified now (and cached for the route that follows).
+        None for an invalid token, and for a new one that would need the identity
+        provider's keys (the route verifies it off the event loop)."""
+        known = self.cache.get(token, f"{self.jwks is not None}:") or self.cache.get(
             token, f"False:{REPORT_SCOPE}"
         )
+        if known is not None or self.jwks is not None:
+            return known
+        try:
+            return self.user(token)
+        except TokenRejected:
+            return None
 
     def reporter(self, token: str | None) -> str:
         """The user id of a worker's report token, which must carry the report scope."""

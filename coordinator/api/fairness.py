@@ -6,8 +6,9 @@ neighbour's request queued behind all of their steps: coalescing kept the storm 
 database pool, but not off the loop. Here, before any of that work, a request of a user who
 already has `active` requests running in this process waits in that user's line, in order,
 holding no thread, connection or CPU; each finished request of the user lets the next one
-in. A user the process has not yet seen with a valid token (no verified token in
-TokenCache) is never held back, so a neighbour is never behind anyone's line.
+in. The user is known from the bearer token, verified here (a verified token is cached,
+so the route does not check it twice); a request without a valid token is not held, and
+is refused by its route.
 Beyond `waiting` requests in a line the answer is 429 with Retry-After.
 """
 
@@ -99,7 +100,7 @@ class UserGate:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self._finished(user, line)  # the place was handed over: pass it on
-            else:
+            elif turn in line.waiting:
                 line.waiting.remove(turn)
             raise
 

@@ -8,9 +8,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
@@ -31,6 +33,19 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mod
 def metrics_folder() -> str | None:
     """The folder that several API workers share their metrics through, if any."""
     return os.environ.get(METRICS_DIR) or None
+
+
+def forget_dead_workers(folder: str) -> None:
+    """Drop the live gauges of workers that died without a clean shutdown: uvicorn starts
+    another in their place, and their last values would stay in the sum for ever."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 class CommandMetrics:

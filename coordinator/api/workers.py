@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.metrics import METRICS_DIR
@@ -40,6 +41,8 @@ def serve(settings: Settings) -> int:
     TokenVerifier.from_settings(settings)  # a bad key stops here, not once per worker
     given = os.environ.get(METRICS_DIR)
     folder = given or tempfile.mkdtemp(prefix="syncctl-metrics-")
+    for stale in Path(folder).glob("*.db"):  # an earlier run's counts would be added in
+        stale.unlink()
     os.environ[METRICS_DIR] = folder
     log.info("%d API workers; metrics of all of them gathered in %s", settings.api_workers, folder)
     try:

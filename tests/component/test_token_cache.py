@@ -40,6 +40,18 @@ def test_a_failure_is_never_remembered() -> None:
     for _ in range(2):
         with pytest.raises(TokenRejected, match="signature"):
             verifier.user(forged)
+    assert verifier.cache.get(forged, "False:") is None
+    assert verifier.known_user(forged) is None
+
+
+def test_the_gate_verifies_a_new_hs256_token_once_for_the_route_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(KEY)
+    token = issue_token("alice", KEY)
+    assert verifier.known_user(token) == "alice"  # verified at the gate, then cached
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: pytest.fail("verified twice"))
+    assert verifier.user(token) == "alice"
 
 
 def test_an_entry_ends_at_exp(monkeypatch: pytest.MonkeyPatch) -> None:

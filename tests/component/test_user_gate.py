@@ -103,3 +103,25 @@ def test_a_request_that_leaves_its_line_frees_no_place_it_did_not_have() -> None
         assert lines.lines == {}
 
     asyncio.run(scenario())
+
+
+def test_a_waiting_request_cancelled_as_its_turn_is_skipped_leaves_cleanly() -> None:
+    async def scenario() -> None:
+        app = App()
+        lines = UserLines()
+        gate = UserGate(app, lines, KNOWN.get, active=1, waiting=5, retry_after=1)
+        first = asyncio.ensure_future(call(gate, "a", "storm-token"))
+        second = asyncio.ensure_future(call(gate, "b", "storm-token"))
+        third = asyncio.ensure_future(call(gate, "c", "storm-token"))
+        await settle()
+        # In one loop turn "a" finishes (skipping b's turn, cancelled at once) before "b"
+        # itself sees its cancellation.
+        app.release["a"].set()
+        second.cancel()
+        await settle()
+        assert second.cancelled() and app.started == ["a", "c"]
+        app.release["c"].set()
+        assert [(await first)["status"], (await third)["status"]] == [200, 200]
+        assert lines.lines == {}
+
+    asyncio.run(scenario())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -42,3 +43,29 @@ def test_workers_share_the_port_the_user_lock_and_their_metrics(
     assert scraped == [60] * 8, "every worker's /metrics shows the clicks of both"
     for pid in workers:  # stopping the API stops its workers
         assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_a_killed_worker_leaves_no_live_gauge_and_old_counts_are_not_added(
+    shared_database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"an earlier run's counts")
+    with running_api(
+        shared_database_url, api_workers="2", extra_env={"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    ) as api:
+        deadline = time.monotonic() + 30
+        while len(children(api.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (folder / "counter_1.db").exists()
+        killed = children(api.process.pid)[0]
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while killed in children(api.process.pid) or len(children(api.process.pid)) < 2:
+            assert time.monotonic() < deadline, "uvicorn did not replace the killed worker"
+            time.sleep(0.1)
+        while not list(folder.glob("gauge_livesum_*.db")) or any(
+            f.name.endswith(f"_{killed}.db") for f in folder.glob("gauge_live*.db")
+        ):
+            assert time.monotonic() < deadline, "the killed worker's live gauges stayed"
+            time.sleep(0.1)
