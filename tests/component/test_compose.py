@@ -50,8 +50,12 @@ def interpolated(values: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-# .env.example with its two secrets filled in, the way README tells a newcomer to.
-FILLED = env_example() | {"SYNC_JWT_SECRET": "k" * 44, "POSTGRES_PASSWORD": "c0ffee"}
+# .env.example with its three secrets filled in, the way README tells a newcomer to.
+FILLED = env_example() | {
+    "SYNC_JWT_SECRET": "k" * 44,
+    "POSTGRES_PASSWORD": "c0ffee",
+    "SYNC_MAIL_KEY": "Dd5cCNXMBE-WsMKTHhrH6o2yUe2tKyqD0cFRfbKOGTM=",
+}
 COMPOSE = interpolated(FILLED)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 RAW_SERVICES: dict[str, dict[str, Any]] = yaml.safe_load(RAW_TEXT)["services"]
@@ -63,10 +67,10 @@ TOPIC_LAYOUT = {"SYNC_KAFKA_REPLICATION_FACTOR", "SYNC_KAFKA_MIN_INSYNC_REPLICAS
 NEEDS: dict[str, set[str]] = {
     "migrate": {DATABASE},
     "topic": {KAFKA, *TOPIC_LAYOUT},
-    "api": {DATABASE, JWT, "SYNC_API_HOST"},
+    "api": {DATABASE, JWT, "SYNC_API_HOST", "SYNC_MAIL_KEY"},
     "relay": {DATABASE, KAFKA, *TOPIC_LAYOUT},
     "project": {DATABASE, KAFKA},
-    "work": {KAFKA, JWT, "SYNC_API_URL"},
+    "work": {KAFKA, JWT, "SYNC_API_URL", DATABASE, "SYNC_MAIL_KEY", "SYNC_WORKER_EXECUTOR"},
     "reap": {DATABASE},
     "webhooks": {DATABASE, KAFKA, "SYNC_WEBHOOK_URL", "SYNC_WEBHOOK_SECRET"},
 }
