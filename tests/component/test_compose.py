@@ -258,3 +258,11 @@ def test_the_image_holds_every_package_and_runs_syncctl() -> None:
     copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE))
     assert packages <= copied
     assert "COPY pyproject.toml README.md ./" in dockerfile
+
+
+def test_every_process_logs_and_traces_the_same_way() -> None:
+    for name in APP:
+        settings = env(name)
+        assert settings["SYNC_LOG_FORMAT"] == "json", name
+        assert settings["OTEL_TRACES_EXPORTER"] == "none", f"{name}: traces off unless asked"
+        assert urlsplit(settings["OTEL_EXPORTER_OTLP_ENDPOINT"]).scheme == "http", name
