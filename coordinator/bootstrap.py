@@ -11,10 +11,10 @@ from sqlalchemy import Engine, text
 from coordinator.adapters.postgres.engine import make_engine, translated_errors
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore
-from coordinator.adapters.postgres.read_models import ReadModels
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies
 from coordinator.settings import Settings
+from projections.read_models import ReadModels
 
 
 @dataclass

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from coordinator.adapters.postgres.status_listener import StatusListener
 from coordinator.api import (
     account_routes,
     cancel_routes,
@@ -39,6 +38,7 @@ from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
 from coordinator.bootstrap import bootstrap
 from coordinator.settings import Settings
+from projections.status_listener import StatusListener
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
 ACCOUNT_PATH = "/accounts/imap"

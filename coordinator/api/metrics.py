@@ -16,7 +16,6 @@ from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
-from coordinator.adapters.postgres.read_models import ReadModels
 from coordinator.domain.user_sync import TaskFenced
 from coordinator.service.ports import (
     ClientGone,
@@ -25,6 +24,7 @@ from coordinator.service.ports import (
     QueueFull,
     StoreUnavailable,
 )
+from projections.read_models import ReadModels
 
 log = logging.getLogger("coordinator.metrics")
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode

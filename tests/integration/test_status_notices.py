@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.adapters.postgres.status_listener import StatusListener
 from projections import status_notices
+from projections.status_listener import StatusListener
 from projections.status_view import StatusRow
 from projections.store import ProjectionStore
 from tests.random_refs import random_user
