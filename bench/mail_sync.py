@@ -89,6 +89,7 @@ class System:
             "SYNC_API_URL": self.api_url,
             "SYNC_WORKER_EXECUTOR": "imap",
             "SYNC_MAIL_KEY": new_key(),
+            "SYNC_MAIL_ALLOWED_HOSTS": "127.0.0.1",  # the private Dovecot
             "SYNC_MAIL_BATCH_SIZE": str(BATCH),
         }
         self._stack, self._tmp = stack, tmp

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     )
     mail_allowed_hosts: str = Field(
         default="",
-        description="IMAP hosts accounts may name, comma-separated; empty: any host",
+        description="IMAP hosts accounts may name, comma-separated; empty: any public address",
     )
     mail_batch_size: int = Field(default=200, ge=1, le=5000, description="Messages per fetch")
     mail_raw_max_bytes: int = Field(

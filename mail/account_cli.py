@@ -9,6 +9,7 @@ import sys
 
 from coordinator.settings import Settings
 from mail.accounts import AccountStore, ImapAccount
+from mail.address_policy import allowed_hosts
 from mail.database import mail_engine
 from mail.imap_connection import MailProblem, verify
 from mail.password_box import PasswordBox
@@ -40,7 +41,7 @@ def run_accounts(settings: Settings, argv: list[str]) -> int:
     store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
     try:
         if args.action == "set":
-            return _set(store, args)
+            return _set(store, args, allowed_hosts(settings.mail_allowed_hosts))
         if args.action == "show":
             view = store.describe(args.user_id)
             if view is None:
@@ -58,7 +59,7 @@ def run_accounts(settings: Settings, argv: list[str]) -> int:
         engine.dispose()
 
 
-def _set(store: AccountStore, args: argparse.Namespace) -> int:
+def _set(store: AccountStore, args: argparse.Namespace, allowed: frozenset[str]) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -76,7 +77,7 @@ def _set(store: AccountStore, args: argparse.Namespace) -> int:
     )
     if args.verify:
         try:
-            verify(account)
+            verify(account, allowed)
         except MailProblem as error:
             print(f"not saved: {error}", file=sys.stderr)
             return 1

@@ -11,37 +11,33 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mail.accounts import ImapAccount
+from mail.address_policy import HostRefused, resolve
+from mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
+from mail.pinned_client import Deadline, PinnedClient
 
-
-class MailProblem(Exception):
-    """The sync cannot go on; the message is the reason shown to the user."""
-
-
-class LoginRefused(MailProblem):
-    """The server answered and refused these credentials."""
-
-
-class Unreachable(MailProblem):
-    """No connection after the bounded retries."""
-
-
-class TlsFailed(MailProblem):
-    """The TLS handshake failed: wrong port, wrong security setting or a bad certificate."""
+__all__ = ["HostRefused", "LoginRefused", "MailProblem", "TlsFailed", "Unreachable"]
+NOT_IMAP = "the server did not answer as an IMAP server"
 
 
 def connect(
     account: ImapAccount,
     *,
+    allowed_hosts: frozenset[str],
     attempts: int = 3,
     timeout: float = 30.0,
     first_backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: Deadline | None = None,
 ) -> IMAPClient:
-    """A logged-in client; connection failures are retried `attempts` times, others are not."""
+    """A logged-in client; connection failures are retried `attempts` times, others are not.
+
+    The host is resolved once and must pass the address policy (HostRefused otherwise).
+    """
+    address = resolve(account.host, account.port, allowed_hosts)
     delay = first_backoff
     for attempt in range(1, attempts + 1):
         try:
-            client = _open(account, timeout)
+            client = _open(account, address, timeout, deadline)
         except ssl.SSLError as error:
             raise TlsFailed(
                 f"TLS with the IMAP server at {account.address()} failed ({_said(error)}); "
@@ -49,9 +45,11 @@ def connect(
             ) from None
         except (OSError, imaplib.IMAP4.error) as error:
             if attempt == attempts:
+                # A non-IMAP greeting is never echoed: it could be any internal service's banner.
+                said = NOT_IMAP if isinstance(error, imaplib.IMAP4.error) else _said(error)
                 raise Unreachable(
                     f"IMAP server at {account.address()} unreachable after {attempts} "
-                    f"attempts: {_said(error)}"
+                    f"attempts: {said}"
                 ) from None
             sleep(delay)
             delay *= 2
@@ -60,13 +58,22 @@ def connect(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _open(account: ImapAccount, timeout: float) -> IMAPClient:
+def _open(
+    account: ImapAccount, address: str, timeout: float, deadline: Deadline | None
+) -> IMAPClient:
     context = ssl.create_default_context()
     if account.security == "tls":
-        return IMAPClient(
-            account.host, account.port, ssl=True, ssl_context=context, timeout=timeout
+        return PinnedClient(
+            account.host,
+            account.port,
+            address,
+            ssl_context=context,
+            timeout=timeout,
+            deadline=deadline,
         )
-    client = IMAPClient(account.host, account.port, ssl=False, timeout=timeout)
+    client = PinnedClient(
+        account.host, account.port, address, ssl_context=None, timeout=timeout, deadline=deadline
+    )
     if account.security == "starttls":
         try:
             client.starttls(context)
@@ -99,15 +106,38 @@ def _login(client: IMAPClient, account: ImapAccount) -> IMAPClient:
     return client
 
 
-def verify(account: ImapAccount, timeout: float = 10.0) -> None:
-    """Log in once and check the named folders exist; raises MailProblem with the reason."""
-    client = connect(account, attempts=1, timeout=timeout)
-    try:
-        for folder in account.folders or ():
-            if not client.folder_exists(folder):
-                raise MailProblem(f"the IMAP server has no folder {folder!r}")
-    finally:
-        _quietly_logout(client)
+def verify(account: ImapAccount, allowed_hosts: frozenset[str], timeout: float = 10.0) -> None:
+    """Log in once and check the named folders exist, all within `timeout` seconds in total.
+
+    Raises MailProblem with the reason (HostRefused before any connection).
+    """
+    with Deadline(timeout) as deadline:
+        try:
+            client = connect(
+                account,
+                allowed_hosts=allowed_hosts,
+                attempts=1,
+                timeout=timeout,
+                deadline=deadline,
+            )
+            try:
+                for folder in account.folders or ():
+                    if not client.folder_exists(folder):
+                        raise MailProblem(f"the IMAP server has no folder {folder!r}")
+            finally:
+                _quietly_logout(client)
+        except (MailProblem, OSError, imaplib.IMAP4.error, IMAPClientError) as error:
+            if deadline.expired:
+                raise MailProblem(
+                    f"the IMAP server at {account.address()} did not complete the login and "
+                    f"folder check within {timeout:g} s"
+                ) from None
+            if isinstance(error, MailProblem):
+                raise
+            raise Unreachable(
+                f"connection to the IMAP server at {account.address()} lost during the check: "
+                f"{_said(error)}"
+            ) from None
 
 
 def _quietly_logout(client: IMAPClient) -> None:

@@ -6,7 +6,6 @@ import imaplib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
-    host_allowed: Callable[[str], bool] = lambda host: True
+    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
 
 
 class ImapExecutor:
@@ -53,11 +52,10 @@ class ImapExecutor:
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
         s = self._settings
-        if not s.host_allowed(account.host):
-            raise TaskFailed(f"host {account.host!r} is not one this service may connect to")
         try:
             client = connect(
                 account,
+                allowed_hosts=s.allowed_hosts,
                 attempts=s.connect_attempts,
                 timeout=s.timeout_seconds,
                 first_backoff=s.first_backoff_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from consumers.imap.executor import ImapExecutor, ImapSettings
 from coordinator.settings import Settings
 from mail.accounts import AccountStore
+from mail.address_policy import allowed_hosts
 from mail.database import mail_engine
 from mail.message_store import MessageStore
 from mail.password_box import PasswordBox
@@ -17,7 +18,7 @@ def imap_settings(settings: Settings) -> ImapSettings:
         connect_attempts=settings.mail_connect_attempts,
         timeout_seconds=settings.mail_timeout_seconds,
         report_every_seconds=settings.mail_report_every_seconds,
-        host_allowed=settings.mail_host_allowed,
+        allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
     )
 
 

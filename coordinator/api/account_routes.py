@@ -4,31 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from coordinator.api.deps import SettingsDep, UserId
-from coordinator.api.mail_deps import AccountsDep
+from coordinator.api.deps import UserId
+from coordinator.api.mail_deps import AccountChecks, AccountsDep, ChecksDep
 from coordinator.api.mail_schemas import AccountRequest, AccountResponse
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
 from mail.accounts import AccountView, ImapAccount
+from mail.address_policy import HostRefused, resolve
 from mail.imap_connection import MailProblem, verify
 
 router = APIRouter(prefix="/accounts", tags=["mail"])
-VERIFY_TIMEOUT_SECONDS = 10.0
+VERIFY_TIMEOUT_SECONDS = 10.0  # the whole check: connect, greeting, TLS, login, folders
 
 
 @router.put(
     "/imap",
     response_model=AccountResponse,
-    responses=problem_responses(*AUTHENTICATED),
+    responses=problem_responses(*AUTHENTICATED, 429),
 )
 async def put_account(
     body: AccountRequest,
     user_id: UserId,
     accounts: AccountsDep,
-    settings: SettingsDep,
+    checks: ChecksDep,
     request: Request,
     verify_login: Annotated[
         bool,
@@ -44,16 +46,40 @@ async def put_account(
         password=body.password,
         folders=tuple(body.folders) if body.folders is not None else None,
     )
-    if not settings.mail_host_allowed(body.host):
-        detail = f"host {body.host!r} is not one this service may connect to"
-        return problem(request.scope, 422, detail, kind="mail-host-not-allowed")
-    if verify_login:
-        try:
-            await run_in_threadpool(verify, account, VERIFY_TIMEOUT_SECONDS)
-        except MailProblem as error:
-            return problem(request.scope, 422, str(error), kind="mail-login-failed", reason="imap")
+    busy = _busy(checks, user_id)
+    if busy:
+        headers = {"Retry-After": str(int(VERIFY_TIMEOUT_SECONDS))}
+        return problem(request.scope, 429, busy, kind="mail-check-busy", headers=headers)
+    checks.running.add(user_id)
+    try:
+        await anyio.to_thread.run_sync(
+            _check, account, checks, verify_login, limiter=checks.limiter
+        )
+    except HostRefused as error:
+        return problem(request.scope, 422, str(error), kind="mail-host-not-allowed")
+    except MailProblem as error:
+        return problem(request.scope, 422, str(error), kind="mail-login-failed", reason="imap")
+    finally:
+        checks.running.discard(user_id)
     view = await run_in_threadpool(accounts.put, user_id, account)
     return _response(view)
+
+
+def _busy(checks: AccountChecks, user_id: str) -> str | None:
+    """Why no check can start now, or None."""
+    if user_id in checks.running:
+        return "a check of this user's account is already running; retry when it has answered"
+    if checks.limiter.available_tokens < 1:
+        return "too many account checks are running; retry in a few seconds"
+    return None
+
+
+def _check(account: ImapAccount, checks: AccountChecks, login: bool) -> None:
+    """The host's address must be allowed; with `login`, the login and folders too (bounded)."""
+    if login:
+        verify(account, checks.allowed_hosts, VERIFY_TIMEOUT_SECONDS)
+    else:
+        resolve(account.host, account.port, checks.allowed_hosts)
 
 
 @router.get(

@@ -15,6 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from coordinator.api import (
     account_routes,
     cancel_routes,
+    mail_deps,
     mail_routes,
     ops_routes,
     page_routes,
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in routes:
         app.include_router(module.router)
     page_routes.install(app)
+    mail_deps.install(app, settings)
     for module in (account_routes, mail_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)

@@ -35,10 +35,14 @@ SUBJECTS = (
 
 def kept_secret(path: Path, make: str) -> str:
     """A value generated once and kept (mode 600) in the data dir."""
-    if not path.exists():
-        path.write_text(make)
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        # Created with its final mode: the secret is never readable by others, even briefly.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as kept:
+        kept.write(make)
+    return make.strip()
 
 
 def start_dev_mail(
@@ -69,6 +73,9 @@ def start_dev_mail(
     password = kept_secret(root / "demo_password", secrets.token_urlsafe(16))
     server.add_user(DEMO_LOGIN, password)
     account = ImapAccount(server.host, port, "none", DEMO_LOGIN, password)
+    # A loopback host is refused unless listed (mail.address_policy): list this private one.
+    listed = [h for h in settings.mail_allowed_hosts.split(",") if h.strip()]
+    env["SYNC_MAIL_ALLOWED_HOSTS"] = ",".join([*listed, server.host])
     seeded = _seed(account)
     engine = mail_engine(database_url, pool_size=1)
     try:

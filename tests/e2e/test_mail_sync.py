@@ -69,6 +69,7 @@ def test_killed_worker_resumes_from_the_checkpoint_and_failures_are_said(
         components=EVERYTHING,
         worker_executor="imap",
         mail_key=new_key(),
+        mail_allowed_hosts="127.0.0.1",  # the test Dovecot
         mail_batch_size="10",
         mail_report_every_seconds="0.2",
         reuse_window_seconds="5",  # a stalled worker on a busy machine keeps its task

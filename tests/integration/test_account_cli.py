@@ -22,6 +22,7 @@ def test_set_show_delete(
 ) -> None:
     monkeypatch.setenv("SYNC_DATABASE_URL", shared_database_url)
     monkeypatch.setenv("SYNC_MAIL_KEY", new_key())
+    monkeypatch.setenv("SYNC_MAIL_ALLOWED_HOSTS", "127.0.0.1")  # the test Dovecot
     user, login = random_user(), new_login(dovecot)
     where = ["--host", login.host, "--port", str(login.port), "--security", "none"]
     command = ["accounts", "set", user, *where, "--username", login.username, "--verify"]
