@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -62,7 +63,7 @@ def _decode(cursor: str) -> tuple[datetime, str, int]:
         at, folder, uid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         received_at = datetime.fromisoformat(at)
         valid = (
-            isinstance(folder, str)
+            _folder_name(folder)
             and isinstance(uid, int)
             and received_at.tzinfo is not None
             and 0 < uid < 2**32
@@ -72,3 +73,17 @@ def _decode(cursor: str) -> tuple[datetime, str, int]:
     if not valid:
         raise HTTPException(422, "cursor is not one this API returned")
     return received_at, folder, uid
+
+
+def _folder_name(folder: object) -> bool:
+    """What a stored folder name can be: printable, at most 200 characters, UTF-8 encodable
+    (no lone surrogate, no NUL: PostgreSQL refuses those with an error, not an empty page)."""
+    if not isinstance(folder, str) or not 0 < len(folder) <= 200:
+        return False
+    if not re.fullmatch(PRINTABLE, folder):
+        return False
+    try:
+        folder.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

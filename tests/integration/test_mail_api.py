@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -150,9 +152,34 @@ def test_messages_page_newest_first_and_users_never_see_each_other(
     assert bob_sees and all(m["message_id"].startswith("<bob-") for m in bob_sees)
 
 
-def test_a_cursor_this_api_did_not_make_is_a_422(client: TestClient) -> None:
-    answer = client.get("/mail/messages?cursor=bm90LWpzb24=", headers=as_user("u"))
-    assert answer.status_code == 422 and "cursor" in answer.json()["detail"]
+def crafted(at: Any, folder: Any, uid: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at, folder, uid]).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "bm90LWpzb24=",  # not JSON
+        crafted("2026-01-01T00:00:00+00:00", "\x00", 1),
+        crafted("2026-01-01T00:00:00+00:00", "\ud800", 1),
+        crafted("2026-01-01T00:00:00+00:00", "In\nbox", 1),
+        crafted("2026-01-01T00:00:00+00:00", "", 1),
+        crafted("2026-01-01T00:00:00+00:00", "x" * 201, 1),
+        crafted("2026-01-01T00:00:00+00:00", 7, 1),
+        crafted("2026-01-01T00:00:00", "INBOX", 1),
+        crafted("2026-01-01T00:00:00+00:00", "INBOX", 0),
+    ],
+)
+def test_a_cursor_this_api_did_not_make_is_a_422(client: TestClient, cursor: str) -> None:
+    answer = client.get("/mail/messages", params={"cursor": cursor}, headers=as_user("u"))
+    assert answer.status_code == 422, answer.text
+    assert "cursor" in answer.json()["detail"]
+
+
+def test_a_well_formed_cursor_pages_on(client: TestClient) -> None:
+    cursor = crafted("2026-01-01T00:00:00+00:00", "Ärchiv/2026 ✓", 5)
+    answer = client.get("/mail/messages", params={"cursor": cursor}, headers=as_user("u"))
+    assert answer.status_code == 200 and answer.json()["messages"] == []
 
 
 def test_without_a_mail_key_accounts_are_unavailable(shared_database_url: str) -> None:
