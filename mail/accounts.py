@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -37,7 +37,7 @@ class ImapAccount:
     port: int
     security: Security
     username: str
-    password: str
+    password: str = field(repr=False)  # never in a log line or a traceback
     folders: tuple[str, ...] | None = None
 
     def address(self) -> str:
