@@ -12,6 +12,7 @@ from coordinator.telemetry import tracing
 
 log = logging.getLogger("consumers.coordinator_client")
 REPORT_SCOPE = "sync:report"
+RETRIED = frozenset({429, 503})  # busy or unavailable: worth asking again
 
 
 class Fenced(Exception):
@@ -19,18 +20,24 @@ class Fenced(Exception):
 
 
 class ReportFailed(Exception):
-    """The coordinator could not be reached after retries."""
+    """The coordinator refused the report, or was unreachable or busy through every retry."""
 
 
 class CoordinatorClient:
     """POSTs progress, completion and failure; retries what is worth retrying."""
 
     def __init__(
-        self, base_url: str, token_for: Any, attempts: int = 5, timeout: float = 10.0
+        self,
+        base_url: str,
+        token_for: Any,
+        attempts: int = 5,
+        timeout: float = 10.0,
+        longest_wait: float = 10.0,
     ) -> None:
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
         self._token_for = token_for
         self._attempts = attempts
+        self._longest_wait = longest_wait  # a Retry-After beyond it is cut to it
 
     def progress(self, user_id: str, task_id: str, percent: float, stats: dict[str, Any]) -> None:
         self._post(user_id, task_id, "progress", {"percent": percent, "stats": stats})
@@ -65,11 +72,33 @@ class CoordinatorClient:
                     raise Fenced(answer.json().get("detail", "not the live task"))
                 if answer.status_code < 300:
                     return
-                if answer.status_code != 503:
+                if answer.status_code not in RETRIED:
                     raise ReportFailed(f"{what} of {task_id}: {answer.status_code} {answer.text}")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        raise ReportFailed(f"{what} of {task_id}: coordinator unreachable")
+                # Busy (the user's admission gate, a full command queue) or unavailable: the
+                # report is still wanted, after the time the coordinator asks for.
+                log.warning(
+                    "report %s of %s answered %d, attempt %d",
+                    what,
+                    task_id,
+                    answer.status_code,
+                    attempt,
+                )
+                if attempt < self._attempts:
+                    time.sleep(self._wait(answer, delay))
+                    delay = min(delay * 2, 5.0)
+                continue
+            if attempt < self._attempts:
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise ReportFailed(f"{what} of {task_id}: coordinator unreachable or busy")
+
+    def _wait(self, answer: httpx.Response, backoff: float) -> float:
+        """Retry-After in seconds (bounded by longest_wait), else the backoff."""
+        try:
+            asked = float(answer.headers.get("Retry-After", ""))
+        except ValueError:
+            return backoff
+        return min(max(asked, 0.0), self._longest_wait)
 
     def close(self) -> None:
         self._http.close()
