@@ -123,5 +123,8 @@ class AccountStore:
 
 
 def _delete(conn: Connection, user_id: str) -> bool:
+    # The row first: a sync starting a folder over holds it (FOR SHARE) until its checkpoint is
+    # written, so that checkpoint is either refused or committed before the mail is forgotten.
+    conn.execute(IDENTITY, {"user_id": user_id})
     forget_user_mail(conn, user_id)
     return conn.execute(DELETE, {"user_id": user_id}).rowcount > 0

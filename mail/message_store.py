@@ -28,6 +28,10 @@ CHECKPOINT = text(
 LOCK_CHECKPOINT = text(
     "SELECT uidvalidity FROM mail_folders WHERE user_id = :user_id AND folder = :folder FOR UPDATE"
 )
+OWNER_STILL_THERE = text(
+    "SELECT 1 FROM mail_accounts WHERE user_id = :user_id AND host = :host AND port = :port "
+    "AND username = :username FOR SHARE"
+)
 START_OVER = text(
     "INSERT INTO mail_folders (user_id, folder, uidvalidity, highest_uid) "
     "VALUES (:user_id, :folder, :uidvalidity, 0) ON CONFLICT (user_id, folder) DO UPDATE "
@@ -62,7 +66,17 @@ PAGE = text(
 
 
 class FolderMoved(Exception):
-    """The folder's checkpoint names another UIDVALIDITY: a newer sync started it over."""
+    """The folder's checkpoint names another UIDVALIDITY: a newer sync started it over; or the
+    account the sync loaded was removed or now names another mailbox."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The account a sync loaded (the mailbox its UIDs belong to)."""
+
+    host: str
+    port: int
+    username: str
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,20 @@ class MessageStore:
             row = conn.execute(CHECKPOINT, {"user_id": user_id, "folder": folder}).one_or_none()
         return Checkpoint(int(row[0]), int(row[1])) if row else None
 
-    def start_over(self, ref: FolderRef) -> None:
-        """Forget the folder's messages and checkpoint: its UIDs start again (new UIDVALIDITY)."""
+    def start_over(self, ref: FolderRef, owner: Owner) -> None:
+        """Forget the folder's messages and checkpoint: its UIDs start again (new UIDVALIDITY).
+
+        Only while mail_accounts still holds `owner` for the user (the row is held until the
+        checkpoint is written): an account deleted or pointed at another mailbox meanwhile has
+        had its mail forgotten, which this must not bring back (FolderMoved).
+        """
         with database_errors(), self._engine.begin() as conn:
+            params = {"user_id": ref.user_id, **owner.__dict__}
+            if conn.execute(OWNER_STILL_THERE, params).first() is None:
+                raise FolderMoved(
+                    f"the IMAP account was removed or changed while this sync ran (folder "
+                    f"{ref.folder!r} not started)"
+                )
             conn.execute(DROP_FOLDER_MESSAGES, ref.params())
             conn.execute(START_OVER, ref.params())
 

@@ -17,7 +17,7 @@ from consumers.imap import folder_sync
 from mail.accounts import AccountStore, ImapAccount
 from mail.database import MailStoreUnavailable
 from mail.imap_connection import MailProblem, close, connect
-from mail.message_store import FolderMoved, MessageStore
+from mail.message_store import FolderMoved, MessageStore, Owner
 from mail.password_box import UnreadablePassword
 
 log = logging.getLogger("consumers.imap")
@@ -91,18 +91,22 @@ class ImapExecutor:
         started = time.monotonic()
         full = task.sync_type == "full"
         address = account.address()
+        owner = Owner(account.host, account.port, account.username)
         folders = _folders(client, account)
         if full:
             for gone in set(self._messages.synced_folders(task.user_id)) - set(folders):
                 self._messages.drop_folder(task.user_id, gone)
-        plans = [
-            folder_sync.plan(client, self._messages, task.user_id, f, full, address)
-            for f in folders
-        ]
+        plans = []
+        for folder in folders:  # one SELECT and SEARCH each: a cancel must not wait for all
+            _check_stop(stopping, f"planning {folder!r}")
+            plans.append(
+                folder_sync.plan(client, self._messages, task.user_id, folder, full, owner)
+            )
         progress = _Progress(report, sum(len(p.to_fetch) for p in plans), stopping, self._settings)
         progress.report_now()
         totals = folder_sync.FolderOutcome()
         for folder_plan in plans:
+            _check_stop(stopping, f"syncing {folder_plan.ref.folder!r}")
             outcome = folder_sync.run(
                 client,
                 self._messages,
@@ -111,6 +115,7 @@ class ImapExecutor:
                 raw_max_bytes=self._settings.raw_max_bytes,
                 address=address,
                 after_batch=progress.advance,
+                check_stop=lambda doing: _check_stop(stopping, doing),
             )
             totals.fetched += outcome.fetched
             totals.flags_updated += outcome.flags_updated
@@ -153,6 +158,11 @@ class _Progress:
         percent = 100.0 * self.done / self.total if self.total else 0.0
         self._report(percent, {"fetched": self.done, "total": self.total})
         self._last = time.monotonic()
+
+
+def _check_stop(stopping: threading.Event, doing: str) -> None:
+    if stopping.is_set():
+        raise Stopped(f"stopped while {doing}; the next sync resumes from the last committed batch")
 
 
 def _folders(client: IMAPClient, account: ImapAccount) -> list[str]:

@@ -20,7 +20,7 @@ from consumers.imap.fast_fetch import fetch_raw
 from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, flags_of, stored
 from mail.imap_connection import MailProblem
 from mail.message_batch import FolderRef
-from mail.message_store import MessageStore
+from mail.message_store import MessageStore, Owner
 
 FLAG_CHUNK = 1000  # UIDs whose flags are compared per round trip
 
@@ -53,14 +53,19 @@ def select(client: IMAPClient, folder: str, address: str) -> dict[bytes, Any]:
 
 
 def plan(
-    client: IMAPClient, store: MessageStore, user_id: str, folder: str, full: bool, address: str
+    client: IMAPClient,
+    store: MessageStore,
+    user_id: str,
+    folder: str,
+    full: bool,
+    owner: Owner,
 ) -> FolderPlan:
-    info = select(client, folder, address)
+    info = select(client, folder, f"{owner.host}:{owner.port}")
     ref = FolderRef(user_id, folder, int(info[b"UIDVALIDITY"]))
     checkpoint = store.checkpoint(user_id, folder)
     started_over = checkpoint is None or checkpoint.uidvalidity != ref.uidvalidity
     if started_over:
-        store.start_over(ref)
+        store.start_over(ref, owner)
     highest = 0 if started_over or checkpoint is None else checkpoint.highest_uid
     if int(info.get(b"EXISTS", 0)) == 0:
         server: list[int] = []
@@ -93,8 +98,10 @@ def run(
     raw_max_bytes: int,
     address: str,
     after_batch: Callable[[int], None],
+    check_stop: Callable[[str], None],
 ) -> FolderOutcome:
-    """Carry out the plan; `after_batch(n)` is called after each committed batch of fetches."""
+    """Carry out the plan; `after_batch(n)` is called after each committed batch of fetches,
+    `check_stop(doing)` before each round trip that fetches nothing (it raises to stop)."""
     ref = folder_plan.ref
     outcome = FolderOutcome()
     info = select(client, ref.folder, address)
@@ -127,6 +134,7 @@ def run(
             outcome.fetched += writing.result()
             after_batch(planned)
     for chunk in _chunks(folder_plan.stored_uids, FLAG_CHUNK):
+        check_stop(f"refreshing the flags of {ref.folder!r}")
         outcome.flags_updated += _refresh_flags(client, store, ref, chunk)
     store.remove(ref, folder_plan.expunged)
     outcome.removed = len(folder_plan.expunged)

@@ -156,11 +156,16 @@ def test_shutdown_past_grace_stops_between_batches(engine: Engine, dovecot: Dove
     append(account, 30)
     user = register(engine, account)
     stopping = threading.Event()
-    stopping.set()
+
+    def stop_after_first_batch(percent: float, stats: dict[str, Any]) -> None:
+        if stats["fetched"]:
+            stopping.set()  # batch 2 is being written as this report is sent
+
     with pytest.raises(Stopped, match="resumes"):
-        executor(engine).run(TaskSpec(user, "t", "incremental"), Reports(), stopping)
-    assert len(stored(engine, user)) == FAST.batch_size  # the batch in hand is committed
-    assert sync(engine, user)["fetched"] == 30 - FAST.batch_size  # resumed from there
+        executor(engine).run(TaskSpec(user, "t", "incremental"), stop_after_first_batch, stopping)
+    kept = 2 * FAST.batch_size  # the batch in hand when the stop came is committed too
+    assert len(stored(engine, user)) == kept
+    assert sync(engine, user)["fetched"] == 30 - kept  # resumed from there
 
 
 def failure(engine: Engine, account: ImapAccount) -> str:
