@@ -223,11 +223,6 @@ class Settings(BaseSettings):
             )
         return key
 
-    def mail_host_allowed(self, host: str) -> bool:
-        """Whether accounts may name this host (the API and the worker connect to it)."""
-        allowed = {h.strip().lower() for h in self.mail_allowed_hosts.split(",") if h.strip()}
-        return not allowed or host.lower() in allowed
-
     def require_kafka_bootstrap(self) -> str:
         """The Kafka bootstrap servers (else the running `syncctl dev`'s), or a clear error."""
         bootstrap = self.kafka_bootstrap or self._from_dev_stack("SYNC_KAFKA_BOOTSTRAP")

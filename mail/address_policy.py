@@ -38,8 +38,9 @@ def resolve(host: str, port: int, allowed: frozenset[str]) -> str:
         raise HostRefused(f"host {host!r} cannot be resolved ({error})") from None
     address = str(found[0][4][0])
     if not listed and not _public(address):
+        # The address itself is not said: it would map internal names for whoever asks.
         raise HostRefused(
-            f"host {host!r} is {address}, not a public address; this service connects to "
+            f"host {host!r} does not resolve to a public address; this service connects to "
             "loopback, private, link-local, multicast or unspecified addresses only when "
             "SYNC_MAIL_ALLOWED_HOSTS names the host"
         )
