@@ -152,6 +152,11 @@ class TokenVerifier:
             raise TokenRejected("malformed", f"invalid token: {error}") from None
 
 
+def expiry_of(token: str) -> float:
+    """The `exp` of a token already verified (so it has a finite numeric one)."""
+    return float(_parse(token)[1]["exp"])
+
+
 def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and unverified claims of a bounded token; claims are type-checked before use."""
     if len(token) > MAX_TOKEN_LENGTH:

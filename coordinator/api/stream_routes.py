@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -10,7 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from coordinator.api.deps import SettingsDep, UserId, WiringDep
+from coordinator.api.auth import expiry_of
+from coordinator.api.deps import Credentials, SettingsDep, UserId, WiringDep
 from coordinator.api.openapi import AUTHENTICATED, RETRY_AFTER, problem_responses
 from coordinator.api.problems import problem
 from coordinator.api.schemas import StatusResponse
@@ -55,6 +57,7 @@ def _responses() -> dict[int | str, dict[str, Any]]:
 async def status_stream(
     request: Request,
     user_id: UserId,
+    credentials: Credentials,
     wiring: WiringDep,
     settings: SettingsDep,
     last_event_id: Annotated[
@@ -94,7 +97,10 @@ async def status_stream(
         hub.unsubscribe(subscription)
         raise
     subscription.offer(row or {"user_id": user_id, "last_version": 0})
-    events = _events(subscription, settings.stream_heartbeat_seconds)
+    # The token was checked once, here: the stream ends when it expires, and the client
+    # reconnects with a fresh one (or gets its 401 if it was revoked).
+    until = expiry_of(credentials.credentials) if credentials else time.time()
+    events = _events(subscription, settings.stream_heartbeat_seconds, until)
     return EventStream(events, on_close=lambda: hub.unsubscribe(subscription))
 
 
@@ -114,12 +120,15 @@ class EventStream(StreamingResponse):
             self._on_close()
 
 
-async def _events(subscription: Subscription, heartbeat_seconds: float) -> AsyncIterator[str]:
-    """The stream's text until the client leaves (the task is cancelled) or the API stops."""
+async def _events(
+    subscription: Subscription, heartbeat_seconds: float, until: float
+) -> AsyncIterator[str]:
+    """The stream's text until the client leaves (the task is cancelled), the API stops, or
+    the token it was opened with expires (`until`, epoch seconds)."""
     yield f"retry: {RECONNECT_MS}\n\n"
-    while True:
+    while (left := until - time.time()) > 0:
         try:
-            row = await subscription.next_row(heartbeat_seconds)
+            row = await subscription.next_row(min(heartbeat_seconds, left))
         except HubClosed:
             return
         yield ": heartbeat\n\n" if row is None else _event(row)

@@ -147,4 +147,20 @@ def _until_closed(stream: EventStream, timeout: float = 15) -> list[Message]:
             rest.append(stream.next())  # heartbeats every 0.5 s keep this loop turning
     except StopIteration:
         return rest
-    raise AssertionError(f"the stream was still open {timeout}s after SIGTERM")
+    raise AssertionError(f"the stream was still open {timeout}s later")
+
+
+def test_a_stream_ends_when_its_token_expires(live_stack: Stack) -> None:
+    api = live_stack.api
+    token = api.token(random_user("expiring"), ttl=3)
+    opened = time.monotonic()
+    with open_stream(api.base_url, {"Authorization": f"Bearer {token}"}) as stream:
+        stream.next()
+        rest = _until_closed(stream, timeout=20)
+    lasted = time.monotonic() - opened
+    assert all(m.comment == "heartbeat" or m.event == "status" for m in rest), rest
+    assert lasted < 10, f"the stream outlived its token by {lasted - 3:.1f} s"
+    refused = httpx.get(
+        f"{api.base_url}/sync/status/stream", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert refused.status_code == 401, "the client must come back with a fresh token"
