@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from coordinator.settings import Settings
-
 
 class Stopped(Exception):
     """The worker is shutting down past its grace period."""
@@ -56,14 +54,3 @@ class DemoExecutor:
                 report(100.0 * imported / total, {"imported": imported, "total": total})
                 last_report = time.monotonic()
         return {"imported": total, "total": total}
-
-
-def make_executor(settings: Settings) -> Executor:
-    """The executor named in settings."""
-    if settings.worker_executor == "demo":
-        return DemoExecutor(settings.demo_messages, settings.demo_pace)
-    if settings.worker_executor == "imap":
-        from consumers.imap.wiring import imap_executor
-
-        return imap_executor(settings)
-    raise SystemExit(f"unknown executor {settings.worker_executor!r}; known: demo, imap")

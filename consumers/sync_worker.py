@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 import jwt
 
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
-from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec, make_executor
+from consumers.executors import DemoExecutor, Executor, Stopped, TaskFailed, TaskSpec
+from consumers.imap.wiring import imap_executor
 from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
 from coordinator.domain.events import SyncCancelled, SyncStarted
 from coordinator.settings import Settings
@@ -162,6 +163,15 @@ class SyncWorker:
                 stop.set()
             wait_all(late, timeout=30)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_executor(settings: Settings) -> Executor:
+    """The executor named in settings."""
+    if settings.worker_executor == "demo":
+        return DemoExecutor(settings.demo_messages, settings.demo_pace)
+    if settings.worker_executor == "imap":
+        return imap_executor(settings)
+    raise SystemExit(f"unknown executor {settings.worker_executor!r}; known: demo, imap")
 
 
 def run_worker(settings: Settings) -> int:
