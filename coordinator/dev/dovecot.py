@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coordinator.dev.embedded import free_port, wait_for_port
+from coordinator.dev.processes import stop_processes
 
 INSTALL_HINT = "install Debian's dovecot-imapd (apt-get install dovecot-imapd)"
 CONFIG = """\
@@ -109,13 +110,7 @@ class Dovecot:
         return self.root / "dovecot.conf"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes(self.process)
 
 
 def start_dovecot(root: Path, port: int | None = None) -> Dovecot:

@@ -37,7 +37,7 @@ from bench.common.wrk_driver import drive, require_wrk
 from bench.start_commands.run import distinct_users
 from coordinator.dev.embedded import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("before", "off", "on")
 WORKLOADS = (("hot", 8), ("distinct", 8))
 
@@ -172,7 +172,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

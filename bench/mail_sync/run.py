@@ -35,7 +35,7 @@ from bench.end_to_end.stack import (
     spawn,
     start_backends,
 )
-from bench.mail_seed import seed_maildir
+from bench.mail_sync.seed import seed_maildir
 from coordinator.api.auth import issue_token
 from coordinator.dev.dovecot import start_dovecot
 from coordinator.dev.embedded import free_port
@@ -206,7 +206,3 @@ def report(
         f"worker peak RSS: {small_rss:.0f} MB after {args.runs} syncs of {args.messages:,}, "
         f"{large_rss:.0f} MB after one of {args.large:,} (ratio {large_rss / small_rss:.2f})"
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

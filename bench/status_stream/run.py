@@ -158,7 +158,3 @@ def main() -> None:
         f"({many['median_ms'] / one['median_ms']:.1f}x / {many['last_ms'] / one['median_ms']:.1f}x"
         " the single stream's median)"
     )
-
-
-if __name__ == "__main__":
-    main()

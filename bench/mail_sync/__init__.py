@@ -1,0 +1,1 @@
+"""A full IMAP sync through the worker against a raw imapclient loop: `-m bench.mail_sync`."""

@@ -1,0 +1,1 @@
+"""What open status streams cost, and commit-to-stream delivery: `python -m bench.status_stream`."""
