@@ -29,6 +29,7 @@ import httpx
 from bench.common.services import ROOT, fresh_database, server_url, stop_process
 from coordinator.api.auth import issue_token
 from coordinator.dev.embedded import free_port
+from coordinator.dev.processes import wait_ready
 from projections.status_view import StatusRow
 from projections.store import ProjectionStore
 
@@ -61,14 +62,8 @@ def start_api(stack: ExitStack, database: str, log: Path) -> tuple[str, int]:
         )
     stack.callback(stop_process, process)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return url, process.pid
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"the API did not start:\n{log.read_text()[-2000:]}")
+    wait_ready(f"{url}/readyz", process, 60, log)
+    return url, process.pid
 
 
 class Streams:

@@ -29,13 +29,12 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from uuid import uuid4
 
-import httpx
-
 from bench.common.loadgen import WARMUP_SECONDS, Target
 from bench.common.services import fresh_database, server_url, stop_process
 from bench.common.wrk_driver import drive, require_wrk
 from bench.start_commands.run import distinct_users
 from coordinator.dev.embedded import free_port
+from coordinator.dev.processes import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("before", "off", "on")
@@ -89,17 +88,8 @@ def start_api(
         )
     stack.callback(stop_process, process)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{variant} API exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return url, process.pid
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{variant} API not ready")
+    wait_ready(f"{url}/readyz", process, 60, log)
+    return url, process.pid
 
 
 def start_url(base: str) -> Callable[[str], str]:

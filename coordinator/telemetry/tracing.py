@@ -157,13 +157,8 @@ def _batch_span(
     traced = _distinct(parents)
     first = traced[0] if traced else None
     span = start_span(name, parent=first, kind=kind, attributes=attributes, links=traced[1:])
-    with _current(span):
-        try:
-            yield span
-        except BaseException as error:
-            finish(span, error)
-            raise
-    finish(span)
+    with _running(span):
+        yield span
 
 
 @contextmanager
@@ -175,9 +170,16 @@ def span_under(
 ) -> Iterator[Span | None]:
     """A span under a remote parent (None: the current span), current while the block runs."""
     span = start_span(name, parent=parent, kind=kind, attributes=attributes)
+    with _running(span):
+        yield span
+
+
+@contextmanager
+def _running(span: Span | None) -> Iterator[None]:
+    """The span current while the block runs, then finished (with the block's error, if any)."""
     with _current(span):
         try:
-            yield span
+            yield
         except BaseException as error:
             finish(span, error)
             raise
