@@ -35,6 +35,7 @@ from coordinator.api.metrics import (
 )
 from coordinator.api.middleware import RequestGuard
 from coordinator.api.openapi import install_openapi
+from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
 from coordinator.bootstrap import bootstrap
@@ -103,6 +104,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
+    # Inside RequestGuard and UserGate: a plain click is answered before the router.
+    app.add_middleware(
+        StartShortcut, tokens=tokens, retry_after_seconds=settings.retry_after_seconds
+    )
     app.add_middleware(RequestGuard, body_limit=body_limits(settings))
     if settings.user_active_requests:
         app.add_middleware(

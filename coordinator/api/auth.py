@@ -70,6 +70,16 @@ class TokenVerifier:
         """The user id of a user token."""
         return self._subject(token, from_identity_provider=self.jwks is not None)
 
+    def user_at_once(self, token: str) -> str | None:
+        """The user of a valid user token, without waiting on the identity provider: None for
+        an invalid token, and for a new one that needs the JWKS (`user` decides those)."""
+        if self.jwks is not None:
+            return self.cache.get(token.strip(), "True:")
+        try:
+            return self.user(token)
+        except TokenRejected:
+            return None
+
     def known_user(self, token: str) -> str | None:
         """The user of a valid token, without waiting: a token verified recently is taken from
         the cache, a new HS256 one is verified now (and cached for the route that follows).

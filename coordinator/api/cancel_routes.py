@@ -34,6 +34,6 @@ async def cancel_task(
     """Stop one of the caller's running tasks; its worker stops within a second."""
     client = client_name(request.headers.get("user-agent"))
     command = CancelSync(user_id, task_id, RequestMeta(correlation_id, client=client))
-    outcome = await submit(request, wiring, metrics, "cancel", command)
+    outcome = await submit(request.receive, wiring, metrics, "cancel", command)
     assert isinstance(outcome, TaskOutcome)
     return CancelResponse(task_id=outcome.task_id, version=outcome.version)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 from coordinator.api.auth import TokenRejected
 from coordinator.api.jwks import KeysUnavailable
@@ -26,12 +26,10 @@ from coordinator.service.ports import (
 )
 
 MAX_LISTED_ERRORS = 20
-Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     """Register a problem-document handler for every error the service itself produces."""
-    retry_after = {"Retry-After": str(retry_after_seconds)}
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         headers = error.headers
@@ -47,78 +45,69 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         detail += "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:3])
         return problem(request.scope, 422, detail, kind="invalid-request", errors=errors)
 
-    async def token_rejected(request: Request, error: TokenRejected) -> Response:
-        headers = {"WWW-Authenticate": error.challenge()}
-        return problem(
-            request.scope, error.status, error.detail, headers=headers, reason=error.reason
-        )
+    async def service_error(request: Request, error: Exception) -> Response:
+        answer = problem_for(request.scope, error, retry_after_seconds)
+        assert answer is not None, f"no problem document for {type(error).__name__}"
+        return answer
 
-    async def unavailable(request: Request, error: Exception) -> Response:
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    for kind in SERVICE_ERRORS:
+        app.add_exception_handler(kind, service_error)
+
+
+SERVICE_ERRORS: tuple[type[Exception], ...] = (
+    TokenRejected,
+    StoreUnavailable,
+    KeysUnavailable,
+    QueueFull,
+    EventTooLarge,
+    ClientGone,
+    ConflictRetriesExhausted,
+    TaskFenced,
+    TaskEnded,
+    TaskNotFound,
+    IdempotencyKeyReused,
+)
+
+
+def problem_for(scope: Scope, error: Exception, retry_after_seconds: int) -> Response | None:
+    """The problem document for an error the service produces; None for any other."""
+    if isinstance(error, TokenRejected):
+        headers = {"WWW-Authenticate": error.challenge()}
+        return problem(scope, error.status, error.detail, headers=headers, reason=error.reason)
+    if isinstance(error, StoreUnavailable | KeysUnavailable):
         if isinstance(error, StoreBusy):
             reason = "this user's sync state is busy; retry shortly"
         elif isinstance(error, KeysUnavailable):
             reason = "the identity provider's keys are unavailable; retry shortly"
         else:
             reason = "database unavailable; retry shortly"
-        return problem(request.scope, 503, reason, kind="unavailable", headers=retry_after)
-
-    async def queue_full(request: Request, error: QueueFull) -> Response:
+        retry_after = {"Retry-After": str(retry_after_seconds)}
+        return problem(scope, 503, reason, kind="unavailable", headers=retry_after)
+    if isinstance(error, QueueFull):
         headers = {"Retry-After": str(error.retry_after)}
-        return problem(request.scope, 429, str(error), kind="queue-full", headers=headers)
-
-    async def too_large(request: Request, error: EventTooLarge) -> Response:
-        return problem(request.scope, 413, str(error), kind="event-too-large")
-
-    async def client_gone(request: Request, error: ClientGone) -> Response:
+        return problem(scope, 429, str(error), kind="queue-full", headers=headers)
+    if isinstance(error, EventTooLarge):
+        return problem(scope, 413, str(error), kind="event-too-large")
+    if isinstance(error, ClientGone):
         # Nobody reads this answer; 499 (nginx's "client closed request") keeps logs honest.
-        return problem(request.scope, 499, str(error), kind="client-gone")
-
-    async def conflict(request: Request, error: ConflictRetriesExhausted) -> Response:
-        return problem(request.scope, 409, str(error), kind="conflict")
-
-    async def fenced(request: Request, error: TaskFenced) -> Response:
+        return problem(scope, 499, str(error), kind="client-gone")
+    if isinstance(error, ConflictRetriesExhausted):
+        return problem(scope, 409, str(error), kind="conflict")
+    if isinstance(error, TaskFenced):
         return problem(
-            request.scope,
-            409,
-            str(error),
-            kind="task-fenced",
-            task_id=error.task_id,
-            reason=error.reason,
+            scope, 409, str(error), kind="task-fenced", task_id=error.task_id, reason=error.reason
         )
-
-    async def ended(request: Request, error: TaskEnded) -> Response:
+    if isinstance(error, TaskEnded):
         return problem(
-            request.scope,
-            409,
-            str(error),
-            kind="task-ended",
-            task_id=error.task_id,
-            reason=error.status,
+            scope, 409, str(error), kind="task-ended", task_id=error.task_id, reason=error.status
         )
-
-    async def not_found(request: Request, error: TaskNotFound) -> Response:
-        return problem(request.scope, 404, str(error), kind="task-not-found")
-
-    async def key_reused(request: Request, error: IdempotencyKeyReused) -> Response:
-        return problem(request.scope, 422, str(error), kind="idempotency-key-reused")
-
-    handlers: dict[type[Exception], Handler] = {
-        HTTPException: http_error,
-        RequestValidationError: invalid_request,
-        TokenRejected: token_rejected,
-        StoreUnavailable: unavailable,
-        KeysUnavailable: unavailable,
-        QueueFull: queue_full,
-        EventTooLarge: too_large,
-        ClientGone: client_gone,
-        ConflictRetriesExhausted: conflict,
-        TaskFenced: fenced,
-        TaskEnded: ended,
-        TaskNotFound: not_found,
-        IdempotencyKeyReused: key_reused,
-    }
-    for kind, handler in handlers.items():
-        app.add_exception_handler(kind, handler)
+    if isinstance(error, TaskNotFound):
+        return problem(scope, 404, str(error), kind="task-not-found")
+    if isinstance(error, IdempotencyKeyReused):
+        return problem(scope, 422, str(error), kind="idempotency-key-reused")
+    return None
 
 
 def _allowed_methods(request: Request) -> str:

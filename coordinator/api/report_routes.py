@@ -28,7 +28,7 @@ async def _answer(
     wiring: WiringDep,
     metrics: MetricsDep,
 ) -> ReportResponse:
-    outcome = await submit(request, wiring, metrics, name, command)
+    outcome = await submit(request.receive, wiring, metrics, name, command)
     assert isinstance(outcome, TaskOutcome)
     return ReportResponse(
         task_id=outcome.task_id,

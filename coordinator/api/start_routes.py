@@ -12,7 +12,7 @@ from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import SyncResponse
 from coordinator.api.submission import submit
 from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.service.outcomes import StartOutcome
+from coordinator.service.outcomes import Outcome, StartOutcome
 
 router = APIRouter()
 MESSAGES = {
@@ -46,13 +46,30 @@ async def smart_sync(
     ] = None,
 ) -> SyncResponse:
     """Start a sync for the caller, or join the one already running."""
+    user_agent = request.headers.get("user-agent")
+    command = start_command(user_id, force_full, idempotency_key, correlation_id, user_agent)
+    outcome = await submit(request.receive, wiring, metrics, "start", command)
+    return start_response(outcome)
+
+
+def start_command(
+    user_id: str,
+    force_full: bool,
+    idempotency_key: str | None,
+    correlation_id: str,
+    user_agent: str | None,
+) -> StartRequested:
+    """The command a click asks for (also built by start_shortcut.py)."""
     meta = RequestMeta(
         correlation_id=correlation_id,
         idempotency_key=idempotency_key,
-        client=client_name(request.headers.get("user-agent")),
+        client=client_name(user_agent),
     )
-    command = StartRequested(user_id=user_id, force_full=force_full, meta=meta)
-    outcome = await submit(request, wiring, metrics, "start", command)
+    return StartRequested(user_id=user_id, force_full=force_full, meta=meta)
+
+
+def start_response(outcome: Outcome) -> SyncResponse:
+    """What the click is answered (also by start_shortcut.py)."""
     assert isinstance(outcome, StartOutcome)
     return SyncResponse(
         message=MESSAGES[outcome.outcome],

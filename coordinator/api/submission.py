@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import Request
+from starlette.types import Receive
 
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
@@ -17,17 +17,17 @@ from coordinator.telemetry.logs import bind
 
 
 async def submit(
-    request: Request, wiring: Wiring, metrics: CommandMetrics, name: str, command: Command
+    receive: Receive, wiring: Wiring, metrics: CommandMetrics, name: str, command: Command
 ) -> Outcome:
     """The command's outcome through the user's queue, counted under `name`."""
     bind(user_id=command.user_id, task_id=getattr(command, "task_id", None))
     with metrics.timed(name) as outcome_is:
-        outcome = await _answer(request, wiring.coalescer, command)
+        outcome = await _answer(receive, wiring.coalescer, command)
         outcome_is(_outcome_name(name, outcome))
     return outcome
 
 
-async def _answer(request: Request, coalescer: CommandCoalescer, command: Command) -> Outcome:
+async def _answer(receive: Receive, coalescer: CommandCoalescer, command: Command) -> Outcome:
     """The outcome, or ClientGone if the client leaves while the command waits its turn.
 
     A command waiting behind its user's running transaction is dropped from the queue when
@@ -36,7 +36,7 @@ async def _answer(request: Request, coalescer: CommandCoalescer, command: Comman
     is paid by every other user's click while a storm keeps the loop busy.
     """
     ticket = coalescer.enqueue(command)
-    watcher = asyncio.ensure_future(_disconnect(request)) if ticket.behind_others else None
+    watcher = asyncio.ensure_future(_disconnect(receive)) if ticket.behind_others else None
     try:
         if watcher is None:
             return await ticket.answer
@@ -54,10 +54,10 @@ async def _answer(request: Request, coalescer: CommandCoalescer, command: Comman
     raise ClientGone("the client closed the connection before its turn came")
 
 
-async def _disconnect(request: Request) -> None:
+async def _disconnect(receive: Receive) -> None:
     # The route has read any body it takes, so the next message is the disconnect
     # (messages still in flight, such as an unread body, are skipped).
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 

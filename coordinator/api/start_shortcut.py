@@ -1,0 +1,103 @@
+"""POST /sync/smart answered before the router: the same command and answer, less HTTP work.
+
+Under a click storm the API is bound by its event loop's CPU, and most of a click's share
+of it went to Starlette's routing and FastAPI's dependency solving and response validation,
+not to the command. A plain click (a valid bearer token, at most `force_full` in the query,
+well-formed headers) is taken here: it builds the route's own command (`start_command`),
+submits it the same way, and answers the route's own schema (`start_response`). Anything
+else (a missing or bad token, a token that needs the identity provider's keys, odd query
+parameters, invalid headers) and every click while tracing is on goes on to the route,
+which answers it, errors included, exactly as before. Service errors are mapped by the same
+function as the route's (`problem_for`). This sits inside RequestGuard and UserGate, so the
+correlation id, body limit and per-user admission apply to both ways alike.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from coordinator.api.auth import TokenVerifier
+from coordinator.api.errors import problem_for
+from coordinator.api.start_routes import start_command, start_response
+from coordinator.api.submission import submit
+from coordinator.domain.commands import StartRequested
+from coordinator.telemetry import tracing
+
+START_PATH = "/sync/smart"
+# What pydantic reads as a bool, as the route's `force_full: bool` query parameter does.
+BOOLEANS = {
+    **dict.fromkeys(("0", "off", "f", "false", "n", "no"), False),
+    **dict.fromkeys(("1", "on", "t", "true", "y", "yes"), True),
+}
+HEADER_TEXT = re.compile(r"[!-~]{1,200}")  # Idempotency-Key and X-Request-ID, as declared
+READ_HEADERS = (b"authorization", b"idempotency-key", b"x-request-id", b"user-agent")
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class StartShortcut:
+    """ASGI middleware: plain start clicks skip the router; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenVerifier, retry_after_seconds: int) -> None:
+        self.app, self._tokens, self._retry_after = app, tokens, retry_after_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = (
+            scope["type"] == "http"
+            and scope["path"] == START_PATH
+            and scope["method"] == "POST"
+            and not tracing.enabled()
+        )
+        command = self._command(scope) if plain else None
+        if command is None:
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        try:
+            outcome = await submit(receive, state.wiring, state.metrics, "start", command)
+        except Exception as error:
+            answer = problem_for(scope, error, self._retry_after)
+            if answer is None:
+                raise
+            await answer(scope, receive, send)
+            return
+        body = start_response(outcome).model_dump_json().encode()
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _command(self, scope: Scope) -> StartRequested | None:
+        """The click's command, or None when the route must look at this request."""
+        force_full = _force_full(scope["query_string"])
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in READ_HEADERS:
+                if name in headers:
+                    return None  # repeated: the route decides which one counts
+                headers[name] = value.decode("latin-1")
+        scheme, _, token = headers.get(b"authorization", "").partition(" ")
+        key, request_id = headers.get(b"idempotency-key"), headers.get(b"x-request-id")
+        if force_full is None or scheme.lower() != "bearer":
+            return None
+        if key is not None and not HEADER_TEXT.fullmatch(key):
+            return None
+        if request_id is not None and not HEADER_TEXT.fullmatch(request_id):
+            return None
+        user_id = self._tokens.user_at_once(token)
+        if user_id is None:
+            return None
+        correlation_id: str = scope["state"]["correlation_id"]
+        agent = headers.get(b"user-agent")
+        return start_command(user_id, force_full, key, correlation_id, agent)
+
+
+def _force_full(query: bytes) -> bool | None:
+    """force_full from the query string (False when absent); None for anything else."""
+    if not query:
+        return False
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if len(pairs) != 1 or pairs[0][0] != "force_full":
+        return None
+    return BOOLEANS.get(pairs[0][1].lower())
