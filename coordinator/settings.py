@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests of one user handled at once per API process; more wait (0: off)",
     )
+    user_active_requests_alone: int = Field(
+        default=64,
+        ge=0,
+        description="The same while no other user has sent a request to the process for 1 s",
+    )
     command_queue_limit: int = Field(
         default=1000, ge=1, description="Commands of one user that may wait in one API process"
     )

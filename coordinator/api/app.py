@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
             lines=lines,
             known_user=tokens.known_user,
             active=settings.user_active_requests,
+            alone=settings.user_active_requests_alone,
             waiting=settings.command_queue_limit,
             retry_after=settings.retry_after_seconds,
             # An open status stream idles for minutes; it has its own bound per user.

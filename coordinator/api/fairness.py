@@ -10,11 +10,18 @@ in. The user is known from the bearer token, verified here (a verified token is 
 so the route does not check it twice); a request without a valid token is not held, and
 is refused by its route.
 Beyond `waiting` requests in a line the answer is 429 with Retry-After.
+
+The bound is work-conserving: a user alone in the process (nobody else has sent a request
+here for SHARED_SECONDS) may have `alone` requests running, since a bigger share makes
+bigger batches and nobody else waits for the loop; as soon as another user shows up, the
+storm's user gets only `active` again (running requests finish, no new one starts until it is
+under the bound), so the newcomer's request waits behind a few of the storm's, not dozens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +29,8 @@ from dataclasses import dataclass, field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordinator.api.problems import problem
+
+SHARED_SECONDS = 1.0  # another user seen this recently: the process is shared
 
 
 @dataclass
@@ -57,12 +66,16 @@ class UserGate:
         waiting: int,
         retry_after: int,
         exempt_paths: frozenset[str] = frozenset(),
+        alone: int = 0,
     ) -> None:
         self.app, self._known_user = app, known_user
         self._exempt = exempt_paths
         self._active, self._waiting, self._retry_after = active, waiting, retry_after
+        self._alone = max(active, alone)
         self._state = lines
         self._lines = lines.lines
+        self._last_user: str | None = None
+        self._shared_until = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gated = scope["type"] == "http" and scope["path"] not in self._exempt
@@ -70,12 +83,13 @@ class UserGate:
         if user is None:
             await self.app(scope, receive, send)
             return
+        self._seen(user)
         line = self._lines.setdefault(user, Line())
-        if line.running >= self._active:
+        if line.waiting or line.running >= self._limit():
             if len(line.waiting) >= self._waiting:
                 self._state.on_refused()
                 detail = (
-                    f"{self._active} requests of this user are running and "
+                    f"{line.running} requests of this user are running and "
                     f"{len(line.waiting)} wait in this process; retry later"
                 )
                 headers = {"Retry-After": str(self._retry_after)}
@@ -91,27 +105,40 @@ class UserGate:
         finally:
             self._finished(user, line)
 
+    def _seen(self, user: str) -> None:
+        if user != self._last_user:
+            self._last_user, self._shared_until = user, time.monotonic() + SHARED_SECONDS
+
+    def _limit(self) -> int:
+        """Requests one user may have running now: more while nobody else is about."""
+        return self._active if time.monotonic() < self._shared_until else self._alone
+
     async def _turn(self, user: str, line: Line) -> None:
-        """Wait for a running request of this user to hand over its place."""
+        """Wait until a running request of this user lets this one in (see `_admit`)."""
         turn = asyncio.get_running_loop().create_future()
         line.waiting.append(turn)
         try:
             await turn
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
-                self._finished(user, line)  # the place was handed over: pass it on
+                self._finished(user, line)  # it was let in: its place goes to the next
             elif turn in line.waiting:
                 line.waiting.remove(turn)
             raise
 
     def _finished(self, user: str, line: Line) -> None:
-        while line.waiting:
+        line.running -= 1
+        self._admit(user, line)
+
+    def _admit(self, user: str, line: Line) -> None:
+        """Let the next in line in, in order, while the user is under the bound."""
+        limit = self._limit()
+        while line.waiting and line.running < limit:
             turn = line.waiting.popleft()
             if not turn.done():
-                turn.set_result(None)  # the place goes to the next in line
-                return
-        line.running -= 1
-        if line.running == 0:
+                line.running += 1
+                turn.set_result(None)
+        if line.running == 0 and not line.waiting:
             del self._lines[user]
 
     def _user(self, scope: Scope) -> str | None:

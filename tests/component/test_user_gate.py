@@ -6,8 +6,10 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from starlette.types import Receive, Scope, Send
 
+from coordinator.api import fairness
 from coordinator.api.fairness import UserGate, UserLines
 
 KNOWN = {"storm-token": "storm", "other-token": "other"}
@@ -122,6 +124,53 @@ def test_a_waiting_request_cancelled_as_its_turn_is_skipped_leaves_cleanly() -> 
         assert second.cancelled() and app.started == ["a", "c"]
         app.release["c"].set()
         assert [(await first)["status"], (await third)["status"]] == [200, 200]
+        assert lines.lines == {}
+
+    asyncio.run(scenario())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_user_alone_runs_more_and_is_held_to_its_share_once_another_shows_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(fairness, "time", clock)
+
+    async def scenario() -> None:
+        app = App()
+        lines = UserLines()
+        gate = UserGate(app, lines, KNOWN.get, active=1, waiting=10, retry_after=1, alone=3)
+        calls = [asyncio.ensure_future(call(gate, "a", "storm-token"))]
+        await settle()
+        clock.now += fairness.SHARED_SECONDS  # nobody else for a while: alone
+        calls += [asyncio.ensure_future(call(gate, n, "storm-token")) for n in "bcde"]
+        await settle()
+        assert app.started == ["a", "b", "c"] and lines.held == 2
+        calls.append(asyncio.ensure_future(call(gate, "x", "other-token")))
+        await settle()
+        assert app.started[-1] == "x", "the newcomer does not wait behind the storm"
+        for name in ("a", "b"):  # shared now: the storm shrinks to one running
+            app.release[name].set()
+            await settle()
+        assert app.started == ["a", "b", "c", "x"] and lines.held == 2
+        app.release["c"].set()
+        await settle()
+        assert app.started[-1] == "d", "one finished, one let in: its share is one"
+        app.release["x"].set()
+        clock.now += fairness.SHARED_SECONDS  # the other user has gone: alone again
+        app.release["d"].set()
+        await settle()
+        assert app.started[-1] == "e" and lines.held == 0
+        app.release["e"].set()
+        results = await asyncio.gather(*calls)
+        assert [r["status"] for r in results] == [200] * 6
         assert lines.lines == {}
 
     asyncio.run(scenario())
