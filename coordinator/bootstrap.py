@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
+from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
 from coordinator.adapters.postgres.engine import make_engine, translated_errors
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import OutboxStore
+from coordinator.adapters.postgres.outbox_store import OutboxStore, libpq_url
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies
 from coordinator.settings import Settings
@@ -26,11 +27,19 @@ class Wiring:
     read_models: ReadModels
     outbox: OutboxStore
     coalescer: CommandCoalescer
+    command_store: AsyncPostgresEventStore  # the coalescer's; opened by `open_commands`
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
         with translated_errors(), self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+    async def open_commands(self) -> None:
+        """Open the coalescer's connections (on the running loop; only the API needs it)."""
+        await self.command_store.open()
+
+    async def close_commands(self) -> None:
+        await self.command_store.close()
 
     def close(self) -> None:
         self.coalescer.close()
@@ -43,8 +52,15 @@ def bootstrap(
     on_batch: Callable[[int], None] | None = None,
 ) -> Wiring:
     """Wire the event store, views and handler dependencies; connects lazily, on first use."""
-    engine = make_engine(settings.require_database_url(), settings.db_pool_size)
+    url = settings.require_database_url()
+    engine = make_engine(url, settings.db_pool_size)
     store = PostgresEventStore(engine, settings.lock_timeout_ms, settings.max_event_bytes)
+    command_store = AsyncPostgresEventStore(
+        libpq_url(url),
+        settings.transactions_in_flight(),
+        settings.lock_timeout_ms,
+        settings.max_event_bytes,
+    )
     deps = Dependencies(
         store=store,
         lease=timedelta(seconds=settings.reuse_window_seconds),
@@ -65,5 +81,7 @@ def bootstrap(
                 retry_after_seconds=settings.retry_after_seconds,
             ),
             on_batch=on_batch or (lambda size: None),
+            store=command_store,
         ),
+        command_store=command_store,
     )

@@ -15,7 +15,8 @@ from uuid import uuid4
 
 import psycopg
 
-from coordinator.adapters.postgres.event_store import INSERT_EVENT, INSERT_OUTBOX, event_rows
+from coordinator.adapters.postgres.command_sql import INSERT_EVENT, INSERT_OUTBOX
+from coordinator.adapters.postgres.event_store import event_rows
 from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.domain.commands import (
     Command,

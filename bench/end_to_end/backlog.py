@@ -20,7 +20,8 @@ from uuid import uuid4
 import psycopg
 
 from coordinator.adapters.kafka.publisher import KafkaPublisher
-from coordinator.adapters.postgres.event_store import EVENT_COLUMNS, event_rows
+from coordinator.adapters.postgres.command_sql import EVENT_COLUMNS
+from coordinator.adapters.postgres.event_store import event_rows
 from coordinator.adapters.postgres.outbox_store import OutboxRow
 from coordinator.domain.events import (
     Envelope,

@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         wiring = bootstrap(
             settings, on_conflict=metrics.conflicts.inc, on_batch=metrics.batch_sizes.observe
         )
+        await wiring.open_commands()
         scraped = shared_registry(folder) if folder else registry
         scraped.register(StoredStateCollector(wiring.outbox, wiring.read_models))
         app.state.settings, app.state.wiring = settings, wiring
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
             hub.close()
             listener.stop()
             depth.cancel()
+            await wiring.close_commands()
             wiring.close()
             if folder:
                 mark_process_dead(os.getpid(), folder)  # type: ignore[no-untyped-call]

@@ -2,9 +2,11 @@
 
 In one process at most one transaction per user is in flight. A user's commands that arrive
 meanwhile wait in memory, holding no thread and no connection, and the next transaction takes
-them all (see `handle_batch`). Transactions in flight are bounded process-wide, so a storm of
-one user, or of many, leaves pooled connections for everyone else; a slot is handed out in
-the order asked, and each user asks for one at a time, so a busy user cannot jump the line.
+them all (see `handle_batch`). Given an AsyncEventStore (the API), a batch runs on the event
+loop; without one, on a thread of its own. Transactions in flight are bounded process-wide,
+so a storm of one user, or of many, leaves pooled connections for everyone else; a slot is
+handed out in the order asked, and each user asks for one at a time, so a busy user cannot
+jump the line.
 
 Traced (see coordinator/telemetry/tracing.py), each command has a span under its request's,
 from its arrival to its answer, and its events carry that span's traceparent; the batch's
@@ -21,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from coordinator.domain.commands import Command
-from coordinator.service.handlers import Dependencies, handle_batch
+from coordinator.service.handlers import Dependencies, handle_batch, handle_batch_async
 from coordinator.service.outcomes import Outcome
-from coordinator.service.ports import QueueFull
+from coordinator.service.ports import AsyncEventStore, QueueFull
 from coordinator.telemetry import tracing
 
 
@@ -66,11 +68,13 @@ class CommandCoalescer:
         limits: CoalescerLimits,
         on_batch: Callable[[int], None] = lambda size: None,
         run_batch: BatchRunner = handle_batch,
+        store: AsyncEventStore | None = None,
     ) -> None:
         self._deps = deps
         self._limits = limits
         self._on_batch = on_batch
         self._run_batch = run_batch
+        self._store = store
         self._lines: dict[str, _UserLine] = {}
         self._slots = asyncio.Semaphore(limits.transactions_in_flight)
         self._threads = ThreadPoolExecutor(
@@ -133,9 +137,7 @@ class CommandCoalescer:
                     commands = [w.command for w in batch]
                     try:
                         with _transaction_span(user_id, commands):
-                            answers = await loop.run_in_executor(
-                                self._threads, self._run_batch, commands, self._deps
-                            )
+                            answers = await self._run(loop, commands)
                     except Exception as error:
                         answers = [error] * len(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
@@ -146,6 +148,14 @@ class CommandCoalescer:
             while line.waiting:  # only when cancelled at shutdown: nobody is left hanging
                 line.waiting.popleft().answer.cancel()
             del self._lines[user_id]
+
+    async def _run(
+        self, loop: asyncio.AbstractEventLoop, commands: list[Command]
+    ) -> list[Outcome | Exception]:
+        """On the loop through the async store, else `run_batch` on a thread of its own."""
+        if self._store is not None:
+            return await handle_batch_async(commands, self._deps, self._store)
+        return await loop.run_in_executor(self._threads, self._run_batch, commands, self._deps)
 
     def _take(self, line: _UserLine) -> list[Ticket]:
         batch: list[Ticket] = []

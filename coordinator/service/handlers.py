@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from coordinator.domain.commands import (
     CancelSync,
@@ -32,15 +32,24 @@ from coordinator.domain.user_sync import (
 )
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import (
+    AsyncEventStore,
     ConcurrencyConflict,
     ConflictRetriesExhausted,
     EventStore,
     EventTooLarge,
     LockedStream,
+    Lookups,
 )
 
-T = TypeVar("T")
-__all__ = ["HANDLERS", "Dependencies", "StartOutcome", "TaskOutcome", "handle", "handle_batch"]
+__all__ = [
+    "HANDLERS",
+    "Dependencies",
+    "StartOutcome",
+    "TaskOutcome",
+    "handle",
+    "handle_batch",
+    "handle_batch_async",
+]
 
 
 class IdempotencyKeyReused(Exception):
@@ -61,36 +70,62 @@ class Dependencies:
     on_conflict: Callable[[], None] = lambda: None
 
 
-def _with_retries(user_id: str, deps: Dependencies, attempt: Callable[[], T]) -> T:
-    """Run one locked attempt; decide again on a version conflict, a bounded number of times."""
+def handle_batch(commands: Sequence[Command], deps: Dependencies) -> list[Outcome | Exception]:
+    """One transaction for one user's commands; store errors fail the whole batch."""
+    user_id, lookups = _batch_of(commands)
     for _ in range(deps.conflict_retries + 1):
         try:
-            return attempt()
+            with deps.store.lock_stream(user_id, lookups) as stream:
+                answers = decide_batch(stream, commands, deps)
+            return answers
         except ConcurrencyConflict:
             deps.on_conflict()
-            continue
-    raise ConflictRetriesExhausted(
+    raise _gave_up(user_id, deps)
+
+
+async def handle_batch_async(
+    commands: Sequence[Command], deps: Dependencies, store: AsyncEventStore
+) -> list[Outcome | Exception]:
+    """`handle_batch` on the event loop, through an AsyncEventStore."""
+    user_id, lookups = _batch_of(commands)
+    for _ in range(deps.conflict_retries + 1):
+        try:
+            async with store.lock_stream(user_id, lookups) as stream:
+                answers = decide_batch(stream, commands, deps)
+            return answers
+        except ConcurrencyConflict:
+            deps.on_conflict()
+    raise _gave_up(user_id, deps)
+
+
+def decide_batch(
+    stream: LockedStream, commands: Sequence[Command], deps: Dependencies
+) -> list[Outcome | Exception]:
+    """Each command in turn against the state the ones before it left; rejections answered."""
+    answers: list[Outcome | Exception] = []
+    for command in commands:
+        try:
+            answers.append(HANDLERS[type(command)](stream, command, deps))
+        except REJECTIONS as rejection:
+            answers.append(rejection)
+    return answers
+
+
+def _batch_of(commands: Sequence[Command]) -> tuple[str, Lookups]:
+    """The batch's user, and what its commands will ask the stream besides its row."""
+    user_id = commands[0].user_id
+    assert all(c.user_id == user_id for c in commands), "a batch is one user's commands"
+    keys = {c.meta.idempotency_key for c in commands if isinstance(c, StartRequested)}
+    tasks = {c.task_id for c in commands if isinstance(c, CancelSync)}
+    keys.discard(None)
+    return user_id, Lookups(keys=frozenset(k for k in keys if k), tasks=frozenset(tasks))
+
+
+def _gave_up(user_id: str, deps: Dependencies) -> ConflictRetriesExhausted:
+    return ConflictRetriesExhausted(
         f"stream of user {user_id!r} kept moving; gave up after "
         f"{deps.conflict_retries + 1} attempts"
     )
-
-
-def handle_batch(commands: Sequence[Command], deps: Dependencies) -> list[Outcome | Exception]:
-    """One transaction for one user's commands; store errors fail the whole batch."""
-    user_id = commands[0].user_id
-    assert all(c.user_id == user_id for c in commands), "a batch is one user's commands"
-
-    def attempt() -> list[Outcome | Exception]:
-        answers: list[Outcome | Exception] = []
-        with deps.store.lock_stream(user_id) as stream:
-            for command in commands:
-                try:
-                    answers.append(HANDLERS[type(command)](stream, command, deps))
-                except REJECTIONS as rejection:
-                    answers.append(rejection)
-        return answers
-
-    return _with_retries(user_id, deps, attempt)
 
 
 def handle(command: Command, deps: Dependencies) -> Outcome:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -61,6 +62,17 @@ class ClientGone(Exception):
     """The caller went away before its command was answered; its answer is dropped."""
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """What a batch will ask its locked stream besides the row: read with the lock at once."""
+
+    keys: frozenset[str] = frozenset()  # idempotency keys (recall_response)
+    tasks: frozenset[str] = frozenset()  # task ids (last_event_type)
+
+
+NO_LOOKUPS = Lookups()
+
+
 class LockedStream(Protocol):
     """One user's stream, locked for the length of a transaction."""
 
@@ -93,9 +105,12 @@ class LockedStream(Protocol):
 class EventStore(Protocol):
     """Transactional access to user streams."""
 
-    def lock_stream(self, user_id: str) -> AbstractContextManager[LockedStream]:
+    def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> AbstractContextManager[LockedStream]:
         """Create the stream if absent, lock it, read the database clock; write and commit on
-        exit, raising ConcurrencyConflict if the stream moved meanwhile."""
+        exit, raising ConcurrencyConflict if the stream moved meanwhile. `lookups` may be
+        read with the lock (a store that has them at hand may ignore it)."""
         ...
 
     def read_stream(self, user_id: str) -> list[Envelope]:
@@ -104,4 +119,14 @@ class EventStore(Protocol):
 
     def users_with_lapsed_leases(self, limit: int) -> list[str]:
         """Users whose running task's lease has run out by the store's clock, oldest first."""
+        ...
+
+
+class AsyncEventStore(Protocol):
+    """The command path of an event store on the event loop: no thread per transaction."""
+
+    def lock_stream(
+        self, user_id: str, lookups: Lookups
+    ) -> AbstractAsyncContextManager[LockedStream]:
+        """As EventStore.lock_stream; the stream answers only `lookups` besides the row."""
         ...

@@ -11,7 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
 from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.domain.commands import Command, ReportProgress, RequestMeta, StartRequested
 from coordinator.domain.user_sync import TaskFenced
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
@@ -30,8 +32,34 @@ def click(user: str, key: str | None = None, force_full: bool = False) -> StartR
     return StartRequested(user, force_full, RequestMeta("test", idempotency_key=key))
 
 
-def coalescer(engine: Engine, batches: list[int], **limits: int) -> CommandCoalescer:
-    return CommandCoalescer(deps(engine), CoalescerLimits(**limits), on_batch=batches.append)
+@pytest.fixture(params=["thread", "loop"], autouse=True)
+def command_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: batches on threads (sync store) and on the loop (the API's way)."""
+    monkeypatch.setattr(Coalescer, "on_loop", request.param == "loop")
+
+
+class Coalescer(CommandCoalescer):
+    """A coalescer on this database, its batches run the way `command_path` says."""
+
+    on_loop = False
+
+    def __init__(self, engine: Engine, batches: list[int], **limits: int) -> None:
+        url = libpq_url(engine.url.render_as_string(hide_password=False))
+        self.store = AsyncPostgresEventStore(url, 16) if self.on_loop else None
+        limited = CoalescerLimits(**limits)
+        super().__init__(deps(engine), limited, on_batch=batches.append, store=self.store)
+
+    async def __aenter__(self) -> Coalescer:
+        if self.store is not None:
+            await self.store.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+
+coalescer = Coalescer
 
 
 def events_of(engine: Engine, user: str) -> list[tuple[int, str]]:
@@ -52,7 +80,12 @@ def row_locked(engine: Engine, user: str) -> Iterator[threading.Event]:
 
 
 async def gather(submit: CommandCoalescer, commands: Sequence[Command]) -> list[object]:
-    return await asyncio.gather(*(submit.submit(c) for c in commands), return_exceptions=True)
+    if not isinstance(submit, Coalescer):
+        return await asyncio.gather(
+            *(c for c in map(submit.submit, commands)), return_exceptions=True
+        )
+    async with submit:
+        return await asyncio.gather(*(submit.submit(c) for c in commands), return_exceptions=True)
 
 
 def test_a_storm_of_one_user_is_coalesced_and_keeps_every_invariant(engine: Engine) -> None:
@@ -104,7 +137,10 @@ def test_an_over_full_queue_is_refused_and_the_rest_are_answered(engine: Engine)
     user = random_user("full")
 
     async def scenario() -> tuple[list[object], BaseException | None]:
-        submit = coalescer(engine, [], waiting_per_user=5)
+        async with coalescer(engine, [], waiting_per_user=5) as submit:
+            return await full_queue(submit)
+
+    async def full_queue(submit: Coalescer) -> tuple[list[object], BaseException | None]:
         with row_locked(engine, user) as release:
             taken = asyncio.ensure_future(submit.submit(click(user)))
             await asyncio.sleep(0.2)  # taken into a transaction that waits on the lock
@@ -130,7 +166,10 @@ def test_callers_that_leave_before_their_turn_leave_nothing_behind(engine: Engin
     user = random_user("gone")
 
     async def scenario() -> tuple[list[Outcome], int]:
-        submit = coalescer(engine, [])
+        async with coalescer(engine, []) as submit:
+            return await leaving(submit)
+
+    async def leaving(submit: Coalescer) -> tuple[list[Outcome], int]:
         with row_locked(engine, user) as release:
             taken = asyncio.ensure_future(submit.submit(click(user)))
             await asyncio.sleep(0.2)

@@ -15,7 +15,12 @@ from coordinator.adapters.postgres.event_store import PostgresEventStore, Postgr
 from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.domain.user_sync import decide, fold
 from coordinator.service.handlers import Dependencies, StartOutcome, handle
-from coordinator.service.ports import ConcurrencyConflict, ConflictRetriesExhausted
+from coordinator.service.ports import (
+    NO_LOOKUPS,
+    ConcurrencyConflict,
+    ConflictRetriesExhausted,
+    Lookups,
+)
 from tests.random_refs import random_user
 
 LEASE = timedelta(minutes=30)
@@ -76,8 +81,10 @@ class StaleStore(PostgresEventStore):
         self.attempts = 0
 
     @contextmanager
-    def lock_stream(self, user_id: str) -> Iterator[PostgresLockedStream]:
-        with super().lock_stream(user_id) as stream:
+    def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> Iterator[PostgresLockedStream]:
+        with super().lock_stream(user_id, lookups) as stream:
             self.attempts += 1
             if self.attempts <= self.stale_times:
                 stream.version -= 1

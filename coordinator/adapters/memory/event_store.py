@@ -19,7 +19,7 @@ from coordinator.domain.commands import RequestMeta
 from coordinator.domain.events import Envelope, Event, stamp
 from coordinator.domain.hash_chain import GENESIS, chain_envelope
 from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
-from coordinator.service.ports import ConcurrencyConflict, EventTooLarge
+from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
 
 Keys = dict[tuple[str, str], tuple[str, dict[str, Any]]]  # (user, key) -> fingerprint, answer
 
@@ -96,7 +96,10 @@ class MemoryEventStore:
         self._guard = threading.Lock()  # for the dict of streams; each stream has its lock
 
     @contextmanager
-    def lock_stream(self, user_id: str) -> Iterator[MemoryLockedStream]:
+    def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> Iterator[MemoryLockedStream]:
+        """The stream under its lock; `lookups` are not needed, everything is at hand."""
         stored = self._stream(user_id)
         with stored.lock:
             stream = MemoryLockedStream(

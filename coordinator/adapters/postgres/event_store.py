@@ -1,4 +1,4 @@
-"""The PostgreSQL event store: one transaction per command under the stream's row lock."""
+"""The PostgreSQL event store: one transaction per batch of commands under the row lock."""
 
 from __future__ import annotations
 
@@ -10,71 +10,27 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, text
 
+from coordinator.adapters.postgres.command_sql import (
+    INSERT_EVENT,
+    INSERT_OUTBOX,
+    LAST_EVENT_OF_TASK,
+    NOTIFY,
+    RECALL,
+    REMEMBER,
+    UPDATE_STREAM,
+    LookedUp,
+    Write,
+    lock_reads,
+    looked_up,
+    lookup_reads,
+)
 from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.domain.commands import RequestMeta
 from coordinator.domain.events import Envelope, Event, envelope_from_stored, stamp
 from coordinator.domain.hash_chain import chain_envelope
 from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
-from coordinator.service.ports import ConcurrencyConflict, EventTooLarge
+from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
 
-OUTBOX_CHANNEL = "sync_outbox"
-SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(value)s, true)"
-
-# The command path runs its statements on the pooled connection's psycopg cursor:
-# SQLAlchemy's per-statement work was a sixth of the API's CPU per start command.
-
-# The row may not exist yet and FOR UPDATE locks nothing that is absent, so it is
-# created first; ON CONFLICT keeps concurrent first starts from failing.
-CREATE_STREAM = (
-    "INSERT INTO streams (stream_id, user_id) VALUES (%(stream_id)s, %(user_id)s) "
-    "ON CONFLICT DO NOTHING"
-)
-# clock_timestamp(), not now(): now() is the transaction's start, before the lock wait.
-LOCK_STREAM = (
-    "SELECT version, state, last_hash, clock_timestamp() AS now FROM streams "
-    "WHERE stream_id = %(stream_id)s FOR UPDATE"
-)
-EVENT_COLUMNS = (
-    "event_id",
-    "stream_id",
-    "version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "data",
-    "metadata",
-    "prev_hash",
-    "hash",
-)
-INSERT_EVENT = (
-    "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, "
-    "occurred_at, data, metadata, prev_hash, hash) VALUES (%(event_id)s, %(stream_id)s, "
-    "%(version)s, %(event_type)s, %(schema_version)s, %(occurred_at)s, CAST(%(data)s AS jsonb), "
-    "CAST(%(metadata)s AS jsonb), %(prev_hash)s, %(hash)s)"
-)
-UPDATE_STREAM = (
-    "UPDATE streams SET version = %(version)s, state = CAST(%(state)s AS jsonb), "
-    "updated_at = %(now)s, live_until = %(live_until)s, last_hash = %(last_hash)s "
-    "WHERE stream_id = %(stream_id)s AND version = %(expected)s RETURNING version"
-)
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, user_id, payload) VALUES "
-    "(%(event_id)s, %(user_id)s, CAST(%(payload)s AS jsonb))"
-)
-NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
-RECALL = (
-    "SELECT fingerprint, response FROM idempotency_keys "
-    "WHERE user_id = %(user_id)s AND key = %(key)s"
-)
-REMEMBER = (
-    "INSERT INTO idempotency_keys (user_id, key, fingerprint, response) "
-    "VALUES (%(user_id)s, %(key)s, %(fingerprint)s, CAST(%(response)s AS jsonb))"
-)
-# Scans the user's own events (by the stream's key): only a cancel of an older task asks.
-LAST_EVENT_OF_TASK = (
-    "SELECT event_type FROM events WHERE stream_id = %(stream_id)s "
-    "AND data->>'task_id' = %(task_id)s ORDER BY version DESC LIMIT 1"
-)
 READ_STREAM = text(
     "SELECT event_id, event_type, schema_version, version, occurred_at, data, metadata "
     "FROM events WHERE stream_id = :stream_id ORDER BY version"
@@ -84,31 +40,29 @@ READ_STREAM = text(
 class PostgresLockedStream:
     """A stream row locked FOR UPDATE inside an open transaction.
 
-    `append` only stages: every command of a coalesced batch appends in turn, and `flush`
-    writes all their events, outbox rows and idempotency keys in one pipelined round trip.
+    `append` only stages: every command of a coalesced batch appends in turn, and `writes`
+    gives all their events, outbox rows and idempotency keys for one pipelined round trip.
+    What the batch will ask besides the row (`Lookups`) was read with the lock; anything
+    else is read on demand through `cursor`, which only the sync path has.
     """
 
     def __init__(
         self,
-        cursor: psycopg.Cursor[Any],
         user_id: str,
-        lock_timeout: str,
+        row: tuple[Any, ...],
         max_event_bytes: int,
+        looked_up: LookedUp | None = None,
+        cursor: psycopg.Cursor[Any] | None = None,
     ) -> None:
         self._cursor = cursor
         self._max_event_bytes = max_event_bytes
         self.user_id = user_id
         self.stream_id = stream_id_for(user_id)
-        with cursor.connection.pipeline():
-            cursor.execute(SET_LOCK_TIMEOUT, {"value": lock_timeout})
-            cursor.execute(CREATE_STREAM, {"stream_id": self.stream_id, "user_id": user_id})
-            cursor.execute(LOCK_STREAM, {"stream_id": self.stream_id})
-        row = cursor.fetchone()
-        assert row is not None, "the stream row was just created"
         version, state, self._last_hash, self.now = row
         self.version: int = version
         self._locked_version: int = version
         self.state = UserSyncState.from_json(state) if state else UserSyncState()
+        self._looked_up = looked_up or LookedUp()
         self._events: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
         self._keys: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -140,41 +94,71 @@ class PostgresLockedStream:
     def last_event_type(self, task_id: str) -> str | None:
         if task_id in self._staged_tasks:
             return self._staged_tasks[task_id]
+        if task_id in self._looked_up.tasks:
+            return self._looked_up.tasks[task_id]
         params = {"stream_id": self.stream_id, "task_id": task_id}
-        row = self._cursor.execute(LAST_EVENT_OF_TASK, params).fetchone()
+        row = self._on_demand().execute(LAST_EVENT_OF_TASK, params).fetchone()
         return None if row is None else str(row[0])
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
         if key in self._keys:
             return self._keys[key]
-        row = self._cursor.execute(RECALL, {"user_id": self.user_id, "key": key}).fetchone()
+        if key in self._looked_up.keys:
+            return self._looked_up.keys[key]
+        params = {"user_id": self.user_id, "key": key}
+        row = self._on_demand().execute(RECALL, params).fetchone()
         return None if row is None else (row[0], row[1])
 
     def remember_response(self, key: str, fingerprint: str, response: dict[str, Any]) -> None:
         self._keys[key] = (fingerprint, response)
 
-    def flush(self) -> None:
-        """Write everything staged in one round trip; a stale version is a conflict."""
-        if not self._events and not self._keys:
-            return
-        cursor = self._cursor
-        # One round trip for all writes: every wake-up under the row lock may wait for the
-        # GIL, and that wait is paid by every queued click of the same user.
-        with cursor.connection.pipeline():
-            if self._keys:
-                cursor.executemany(REMEMBER, self._key_rows())
-            if self._events:
-                cursor.executemany(INSERT_EVENT, self._events)
-                cursor.executemany(INSERT_OUTBOX, self._outbox)
-                cursor.execute(NOTIFY)
-                # Last, so that its row is what the cursor holds once the pipeline syncs.
-                cursor.execute(UPDATE_STREAM, self._stream_row())
-        # A stale expected version also collides on (stream_id, version) above; either way
-        # it is a conflict and the transaction rolls back.
-        if self._events and cursor.fetchone() is None:
+    def writes(self) -> list[Write]:
+        """Everything staged, in order; the last statement returns the stream's row."""
+        writes: list[Write] = []
+        if self._keys:
+            writes.append(Write(REMEMBER, self._key_rows(), many=True))
+        if self._events:
+            writes.append(Write(INSERT_EVENT, self._events, many=True))
+            writes.append(Write(INSERT_OUTBOX, self._outbox, many=True))
+            writes.append(Write(NOTIFY, {}))
+            # Last, so that its row is what the cursor holds once the pipeline syncs.
+            writes.append(Write(UPDATE_STREAM, self._stream_row()))
+        return writes
+
+    @property
+    def moves(self) -> bool:
+        """Whether `writes` moves the stream on, its last statement returning the row."""
+        return bool(self._events)
+
+    def check_moved(self, returned: object) -> None:
+        """Raise ConcurrencyConflict if the snapshot's update found the row moved on."""
+        # A stale expected version also collides on (stream_id, version) in the inserts;
+        # either way it is a conflict and the transaction rolls back.
+        if returned is None:
             raise ConcurrencyConflict(
                 f"{self.stream_id} is no longer at version {self._locked_version}"
             )
+
+    def flush(self) -> None:
+        """Write everything staged in one round trip; a stale version is a conflict."""
+        writes = self.writes()
+        if not writes:
+            return
+        cursor = self._on_demand()
+        # One round trip for all writes: every wake-up under the row lock may wait for the
+        # GIL, and that wait is paid by every queued click of the same user.
+        with cursor.connection.pipeline():
+            for write in writes:
+                if write.many:
+                    cursor.executemany(write.sql, write.params)
+                else:
+                    cursor.execute(write.sql, write.params)
+        if self.moves:
+            self.check_moved(cursor.fetchone())
+
+    def _on_demand(self) -> psycopg.Cursor[Any]:
+        assert self._cursor is not None, "read this with the lock (Lookups) on the async path"
+        return self._cursor
 
     def _key_rows(self) -> list[dict[str, Any]]:
         return [
@@ -234,14 +218,24 @@ class PostgresEventStore:
         self._max_event_bytes = max_event_bytes
 
     @contextmanager
-    def lock_stream(self, user_id: str) -> Iterator[PostgresLockedStream]:
+    def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> Iterator[PostgresLockedStream]:
         with translated_errors(), self._engine.begin() as conn:
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
             with driver.cursor() as cursor:
-                stream = PostgresLockedStream(
-                    cursor, user_id, self._lock_timeout, self._max_event_bytes
-                )
+                reads = lookup_reads(user_id, lookups)
+                readers = [driver.cursor() for _ in reads]
+                with driver.pipeline():
+                    for write in lock_reads(user_id, self._lock_timeout):
+                        cursor.execute(write.sql, write.params)
+                    for read, reader in zip(reads, readers, strict=True):
+                        reader.execute(read.sql, read.params)
+                row = cursor.fetchone()
+                assert row is not None, "the stream row was just created"
+                found = looked_up(lookups, [reader.fetchall() for reader in readers])
+                stream = PostgresLockedStream(user_id, row, self._max_event_bytes, found, cursor)
                 yield stream
                 stream.flush()
 

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, make_url, text
 
+from coordinator.adapters.postgres.command_sql import OUTBOX_CHANNEL
 from coordinator.adapters.postgres.dead_letters import DeadLetters, set_aside
 from coordinator.adapters.postgres.engine import translated_errors
-from coordinator.adapters.postgres.event_store import OUTBOX_CHANNEL
 
 RELAY_LOCK_KEY = 7204186
 
