@@ -27,18 +27,15 @@ class Wiring:
     read_models: ReadModels
     outbox: OutboxStore
     coalescer: CommandCoalescer
-    command_store: AsyncPostgresEventStore  # the coalescer's; opened by `open_commands`
+    command_store: AsyncPostgresEventStore  # the coalescer's; connects on first use
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
         with translated_errors(), self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    async def open_commands(self) -> None:
-        """Open the coalescer's connections (on the running loop; only the API needs it)."""
-        await self.command_store.open()
-
     async def close_commands(self) -> None:
+        """Close the coalescer's connections, on the loop that made them (the API's)."""
         await self.command_store.close()
 
     def close(self) -> None:

@@ -64,7 +64,6 @@ def create_app(settings: Settings) -> FastAPI:
         wiring = bootstrap(
             settings, on_conflict=metrics.conflicts.inc, on_batch=metrics.batch_sizes.observe
         )
-        await wiring.open_commands()
         scraped = shared_registry(folder) if folder else registry
         scraped.register(StoredStateCollector(wiring.outbox, wiring.read_models))
         app.state.settings, app.state.wiring = settings, wiring

@@ -50,8 +50,6 @@ class Coalescer(CommandCoalescer):
         super().__init__(deps(engine), limited, on_batch=batches.append, store=self.store)
 
     async def __aenter__(self) -> Coalescer:
-        if self.store is not None:
-            await self.store.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 
 from coordinator.adapters.postgres.command_sql import lock_reads, looked_up, lookup_reads
 from coordinator.adapters.postgres.engine import translated_errors
@@ -21,30 +23,64 @@ from coordinator.adapters.postgres.event_store import PostgresLockedStream
 from coordinator.service.ports import Lookups
 
 CONNECT_TIMEOUT_SECONDS = 3  # as the engine's: a database that does not answer is a 503
-POOL_TIMEOUT_SECONDS = 5
+APPLICATION_NAME = "sync-commands"  # how pg_stat_activity shows these connections
+
+
+class AsyncConnections:
+    """At most `size` idle connections kept; a new one is made when none is idle.
+
+    Not psycopg_pool: it retries a failed connect in the background and makes the caller
+    wait its whole timeout, where a database that refuses connections must be a 503 at once.
+    The coalescer bounds the transactions in flight, and so the connections in use.
+    """
+
+    def __init__(self, url: str, size: int) -> None:
+        self._url, self._size = url, size
+        self._idle: list[AsyncConnection[tuple[object, ...]]] = []
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[tuple[object, ...]]]:
+        conn = self._idle.pop() if self._idle else await self._connect()
+        try:
+            yield conn
+        except BaseException:
+            await self._put_back(conn, rollback=True)
+            raise
+        await self._put_back(conn, rollback=False)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+    async def _connect(self) -> AsyncConnection[tuple[object, ...]]:
+        return await AsyncConnection.connect(
+            self._url, connect_timeout=CONNECT_TIMEOUT_SECONDS, application_name=APPLICATION_NAME
+        )
+
+    async def _put_back(self, conn: AsyncConnection[tuple[object, ...]], rollback: bool) -> None:
+        """Keep a healthy, idle connection; close a broken one or one too many."""
+        try:
+            if rollback and not conn.closed:
+                await conn.rollback()
+        except psycopg.Error:
+            pass  # broken: closed below
+        idle = conn.info.transaction_status == TransactionStatus.IDLE
+        if conn.closed or conn.broken or not idle or len(self._idle) >= self._size:
+            await conn.close()
+        else:
+            self._idle.append(conn)
 
 
 class AsyncPostgresEventStore:
-    """`lock_stream` as an async context manager over a pool of `size` connections."""
+    """`lock_stream` as an async context manager over up to `size` kept connections."""
 
     def __init__(
         self, url: str, size: int, lock_timeout_ms: int = 3000, max_event_bytes: int = 262_144
     ) -> None:
-        self._pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=size,
-            timeout=POOL_TIMEOUT_SECONDS,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            open=False,
-        )
+        self._pool = AsyncConnections(url, size)
         self._lock_timeout = f"{int(lock_timeout_ms)}ms"
         self._max_event_bytes = max_event_bytes
-
-    async def open(self) -> None:
-        """Start the pool; connections are made in the background, a dead database is not
-        an error here (each command then answers 503 until it is back)."""
-        await self._pool.open(wait=False)
 
     async def close(self) -> None:
         await self._pool.close()
