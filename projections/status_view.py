@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -42,34 +43,57 @@ class StatusRow:
 
 def apply_status(row: StatusRow | None, envelope: Envelope) -> StatusRow:
     """The user's status after one event; no I/O."""
+    return _row(_step(dict(row.__dict__) if row else None, envelope))
+
+
+def fold_status(row: StatusRow | None, envelopes: Iterable[Envelope]) -> StatusRow | None:
+    """The user's status after these events in order (apply_status over each, copying the
+    row once instead of once per event); the row itself when there are none."""
+    values = dict(row.__dict__) if row else None
+    for envelope in envelopes:
+        values = _step(values, envelope)
+    return row if values is None else _row(values)
+
+
+def _step(values: dict[str, Any] | None, envelope: Envelope) -> dict[str, Any]:
+    """One event into a row's column values, changed in place unless the event starts a task."""
     event = envelope.data
     if isinstance(event, SyncStarted):
-        return StatusRow(
-            user_id=envelope.user_id,
-            task_id=event.task_id,
-            is_syncing=True,
-            status="running",
-            sync_type=event.sync_type,
-            started_at=event.started_at,
-            updated_at=envelope.occurred_at,
-            lease_expires_at=event.lease_expires_at,
-            last_version=envelope.version,
-        )
-    current = row or StatusRow(user_id=envelope.user_id)
-    changes: dict[str, Any] = {"updated_at": envelope.occurred_at, "last_version": envelope.version}
+        return {
+            **_EMPTY,
+            "user_id": envelope.user_id,
+            "task_id": event.task_id,
+            "is_syncing": True,
+            "status": "running",
+            "sync_type": event.sync_type,
+            "started_at": event.started_at,
+            "updated_at": envelope.occurred_at,
+            "lease_expires_at": event.lease_expires_at,
+            "current_stats": {},
+            "last_version": envelope.version,
+        }
+    if values is None:
+        values = {**_EMPTY, "user_id": envelope.user_id, "current_stats": {}}
+    values["updated_at"] = envelope.occurred_at
+    values["last_version"] = envelope.version
     # The aggregate only emits the other events for its current task; an event naming
     # another task (never expected) must not overwrite what the row says about this one.
-    if event.task_id == current.task_id:
-        changes.update(_task_changes(event))
-    return _evolve(current, changes)
+    if event.task_id == values["task_id"]:
+        values.update(_task_changes(event))
+    return values
 
 
-def _evolve(row: StatusRow, changes: dict[str, Any]) -> StatusRow:
-    """A copy with these columns changed: dataclasses.replace walks every field and runs the
-    frozen __init__ per event, the largest share of the projector's fold."""
-    copy = object.__new__(StatusRow)
-    copy.__dict__.update(row.__dict__, **changes)
-    return copy
+# Every column, in field order like a row built by its __init__: the defaults, and None
+# for user_id and current_stats, which each row sets.
+_EMPTY = {f.name: None if f.default is MISSING else f.default for f in fields(StatusRow)}
+
+
+def _row(values: dict[str, Any]) -> StatusRow:
+    """A row from all its column values, without the frozen __init__: dataclasses.replace
+    walked every field and ran it per event, the largest share of the projector's fold."""
+    row = object.__new__(StatusRow)
+    row.__dict__.update(values)
+    return row
 
 
 def _task_changes(event: Event) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -43,36 +44,50 @@ class TaskRow:
 
 def apply_task(row: TaskRow | None, envelope: Envelope) -> TaskRow | None:
     """The named task's row after one event; None if the task was never started; no I/O."""
-    event = envelope.data
-    if isinstance(event, SyncStarted):
-        return TaskRow(
-            task_id=event.task_id,
-            user_id=envelope.user_id,
-            sync_type=event.sync_type,
-            status="running",
-            started_at=event.started_at,
-            lease_expires_at=event.lease_expires_at,
-            replaces_task_id=event.replaces_task_id,
-            start_reason=event.reason,
-            last_version=envelope.version,
-        )
-    if row is None:
-        return None
-    return _evolve(row, {**_changes(row, event), "last_version": envelope.version})
+    return fold_task(row, (envelope,))
 
 
-def _evolve(row: TaskRow, changes: dict[str, Any]) -> TaskRow:
-    """A copy with these columns changed: dataclasses.replace walks every field and runs the
-    frozen __init__ per event, the largest share of the projector's fold."""
-    copy = object.__new__(TaskRow)
-    copy.__dict__.update(row.__dict__, **changes)
-    return copy
+def fold_task(row: TaskRow | None, envelopes: Iterable[Envelope]) -> TaskRow | None:
+    """The task's row after these events about it, in order (apply_task over each, copying
+    the row once instead of once per event); None while the task was never started."""
+    values = dict(row.__dict__) if row else None
+    changed = False
+    for envelope in envelopes:
+        event = envelope.data
+        if isinstance(event, SyncStarted):
+            values = {
+                **_EMPTY,
+                "task_id": event.task_id,
+                "user_id": envelope.user_id,
+                "sync_type": event.sync_type,
+                "status": "running",
+                "started_at": event.started_at,
+                "lease_expires_at": event.lease_expires_at,
+                "stats": {},
+                "replaces_task_id": event.replaces_task_id,
+                "start_reason": event.reason,
+                "last_version": envelope.version,
+            }
+        elif values is not None:
+            values.update(_changes(values, event))
+            values["last_version"] = envelope.version
+        changed = changed or values is not None
+    if values is None or not changed:
+        return row
+    task = object.__new__(TaskRow)  # without the frozen __init__, as in status_view
+    task.__dict__.update(values)
+    return task
 
 
-def _changes(row: TaskRow, event: Event) -> dict[str, Any]:
+# Every column, in field order like a row built by its __init__: the defaults, and None
+# for those a start sets.
+_EMPTY = {f.name: None if f.default is MISSING else f.default for f in fields(TaskRow)}
+
+
+def _changes(row: dict[str, Any], event: Event) -> dict[str, Any]:
     """Columns a later event about the task changes."""
     if isinstance(event, SyncReused):
-        return {"reuse_count": row.reuse_count + 1}
+        return {"reuse_count": row["reuse_count"] + 1}
     if isinstance(event, SyncProgressed):
         return {
             "progress_percentage": event.percent,

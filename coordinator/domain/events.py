@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass, fields
+from dataclasses import KW_ONLY, MISSING, dataclass, fields
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 from uuid import uuid4
 
 from coordinator.domain.upcasting import current_version, upcast
@@ -14,6 +14,7 @@ SyncType = Literal["full", "incremental"]
 # lease run out and replaced it; queued_full_sync: the coordinator started a full sync that
 # waited behind the task that just ended.
 StartReason = Literal["first_click", "replaced_expired", "queued_full_sync"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -173,44 +174,78 @@ def data_to_json(event: Event) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values}
 
 
-# Field names and time fields per event type, computed once: dataclasses.fields() per
-# event was a third of the projector's decoding time.
-_SHAPES = {
-    name: (
-        cls,
-        tuple(f.name for f in fields(cls)),
-        tuple(f.name for f in fields(cls) if f.name.endswith("_at")),
+@dataclass(frozen=True)
+class _Shape:
+    """How to build one event type from its JSON data, computed once per type:
+    dataclasses.fields() per event was a third of the projector's decoding time."""
+
+    cls: type[Event]
+    current: int  # the schema_version written now; older data is upcast first
+    required: tuple[str, ...]
+    optional: tuple[tuple[str, Any], ...]  # (name, default)
+    times: tuple[str, ...]
+
+
+def _shape(cls: type[Event]) -> _Shape:
+    every = fields(cls)
+    if any(f.default_factory is not MISSING for f in every):
+        raise TypeError(f"{cls.__name__}: the decoder does not build default factories")
+    return _Shape(
+        cls=cls,
+        current=current_version(cls.event_type),
+        required=tuple(f.name for f in every if f.default is MISSING),
+        optional=tuple((f.name, f.default) for f in every if f.default is not MISSING),
+        times=tuple(f.name for f in every if f.name.endswith("_at")),
     )
-    for name, cls in EVENT_TYPES.items()
-}
+
+
+_SHAPES = {name: _shape(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def _frozen(cls: type[T], values: dict[str, Any]) -> T:
+    """An instance of a frozen dataclass from every one of its fields, without its __init__
+    (which sets each field through object.__setattr__: the largest share of decoding)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
 
 
 def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -> Event:
-    """Rebuild an event from its stored JSON data, upcast from the version it was written in."""
-    data = upcast(event_type, schema_version, data)
-    cls, names, times = _SHAPES[event_type]
-    values = {name: data[name] for name in names if name in data}
-    for name in times:
-        value = values.get(name)
+    """Rebuild an event from its stored JSON data, upcast from the version it was written in.
+    KeyError for an unknown type or a missing field, TypeError for data that is no object."""
+    shape = _SHAPES[event_type]
+    if not isinstance(data, dict):
+        raise TypeError(f"{event_type} data is not an object")
+    if schema_version < shape.current:
+        data = upcast(event_type, schema_version, data)
+    values = {name: data[name] for name in shape.required}
+    for name, default in shape.optional:
+        values[name] = data.get(name, default)
+    for name in shape.times:
+        value = values[name]
         if isinstance(value, str):
             values[name] = datetime.fromisoformat(value)
-    return cls(**values)
+    return _frozen(shape.cls, values)
 
 
 def envelope_from_json(body: dict[str, Any]) -> Envelope:
     """Parse an envelope as published on Kafka or stored in the event table."""
-    return Envelope(
-        event_id=body["event_id"],
-        event_type=body["event_type"],
-        schema_version=body["schema_version"],
-        stream_id=body["stream_id"],
-        user_id=body["user_id"],
-        version=body["version"],
-        occurred_at=datetime.fromisoformat(body["occurred_at"]),
-        correlation_id=body["correlation_id"],
-        causation_id=body["causation_id"],
-        data=data_from_json(body["event_type"], body["data"], body["schema_version"]),
-        traceparent=body.get("traceparent"),
+    event_type, schema_version = body["event_type"], body["schema_version"]
+    return _frozen(
+        Envelope,
+        {
+            "event_id": body["event_id"],
+            "event_type": event_type,
+            "schema_version": schema_version,
+            "stream_id": body["stream_id"],
+            "user_id": body["user_id"],
+            "version": body["version"],
+            "occurred_at": datetime.fromisoformat(body["occurred_at"]),
+            "correlation_id": body["correlation_id"],
+            "causation_id": body["causation_id"],
+            "data": data_from_json(event_type, body["data"], schema_version),
+            "traceparent": body.get("traceparent"),
+        },
     )
 
 
