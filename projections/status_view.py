@@ -50,9 +50,10 @@ def fold_status(row: StatusRow | None, envelopes: Iterable[Envelope]) -> StatusR
     """The user's status after these events in order (apply_status over each, copying the
     row once instead of once per event); the row itself when there are none."""
     values = dict(row.__dict__) if row else None
+    stepped = False
     for envelope in envelopes:
-        values = _step(values, envelope)
-    return row if values is None else _row(values)
+        values, stepped = _step(values, envelope), True
+    return _row(values) if stepped and values is not None else row
 
 
 def _step(values: dict[str, Any] | None, envelope: Envelope) -> dict[str, Any]:

@@ -231,8 +231,7 @@ def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -
 def envelope_from_json(body: dict[str, Any]) -> Envelope:
     """Parse an envelope as published on Kafka or stored in the event table."""
     event_type, schema_version = body["event_type"], body["schema_version"]
-    return _frozen(
-        Envelope,
+    return envelope_from_fields(
         {
             "event_id": body["event_id"],
             "event_type": event_type,
@@ -245,8 +244,14 @@ def envelope_from_json(body: dict[str, Any]) -> Envelope:
             "causation_id": body["causation_id"],
             "data": data_from_json(event_type, body["data"], schema_version),
             "traceparent": body.get("traceparent"),
-        },
+        }
     )
+
+
+def envelope_from_fields(values: dict[str, Any]) -> Envelope:
+    """An envelope from the value of every field, each already of its type (a decoder's
+    last step), in the fields' order."""
+    return _frozen(Envelope, values)
 
 
 def stamp(

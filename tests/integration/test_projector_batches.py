@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, text
@@ -11,7 +12,14 @@ from sqlalchemy import Engine, text
 from coordinator.adapters.kafka.event_source import Delivery
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.events import Envelope
+from coordinator.domain.events import (
+    Envelope,
+    FullSyncQueued,
+    SyncCompleted,
+    SyncExpired,
+    SyncProgressed,
+    SyncReused,
+)
 from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import (
@@ -158,3 +166,45 @@ def test_a_backlog_is_applied_in_batches_folded_per_user(
 def _outbox_empty(engine: Engine) -> bool:
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
+
+
+def test_rows_changed_by_another_writer_are_read_again_not_taken_from_memory(
+    writes: Engine, database_url: str
+) -> None:
+    edited, taken_over, untouched = users = [random_user() for _ in range(3)]
+    random_workload(writes, users, commands=150, seed=31)
+    store = PostgresEventStore(writes)
+    events = {user: store.read_stream(user) for user in users}
+    assert all(len(e) >= 12 for e in events.values())
+    # The edited user's next event leaves error_message alone (no start, failure or cancel).
+    keeps = (SyncReused, SyncProgressed, SyncCompleted, SyncExpired, FullSyncQueued)
+    cut = next(n for n, e in enumerate(events[edited]) if n >= 4 and isinstance(e.data, keeps))
+    projections, other = ProjectionStore(database_url), ProjectionStore(database_url)
+    try:
+        first = interleaved([events[edited][:cut], events[taken_over][:4], events[untouched][:4]])
+        assert apply_batch(projections, deliveries(first)) == cut + 8
+        assert len(projections.written) == 3  # remembered, so the next batch reads less
+
+        # An operator's edit that keeps last_version: the next event folds onto the row the
+        # database holds, as it would in a projector that remembers nothing.
+        with writes.begin() as conn:
+            conn.execute(
+                text("UPDATE sync_status SET error_message = 'edited' WHERE user_id = :u"),
+                {"u": edited},
+            )
+        # Another projector holds a partition for a while (a rebalance) and goes further.
+        assert apply_batch(other, deliveries(events[taken_over][4:8])) == 4
+
+        # Back here: the taken-over user's 5..8 arrive again, with what is new.
+        second = interleaved(
+            [events[edited][cut : cut + 1], events[taken_over][4:10], events[untouched][4:9]]
+        )
+        assert apply_batch(projections, deliveries(second)) == 1 + 2 + 5
+    finally:
+        projections.close()
+        other.close()
+    row = projected_views(writes, [edited])[0][edited]
+    assert row.error_message == "edited"
+    assert row == replace(fold_views(events[edited][: cut + 1])[0][edited], error_message="edited")
+    done = events[taken_over][:10] + events[untouched][:9]
+    assert projected_views(writes, users[1:]) == fold_views(done)
