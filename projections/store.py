@@ -106,7 +106,12 @@ RECORD_LAG = (
     "ON CONFLICT (consumer_group, topic, partition) "
     "DO UPDATE SET lag = EXCLUDED.lag, updated_at = EXCLUDED.updated_at"
 )
-NOTIFY_STATUS = f"SELECT pg_notify('{status_notices.CHANNEL}', %s)"
+# Every payload of a batch in one statement: a round trip per payload (a few dozen for a
+# batch of 10,000 users) was a tenth of the writer's time.
+NOTIFY_STATUS = (
+    f"SELECT pg_notify('{status_notices.CHANNEL}', payload) "
+    "FROM unnest(CAST(%s AS text[])) WITH ORDINALITY AS x(payload, n) ORDER BY n"
+)
 # This transaction's id as a row's xmin shows it (32 bits, without the epoch).
 WRITER_XID = "SELECT pg_current_xact_id()::xid::text::bigint"
 
@@ -189,8 +194,9 @@ class ProjectionBatch:
                         copy.write_row(tuple(vars(row).values()))
                 self._cursor.execute(view.merge)
         # Delivered on commit only: the API's status streams read back committed rows.
-        for payload in status_notices.encode(row.user_id for row in statuses):
-            self._cursor.execute(NOTIFY_STATUS, (payload,))
+        payloads = status_notices.encode(row.user_id for row in statuses)
+        if payloads:
+            self._cursor.execute(NOTIFY_STATUS, (payloads,))
 
     def writer_xid(self) -> int:
         """The id of this transaction, which rows it wrote show as their xmin."""
