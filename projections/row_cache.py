@@ -19,7 +19,7 @@ from typing import NamedTuple
 from projections.status_view import StatusRow
 from projections.task_history import TaskRow
 
-DEFAULT_CAPACITY = 50_000  # users; about 2 KB each
+DEFAULT_CAPACITY = 20_000  # users; about 2 KB each, so some 40 MB
 
 
 class Written(NamedTuple):
