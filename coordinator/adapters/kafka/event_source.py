@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
-import msgspec
 import orjson
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from coordinator.domain.events import (
-    EVENT_TYPES,
-    Envelope,
-    envelope_from_fields,
-    envelope_from_json,
-)
-from coordinator.domain.upcasting import current_version
+from coordinator.domain.events import Envelope, envelope_from_json
 from coordinator.telemetry import tracing
+
+try:
+    from coordinator.adapters.kafka.current_records import decode_current
+except ImportError:  # a virtualenv made before msgspec was a dependency: the general way only
+
+    def decode_current(value: bytes) -> Envelope | None:
+        return None
+
 
 log = logging.getLogger("coordinator.adapters.kafka.event_source")
 
@@ -113,55 +113,14 @@ class EventSource:
 
 def decode(value: bytes, partition: int, offset: int) -> Envelope | None:
     """An envelope, or None (logged) for a record this code cannot read."""
-    try:
-        return _decode_current(value)
-    except (msgspec.DecodeError, _NotCurrent):
-        pass  # the general way below decides
+    envelope = decode_current(value)
+    if envelope is not None:
+        return envelope
     try:
         return envelope_from_json(_parse(value))
     except (ValueError, KeyError, TypeError) as error:
         log.error("skipping undecodable record %s@%s: %r", partition, offset, error)
         return None
-
-
-class _Head(msgspec.Struct, gc=False):
-    """A published envelope, its data left as JSON until its event type is known."""
-
-    event_id: str
-    event_type: str
-    schema_version: int
-    stream_id: str
-    user_id: str
-    version: int
-    occurred_at: datetime
-    correlation_id: str
-    causation_id: str
-    data: msgspec.Raw
-    traceparent: str | None = None
-
-
-class _NotCurrent(Exception):
-    """An event type this code does not know, or data in an older schema version."""
-
-
-_HEAD = msgspec.json.Decoder(_Head)
-_DATA = {
-    name: (current_version(name), msgspec.json.Decoder(cls)) for name, cls in EVENT_TYPES.items()
-}
-
-
-def _decode_current(value: bytes) -> Envelope:
-    """The common case, checked and built in C by msgspec: an event of a known type in its
-    current schema version (a third of the time of JSON to dicts to dataclasses, which was
-    the projector's largest cost after the broker client). msgspec is stricter than
-    envelope_from_json: whatever it refuses goes that way, which has the last word."""
-    head = _HEAD.decode(value)
-    current, data = _DATA.get(head.event_type, (None, None))
-    if data is None or head.schema_version != current:
-        raise _NotCurrent
-    fields = msgspec.structs.asdict(head)
-    fields["data"] = data.decode(head.data)
-    return envelope_from_fields(fields)
 
 
 def _traceparent(headers: list[tuple[str, bytes]] | None, envelope: Envelope) -> str | None:
