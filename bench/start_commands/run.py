@@ -14,7 +14,8 @@ both, so neither gets more cores than the other). Then, in one run:
 - storm over two processes: one user's clicks, 100 in flight at each API process, against the
   same load from distinct users (storms.py); exactly one SyncStarted is checked;
 - neighbour probe: fresh users clicking every 50 ms, p50/p99 alone and during one user's storm
-  of 200 clicks in flight (neighbour_probe.py, a process of its own);
+  of 200 clicks in flight, for 3x --seconds each (a p99 of a few hundred clicks, not of 80;
+  neighbour_probe.py, a process of its own);
 - history cost: sequential latency of a user with 100,000 prior events against a fresh user.
 
 A figure is PASS only if its load was sustained: the load generator stayed under 90 % of a
