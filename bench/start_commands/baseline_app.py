@@ -31,13 +31,13 @@ POOL_MIN, POOL_MAX = 20, 20  # the API keeps SYNC_DB_POOL_SIZE (20) connections,
 LEASE = timedelta(seconds=1800)
 
 
-SET_LOCK_TIMEOUT = store.SET_LOCK_TIMEOUT
 CREATE_STREAM = store.CREATE_STREAM
 LOCK_STREAM = store.LOCK_STREAM
-INSERT_EVENT = store.INSERT_EVENT
+INSERT_EVENTS = store.INSERT_EVENTS
 UPDATE_STREAM = store.UPDATE_STREAM
-INSERT_OUTBOX = store.INSERT_OUTBOX
+INSERT_OUTBOXES = store.INSERT_OUTBOXES
 NOTIFY = store.NOTIFY
+LOCK_TIMEOUT = "-c lock_timeout=3000ms"  # a session setting, as on the API's connections
 
 
 def event_rows(user_id: str, stream_id: str, locked: dict[str, Any]) -> dict[str, Any]:
@@ -78,16 +78,17 @@ def run_transaction(pool: ConnectionPool, user_id: str) -> int:
     stream_id = stream_id_for(user_id)
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         with conn.pipeline():
-            cur.execute(SET_LOCK_TIMEOUT, {"value": "3000ms"})
             cur.execute(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id})
             cur.execute(LOCK_STREAM, {"stream_id": stream_id})
         row = event_rows(user_id, stream_id, cur.fetchone() or {})
-        # The same order as PostgresLockedStream.append: snapshot, events, outbox, notify.
+        # The same order as PostgresLockedStream.writes: events, outbox, notify, snapshot.
+        event = {k: row[k] for k in store.EVENT_COLUMNS}
+        outbox = {k: row[k] for k in ("event_id", "user_id", "payload")}
         with conn.pipeline(), conn.cursor() as update:
-            update.execute(UPDATE_STREAM, row)
-            cur.execute(INSERT_EVENT, row)
-            cur.execute(INSERT_OUTBOX, row)
+            cur.execute(INSERT_EVENTS, {"rows": store.json_rows([event], ("data", "metadata"))})
+            cur.execute(INSERT_OUTBOXES, {"rows": store.json_rows([outbox], ("payload",))})
             cur.execute(NOTIFY)
+            update.execute(UPDATE_STREAM, row)
         if update.rowcount != 1:
             raise RuntimeError(f"{stream_id} moved under its lock")
         conn.commit()
@@ -97,7 +98,12 @@ def run_transaction(pool: ConnectionPool, user_id: str) -> int:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=POOL_MIN, max_size=POOL_MAX)
+    pool = ConnectionPool(
+        os.environ["BENCH_DATABASE_URL"],
+        min_size=POOL_MIN,
+        max_size=POOL_MAX,
+        kwargs={"options": LOCK_TIMEOUT},
+    )
     pool.wait()
     app.state.pool = pool
     try:

@@ -34,8 +34,8 @@ class AsyncConnections:
     The coalescer bounds the transactions in flight, and so the connections in use.
     """
 
-    def __init__(self, url: str, size: int) -> None:
-        self._url, self._size = url, size
+    def __init__(self, url: str, size: int, lock_timeout: str) -> None:
+        self._url, self._size, self._lock_timeout = url, size, lock_timeout
         self._idle: list[AsyncConnection[tuple[object, ...]]] = []
 
     @asynccontextmanager
@@ -54,8 +54,12 @@ class AsyncConnections:
             await conn.close()
 
     async def _connect(self) -> AsyncConnection[tuple[object, ...]]:
+        # The lock timeout is the session's: no statement per transaction to set it.
         return await AsyncConnection.connect(
-            self._url, connect_timeout=CONNECT_TIMEOUT_SECONDS, application_name=APPLICATION_NAME
+            self._url,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=APPLICATION_NAME,
+            options=f"-c lock_timeout={self._lock_timeout}",
         )
 
     async def _put_back(self, conn: AsyncConnection[tuple[object, ...]], rollback: bool) -> None:
@@ -78,8 +82,7 @@ class AsyncPostgresEventStore:
     def __init__(
         self, url: str, size: int, lock_timeout_ms: int = 3000, max_event_bytes: int = 262_144
     ) -> None:
-        self._pool = AsyncConnections(url, size)
-        self._lock_timeout = f"{int(lock_timeout_ms)}ms"
+        self._pool = AsyncConnections(url, size, f"{int(lock_timeout_ms)}ms")
         self._max_event_bytes = max_event_bytes
 
     async def close(self) -> None:
@@ -94,7 +97,7 @@ class AsyncPostgresEventStore:
                 reads = lookup_reads(user_id, lookups)
                 readers = [conn.cursor() for _ in reads]
                 async with conn.pipeline():
-                    for write in lock_reads(user_id, self._lock_timeout):
+                    for write in lock_reads(user_id, lock_timeout=None):
                         await cursor.execute(write.sql, write.params)
                     for read, reader in zip(reads, readers, strict=True):
                         await reader.execute(read.sql, read.params)
@@ -107,10 +110,7 @@ class AsyncPostgresEventStore:
                 if writes:
                     async with conn.pipeline():
                         for write in writes:
-                            if write.many:
-                                await cursor.executemany(write.sql, write.params)
-                            else:
-                                await cursor.execute(write.sql, write.params)
+                            await cursor.execute(write.sql, write.params)
                     if stream.moves:
                         stream.check_moved(await cursor.fetchone())
                 await conn.commit()

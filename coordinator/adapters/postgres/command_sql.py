@@ -7,7 +7,9 @@ pipelined round trips: `lock_reads` and `lookup_reads`, then the stream's `write
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from coordinator.domain.user_sync import stream_id_for
@@ -57,6 +59,32 @@ INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, user_id, payload) VALUES "
     "(%(event_id)s, %(user_id)s, CAST(%(payload)s AS jsonb))"
 )
+# A batch's rows go in one statement per table, as one JSON array: the statement count of a
+# transaction does not grow with its batch (on the async path every statement of a pipeline
+# costs the event loop a turn). WITH ORDINALITY keeps the array's order, so positions and
+# outbox ids follow the versions.
+INSERT_EVENTS = (
+    "INSERT INTO events (event_id, stream_id, version, event_type, schema_version, "
+    "occurred_at, data, metadata, prev_hash, hash) "
+    "SELECT r.event_id, r.stream_id, r.version, r.event_type, r.schema_version, "
+    "r.occurred_at, r.data, r.metadata, r.prev_hash, r.hash "
+    "FROM ROWS FROM (jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS (event_id uuid, "
+    "stream_id text, version bigint, event_type text, schema_version integer, "
+    "occurred_at timestamptz, data jsonb, metadata jsonb, prev_hash text, hash text)) "
+    "WITH ORDINALITY AS r(event_id, stream_id, version, event_type, schema_version, "
+    "occurred_at, data, metadata, prev_hash, hash, n) ORDER BY r.n"
+)
+INSERT_OUTBOXES = (
+    "INSERT INTO outbox (event_id, user_id, payload) SELECT r.event_id, r.user_id, r.payload "
+    "FROM ROWS FROM (jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS (event_id uuid, "
+    "user_id text, payload jsonb)) WITH ORDINALITY AS r(event_id, user_id, payload, n) "
+    "ORDER BY r.n"
+)
+REMEMBER_KEYS = (
+    "INSERT INTO idempotency_keys (user_id, key, fingerprint, response) "
+    "SELECT r.user_id, r.key, r.fingerprint, r.response FROM jsonb_to_recordset("
+    "CAST(%(rows)s AS jsonb)) AS r(user_id text, key text, fingerprint text, response jsonb)"
+)
 NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
 RECALL = (
     "SELECT fingerprint, response FROM idempotency_keys "
@@ -85,11 +113,22 @@ LAST_EVENTS_OF_TASKS = (
 
 @dataclass(frozen=True)
 class Write:
-    """One statement of a transaction; `many`: params is a list of rows."""
+    """One statement of a transaction and its parameters."""
 
     sql: str
-    params: Any
-    many: bool = False
+    params: dict[str, Any]
+
+
+def json_rows(rows: list[dict[str, Any]], encoded: tuple[str, ...]) -> str:
+    """The rows as one JSON array; the `encoded` fields already hold JSON text, spliced in
+    as it is (not encoded twice), and datetimes are written in ISO 8601."""
+    items = []
+    for row in rows:
+        plain = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+        parts = [f"{json.dumps(name)}:{plain.pop(name)}" for name in encoded]
+        parts += [f"{json.dumps(name)}:{json.dumps(value)}" for name, value in plain.items()]
+        items.append("{" + ",".join(parts) + "}")
+    return "[" + ",".join(items) + "]"
 
 
 @dataclass
@@ -101,11 +140,13 @@ class LookedUp:
     tasks: dict[str, str | None] = field(default_factory=dict)
 
 
-def lock_reads(user_id: str, lock_timeout: str) -> list[Write]:
-    """Create the stream if absent, then lock it; the last one returns the locked row."""
+def lock_reads(user_id: str, lock_timeout: str | None) -> list[Write]:
+    """Create the stream if absent, then lock it; the last one returns the locked row.
+    `lock_timeout` for this transaction, unless the connection has it already (None)."""
     stream_id = stream_id_for(user_id)
+    reads = [] if lock_timeout is None else [Write(SET_LOCK_TIMEOUT, {"value": lock_timeout})]
     return [
-        Write(SET_LOCK_TIMEOUT, {"value": lock_timeout}),
+        *reads,
         Write(CREATE_STREAM, {"stream_id": stream_id, "user_id": user_id}),
         Write(LOCK_STREAM, {"stream_id": stream_id}),
     ]

@@ -11,15 +11,16 @@ import psycopg
 from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.command_sql import (
-    INSERT_EVENT,
-    INSERT_OUTBOX,
+    INSERT_EVENTS,
+    INSERT_OUTBOXES,
     LAST_EVENT_OF_TASK,
     NOTIFY,
     RECALL,
-    REMEMBER,
+    REMEMBER_KEYS,
     UPDATE_STREAM,
     LookedUp,
     Write,
+    json_rows,
     lock_reads,
     looked_up,
     lookup_reads,
@@ -31,6 +32,8 @@ from coordinator.domain.hash_chain import chain_envelope
 from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
 from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
 
+EVENT_JSON = ("data", "metadata")  # fields of event_rows that hold JSON text already
+KEY_JSON = ("response",)
 READ_STREAM = text(
     "SELECT event_id, event_type, schema_version, version, occurred_at, data, metadata "
     "FROM events WHERE stream_id = :stream_id ORDER BY version"
@@ -116,10 +119,10 @@ class PostgresLockedStream:
         """Everything staged, in order; the last statement returns the stream's row."""
         writes: list[Write] = []
         if self._keys:
-            writes.append(Write(REMEMBER, self._key_rows(), many=True))
+            writes.append(Write(REMEMBER_KEYS, {"rows": json_rows(self._key_rows(), KEY_JSON)}))
         if self._events:
-            writes.append(Write(INSERT_EVENT, self._events, many=True))
-            writes.append(Write(INSERT_OUTBOX, self._outbox, many=True))
+            writes.append(Write(INSERT_EVENTS, {"rows": json_rows(self._events, EVENT_JSON)}))
+            writes.append(Write(INSERT_OUTBOXES, {"rows": json_rows(self._outbox, ("payload",))}))
             writes.append(Write(NOTIFY, {}))
             # Last, so that its row is what the cursor holds once the pipeline syncs.
             writes.append(Write(UPDATE_STREAM, self._stream_row()))
@@ -149,10 +152,7 @@ class PostgresLockedStream:
         # GIL, and that wait is paid by every queued click of the same user.
         with cursor.connection.pipeline():
             for write in writes:
-                if write.many:
-                    cursor.executemany(write.sql, write.params)
-                else:
-                    cursor.execute(write.sql, write.params)
+                cursor.execute(write.sql, write.params)
         if self.moves:
             self.check_moved(cursor.fetchone())
 
