@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     conflict_retries: int = Field(default=3, ge=0, le=20)
     db_pool_size: int = Field(default=20, ge=1, le=200)
     user_active_requests: int = Field(
-        default=16,
+        default=4,
         ge=0,
         description="Requests of one user handled at once per API process; more wait (0: off)",
     )
