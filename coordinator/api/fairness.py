@@ -107,7 +107,9 @@ class UserGate:
 
     def _seen(self, user: str) -> None:
         if user != self._last_user:
-            self._last_user, self._shared_until = user, time.monotonic() + SHARED_SECONDS
+            if self._last_user is not None:  # someone else was here before this user
+                self._shared_until = time.monotonic() + SHARED_SECONDS
+            self._last_user = user
 
     def _limit(self) -> int:
         """Requests one user may have running now: more while nobody else is about."""

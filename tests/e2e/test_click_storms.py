@@ -121,6 +121,7 @@ def test_a_users_requests_beyond_the_active_bound_wait_and_hold_back_nobody_else
 ) -> None:
     user, neighbour = random_user("gate"), random_user("neighbour")
     settings = {"user_active_requests": "2", "command_queue_limit": "3", **PATIENT}
+    settings["user_active_requests_alone"] = "2"  # the same bound with the user alone
     with running_api(shared_database_url, **settings) as api:
         url, headers = f"{api.base_url}/sync/smart", api.headers(user)  # one token, verified
         assert httpx.post(url, headers=headers).status_code == 202  # ... and now known
