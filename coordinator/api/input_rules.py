@@ -123,6 +123,8 @@ Percent = Annotated[
 
 
 MAX_CLIENT_LENGTH = 200
+# A header value as X-Request-ID and Idempotency-Key are declared: printable ASCII, 1-200.
+HEADER_TEXT = re.compile(r"[!-~]{1,200}")
 UNPRINTABLE = re.compile(r"[^ -~]")
 
 

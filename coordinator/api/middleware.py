@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from uuid import uuid4
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.problems import problem
 from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import bind
 
 log = logging.getLogger("coordinator.api")
-REQUEST_ID = re.compile(r"[!-~]{1,200}")  # printable ASCII, as X-Request-ID is declared
 
 
 class RequestGuard:
@@ -102,4 +101,4 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
 
 def _correlation_id(scope: Scope) -> str:
     given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-    return given if REQUEST_ID.fullmatch(given) else str(uuid4())
+    return given if HEADER_TEXT.fullmatch(given) else str(uuid4())

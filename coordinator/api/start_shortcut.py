@@ -14,13 +14,13 @@ correlation id, body limit and per-user admission apply to both ways alike.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import problem_for
+from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.start_routes import start_command, start_response
 from coordinator.api.submission import submit
 from coordinator.domain.commands import StartRequested
@@ -32,7 +32,6 @@ BOOLEANS = {
     **dict.fromkeys(("0", "off", "f", "false", "n", "no"), False),
     **dict.fromkeys(("1", "on", "t", "true", "y", "yes"), True),
 }
-HEADER_TEXT = re.compile(r"[!-~]{1,200}")  # Idempotency-Key and X-Request-ID, as declared
 READ_HEADERS = (b"authorization", b"idempotency-key", b"x-request-id", b"user-agent")
 JSON_HEADERS = [(b"content-type", b"application/json")]
 

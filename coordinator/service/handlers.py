@@ -115,10 +115,10 @@ def _batch_of(commands: Sequence[Command]) -> tuple[str, Lookups]:
     """The batch's user, and what its commands will ask the stream besides its row."""
     user_id = commands[0].user_id
     assert all(c.user_id == user_id for c in commands), "a batch is one user's commands"
-    keys = {c.meta.idempotency_key for c in commands if isinstance(c, StartRequested)}
-    tasks = {c.task_id for c in commands if isinstance(c, CancelSync)}
-    keys.discard(None)
-    return user_id, Lookups(keys=frozenset(k for k in keys if k), tasks=frozenset(tasks))
+    # Every key start_sync will recall (it asks for any key that is not None).
+    keys = [c.meta.idempotency_key for c in commands if isinstance(c, StartRequested)]
+    tasks = [c.task_id for c in commands if isinstance(c, CancelSync)]
+    return user_id, Lookups(frozenset(k for k in keys if k is not None), frozenset(tasks))
 
 
 def _gave_up(user_id: str, deps: Dependencies) -> ConflictRetriesExhausted:
