@@ -26,6 +26,7 @@ from coordinator.api import (
     stream_routes,
 )
 from coordinator.api.auth import TokenVerifier
+from coordinator.api.crowd import CrowdMark
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.fairness import UserGate, UserLines
 from coordinator.api.metrics import (
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
             known_user=tokens.known_user,
             active=settings.user_active_requests,
             alone=settings.user_active_requests_alone,
+            crowd=CrowdMark.from_environment(),
             waiting=settings.command_queue_limit,
             retry_after=settings.retry_after_seconds,
             # An open status stream idles for minutes; it has its own bound per user.

@@ -11,11 +11,12 @@ so the route does not check it twice); a request without a valid token is not he
 is refused by its route.
 Beyond `waiting` requests in a line the answer is 429 with Retry-After.
 
-The bound is work-conserving: a user alone in the process (nobody else has sent a request
-here for SHARED_SECONDS) may have `alone` requests running, since a bigger share makes
-bigger batches and nobody else waits for the loop; as soon as another user shows up, the
-storm's user gets only `active` again (running requests finish, no new one starts until it is
-under the bound), so the newcomer's request waits behind a few of the storm's, not dozens.
+The bound is work-conserving: a user alone in the API (no other user has sent a request
+to any of its worker processes for SHARED_SECONDS; see crowd.py) may have `alone` requests
+running, since a bigger share makes bigger batches and nobody else waits for the loop or a
+core; as soon as another user shows up, the storm's user gets only `active` again (running
+requests finish, no new one starts until it is under the bound), so the newcomer's request
+waits behind a few of the storm's, not dozens.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from coordinator.api.crowd import CrowdMark
 from coordinator.api.problems import problem
 
 SHARED_SECONDS = 1.0  # another user seen this recently: the process is shared
@@ -67,6 +69,7 @@ class UserGate:
         retry_after: int,
         exempt_paths: frozenset[str] = frozenset(),
         alone: int = 0,
+        crowd: CrowdMark | None = None,
     ) -> None:
         self.app, self._known_user = app, known_user
         self._exempt = exempt_paths
@@ -75,7 +78,7 @@ class UserGate:
         self._state = lines
         self._lines = lines.lines
         self._last_user: str | None = None
-        self._shared_until = 0.0
+        self._crowd = crowd or CrowdMark()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gated = scope["type"] == "http" and scope["path"] not in self._exempt
@@ -108,12 +111,12 @@ class UserGate:
     def _seen(self, user: str) -> None:
         if user != self._last_user:
             if self._last_user is not None:  # someone else was here before this user
-                self._shared_until = time.monotonic() + SHARED_SECONDS
+                self._crowd.mark(time.monotonic() + SHARED_SECONDS)
             self._last_user = user
 
     def _limit(self) -> int:
         """Requests one user may have running now: more while nobody else is about."""
-        return self._active if time.monotonic() < self._shared_until else self._alone
+        return self._active if time.monotonic() < self._crowd.until() else self._alone
 
     async def _turn(self, user: str, line: Line) -> None:
         """Wait until a running request of this user lets this one in (see `_admit`)."""

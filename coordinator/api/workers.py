@@ -5,7 +5,8 @@ SYNC_API_WORKERS=N, uvicorn starts N processes that accept on the same socket; e
 own pool, coalescer and transaction bound (each user has at most N waiters on their row
 lock, one per process, as with N `syncctl api` processes behind a load balancer). Their
 Prometheus metrics are written to a shared folder (prometheus_client's multiprocess mode)
-so that /metrics, whichever worker answers it, shows the sum over all of them.
+so that /metrics, whichever worker answers it, shows the sum over all of them, and whether
+other users are about is one mark all of them share (crowd.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from coordinator.api.auth import TokenVerifier
+from coordinator.api.crowd import CROWD_FILE, new_crowd_file
 from coordinator.api.metrics import METRICS_DIR
 from coordinator.settings import Settings
 from coordinator.telemetry import tracing
@@ -44,6 +46,7 @@ def serve(settings: Settings) -> int:
     for stale in Path(folder).glob("*.db"):  # an earlier run's counts would be added in
         stale.unlink()
     os.environ[METRICS_DIR] = folder
+    crowd = os.environ[CROWD_FILE] = new_crowd_file()
     log.info("%d API workers; metrics of all of them gathered in %s", settings.api_workers, folder)
     try:
         uvicorn.run(
@@ -59,6 +62,7 @@ def serve(settings: Settings) -> int:
     finally:
         if not given:
             shutil.rmtree(folder, ignore_errors=True)
+        os.unlink(crowd)
     return 0
 
 

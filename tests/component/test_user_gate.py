@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from coordinator.api import fairness
+from coordinator.api.crowd import CrowdMark, new_crowd_file
 from coordinator.api.fairness import UserGate, UserLines
 
 KNOWN = {"storm-token": "storm", "other-token": "other"}
@@ -174,3 +177,60 @@ def test_a_user_alone_runs_more_and_is_held_to_its_share_once_another_shows_up(
         assert lines.lines == {}
 
     asyncio.run(scenario())
+
+
+def test_a_newcomer_in_one_worker_shrinks_a_storm_in_another(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Worker processes of one API share the mark: a storm that one worker sees alone is
+    held to its share as soon as another worker sees a second user."""
+    clock = Clock()
+    monkeypatch.setattr(fairness, "time", clock)
+    path = tmp_path / "crowd"
+    path.write_bytes(bytes(8))
+
+    async def scenario() -> None:
+        storm_app, other_app = App(), App()
+        storm_lines = UserLines()
+        gates = [
+            UserGate(app, lines, KNOWN.get, 1, 10, 1, alone=3, crowd=CrowdMark(str(path)))
+            for app, lines in ((storm_app, storm_lines), (other_app, UserLines()))
+        ]
+        storm, other = gates
+        calls = [asyncio.ensure_future(call(storm, "a", "storm-token"))]
+        await settle()
+        clock.now += fairness.SHARED_SECONDS
+        calls += [asyncio.ensure_future(call(storm, n, "storm-token")) for n in "bcde"]
+        await settle()
+        assert storm_app.started == ["a", "b", "c"], "alone in every worker: the lone share"
+        calls.append(asyncio.ensure_future(call(other, "x", "storm-token")))
+        calls.append(asyncio.ensure_future(call(other, "y", "other-token")))
+        await settle()
+        assert other_app.started == ["x", "y"]
+        for name in ("a", "b"):
+            storm_app.release[name].set()
+            await settle()
+        assert storm_app.started == ["a", "b", "c"], "the other worker's newcomer counts here"
+        assert storm_lines.held == 2
+        storm_app.release["c"].set()
+        await settle()
+        assert storm_app.started[-1] == "d"
+        for app, names in ((other_app, "xy"), (storm_app, "de")):
+            for name in names:
+                app.release[name].set()
+                await settle()
+        results = await asyncio.gather(*calls)
+        assert [r["status"] for r in results] == [200] * 7
+
+    asyncio.run(scenario())
+
+
+def test_a_crowd_mark_written_in_one_mapping_is_read_in_another(tmp_path: Path) -> None:
+    path = new_crowd_file()
+    try:
+        first, second = CrowdMark(path), CrowdMark(path)
+        assert second.until() == 0.0, "a new mark: never shared"
+        first.mark(1234.5)
+        assert second.until() == 1234.5
+    finally:
+        os.unlink(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from coordinator.api.crowd import CROWD_FILE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import running_api
 from tests.e2e.test_click_storms import metric
@@ -23,6 +24,11 @@ def children(pid: int) -> list[int]:
     return [p for p in found if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
+def environment(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
 def test_workers_share_the_port_the_user_lock_and_their_metrics(
     shared_database_url: str, engine: Engine
 ) -> None:
@@ -32,6 +38,7 @@ def test_workers_share_the_port_the_user_lock_and_their_metrics(
         while len(children(api.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         workers = children(api.process.pid)
+        crowd_files = {environment(pid).get(CROWD_FILE) for pid in workers}
         answers = asyncio.run(click_concurrently([(api.base_url, api.headers(user))] * 60))
         # Each scrape is a new connection, answered by whichever worker accepts it.
         scraped = [metric(api, "sync_command_batch_size_sum") for _ in range(8)]
@@ -41,6 +48,8 @@ def test_workers_share_the_port_the_user_lock_and_their_metrics(
     assert sorted(a.json()["version"] for a in answers) == list(range(1, 61))
     assert started_count(engine, user) == {"SyncStarted": 1, "SyncReused": 59}
     assert scraped == [60] * 8, "every worker's /metrics shows the clicks of both"
+    [crowd_file] = crowd_files  # one mark for both workers, removed with them
+    assert crowd_file and not os.path.exists(crowd_file)
     for pid in workers:  # stopping the API stops its workers
         assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
 
