@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         ge=0,
         description="The same while no other user has sent a request to the process for 1 s",
     )
+    user_requests_per_second: float = Field(
+        default=200,
+        ge=0,
+        description="Requests of one user started per second per API process while other "
+        "users are about (0: no bound)",
+    )
     command_queue_limit: int = Field(
         default=1000, ge=1, description="Commands of one user that may wait in one API process"
     )

@@ -124,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
             active=settings.user_active_requests,
             alone=settings.user_active_requests_alone,
             crowd=CrowdMark.from_environment(),
+            per_second=settings.user_requests_per_second,
             waiting=settings.command_queue_limit,
             retry_after=settings.retry_after_seconds,
             # An open status stream idles for minutes; it has its own bound per user.

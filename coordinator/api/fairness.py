@@ -17,6 +17,12 @@ running, since a bigger share makes bigger batches and nobody else waits for the
 core; as soon as another user shows up, the storm's user gets only `active` again (running
 requests finish, no new one starts until it is under the bound), so the newcomer's request
 waits behind a few of the storm's, not dozens.
+
+While shared, a user's requests also start at most `per_second` a second in the process,
+each admitted one waiting for its start time, if it has one, before any work. A storm is
+answered fast whatever its share (a batch takes a few milliseconds), so four running at
+a time still made a thousand requests a second: the storm's client, this process and
+PostgreSQL between them took both cores, and a neighbour's click waited for one.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Line:
 
     running: int = 0
     waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+    next_start: float = 0.0  # while shared, no request of the user starts earlier
 
 
 @dataclass
@@ -70,11 +77,13 @@ class UserGate:
         exempt_paths: frozenset[str] = frozenset(),
         alone: int = 0,
         crowd: CrowdMark | None = None,
+        per_second: float = 0.0,
     ) -> None:
         self.app, self._known_user = app, known_user
         self._exempt = exempt_paths
         self._active, self._waiting, self._retry_after = active, waiting, retry_after
         self._alone = max(active, alone)
+        self._spacing = 1 / per_second if per_second else 0.0
         self._state = lines
         self._lines = lines.lines
         self._last_user: str | None = None
@@ -104,6 +113,8 @@ class UserGate:
         else:
             line.running += 1
         try:
+            if self._spacing:
+                await self._paced(line)
             await self.app(scope, receive, send)
         finally:
             self._finished(user, line)
@@ -130,6 +141,16 @@ class UserGate:
             elif turn in line.waiting:
                 line.waiting.remove(turn)
             raise
+
+    async def _paced(self, line: Line) -> None:
+        """While shared, wait for this request's start time: `spacing` after the previous."""
+        now = time.monotonic()
+        if now >= self._crowd.until():
+            return
+        start = max(now, line.next_start)
+        line.next_start = start + self._spacing
+        if start > now:
+            await asyncio.sleep(start - now)
 
     def _finished(self, user: str, line: Line) -> None:
         line.running -= 1

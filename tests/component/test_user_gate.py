@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ class App:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.started_at: dict[str, float] = {}
         self.release: dict[str, asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = scope["path"]
         self.release[name] = asyncio.Event()
         self.started.append(name)
+        self.started_at[name] = time.monotonic()
         await self.release[name].wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -234,3 +237,31 @@ def test_a_crowd_mark_written_in_one_mapping_is_read_in_another(tmp_path: Path) 
         assert second.until() == 1234.5
     finally:
         os.unlink(path)
+
+
+def test_while_shared_a_users_requests_start_at_most_per_second() -> None:
+    async def scenario() -> None:
+        app = App()
+        gate = UserGate(
+            app, UserLines(), KNOWN.get, 8, 10, 1, alone=8, per_second=50
+        )  # 20 ms apart
+        calls = [asyncio.ensure_future(call(gate, n, "storm-token")) for n in "abc"]
+        await settle()
+        assert app.started == ["a", "b", "c"], "alone: not paced"
+        calls.append(asyncio.ensure_future(call(gate, "x", "other-token")))
+        shared_at = time.monotonic()
+        calls += [asyncio.ensure_future(call(gate, n, "storm-token")) for n in "def"]
+        await settle()
+        assert app.started == ["a", "b", "c", "x", "d"], "the next starts at once, then paced"
+        async with asyncio.timeout(5):
+            while len(app.started) < 7:
+                await asyncio.sleep(0.005)
+        assert app.started[-2:] == ["e", "f"]
+        at = app.started_at
+        assert at["e"] >= shared_at + 0.02 and at["f"] >= shared_at + 0.04
+        for event in app.release.values():
+            event.set()
+        results = await asyncio.gather(*calls)
+        assert [r["status"] for r in results] == [200] * 7
+
+    asyncio.run(scenario())
