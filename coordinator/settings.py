@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     user_active_requests_alone: int = Field(
         default=64,
         ge=0,
-        description="The same while no other user has sent a request to the process for 1 s",
+        description="The same while no other user has sent a request to the API for 1 s",
     )
     user_requests_per_second: float = Field(
         default=200,
