@@ -149,7 +149,10 @@ def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
     )
     log = open(root / "dovecot.out", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [binary, "-F", "-c", str(root / "dovecot.conf")], stdout=log, stderr=subprocess.STDOUT
+        [binary, "-F", "-c", str(root / "dovecot.conf")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped by whoever started it, after its clients (embedded.py)
     )
     server = Dovecot(root, port, process, mail_user.pw_uid, mail_user.pw_gid)
     server.add_user("_probe", os.urandom(8).hex())

@@ -101,6 +101,10 @@ def start_tansu(port: int | None = None, log_path: Path | None = None) -> TansuB
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # A terminal's Ctrl-C goes to its whole foreground process group. In a session of
+        # its own the broker outlives its clients, and whoever started it stops it last;
+        # otherwise the consumers' goodbyes (leaving their groups) failed loudly.
+        start_new_session=True,
     )
     broker = TansuBroker(process=process, port=port)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as in a terminal
     )
     lines: list[str] = []
     try:
@@ -62,9 +64,13 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         assert "SYNC_KAFKA_BOOTSTRAP is not set: using the `syncctl dev` stack" in verify.stderr
         assert (tmp_path / ".syncctl" / "stack.json").exists()
     finally:
-        dev.send_signal(signal.SIGINT)
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C: the whole group, every child included
         rest, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, "".join(lines) + rest
+    errors = [line for line in rest.splitlines() if " ERROR " in line]
+    assert not errors, "a clean stop logs no errors (the broker stops after its clients):\n" + (
+        "\n".join(errors[:10])
+    )
     assert "relay is leader" in "".join(lines) + rest
     assert not (tmp_path / ".syncctl" / "stack.json").exists()  # a clean stop removes it
 
