@@ -20,6 +20,7 @@ from coordinator.domain.events import (
     SyncReused,
     SyncStarted,
 )
+from coordinator.domain.frozen import frozen_from_fields
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,7 @@ def fold_task(row: TaskRow | None, envelopes: Iterable[Envelope]) -> TaskRow | N
         changed = changed or values is not None
     if values is None or not changed:
         return row
-    task = object.__new__(TaskRow)  # without the frozen __init__, as in status_view
-    task.__dict__.update(values)
-    return task
+    return frozen_from_fields(TaskRow, values)
 
 
 # Every column, in field order like a row built by its __init__: the defaults, and None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import KW_ONLY, MISSING, dataclass, fields
 from datetime import datetime
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 from uuid import uuid4
 
+from coordinator.domain.frozen import frozen_from_fields
 from coordinator.domain.upcasting import current_version, upcast
 
 SyncType = Literal["full", "incremental"]
@@ -14,7 +15,6 @@ SyncType = Literal["full", "incremental"]
 # lease run out and replaced it; queued_full_sync: the coordinator started a full sync that
 # waited behind the task that just ended.
 StartReason = Literal["first_click", "replaced_expired", "queued_full_sync"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -202,14 +202,6 @@ def _shape(cls: type[Event]) -> _Shape:
 _SHAPES = {name: _shape(cls) for name, cls in EVENT_TYPES.items()}
 
 
-def _frozen(cls: type[T], values: dict[str, Any]) -> T:
-    """An instance of a frozen dataclass from every one of its fields, without its __init__
-    (which sets each field through object.__setattr__: the largest share of decoding)."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
-    return instance
-
-
 def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -> Event:
     """Rebuild an event from its stored JSON data, upcast from the version it was written in.
     KeyError for an unknown type or a missing field, TypeError for data that is no object."""
@@ -225,7 +217,7 @@ def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -
         value = values[name]
         if isinstance(value, str):
             values[name] = datetime.fromisoformat(value)
-    return _frozen(shape.cls, values)
+    return frozen_from_fields(shape.cls, values)
 
 
 def envelope_from_json(body: dict[str, Any]) -> Envelope:
@@ -251,7 +243,7 @@ def envelope_from_json(body: dict[str, Any]) -> Envelope:
 def envelope_from_fields(values: dict[str, Any]) -> Envelope:
     """An envelope from the value of every field, each already of its type (a decoder's
     last step), in the fields' order."""
-    return _frozen(Envelope, values)
+    return frozen_from_fields(Envelope, values)
 
 
 def stamp(
