@@ -19,8 +19,9 @@ from coordinator.domain.commands import (
 )
 from coordinator.domain.events import Envelope, stamp
 from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound, decide, fold
-from projections.status_view import StatusRow, apply_status, fold_status
-from projections.task_history import TaskRow, apply_task, fold_task
+from coordinator.replay.rebuild import fold_stream
+from projections.status_view import StatusRow, fold_status
+from projections.task_history import TaskRow, fold_task
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)
@@ -77,13 +78,8 @@ def test_a_fold_per_batch_equals_the_fold_per_event(seed: int) -> None:
         "SyncProgressed",
         "SyncCompleted",
     }
-    one_by_one: StatusRow | None = None
-    tasks_one_by_one: dict[str, TaskRow] = {}
-    for e in events:
-        one_by_one = apply_status(one_by_one, e)
-        task = apply_task(tasks_one_by_one.get(e.data.task_id), e)
-        if task is not None:
-            tasks_one_by_one[task.task_id] = task
+    one_by_one, tasks = fold_stream(events)  # the replay tool's fold, one event at a time
+    tasks_one_by_one = {task.task_id: task for task in tasks}
 
     batched: StatusRow | None = None
     tasks_batched: dict[str, TaskRow] = {}
