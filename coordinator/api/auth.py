@@ -23,6 +23,7 @@ MAX_USER_ID_LENGTH = 256
 MAX_TOKEN_LENGTH = 8192
 MAX_HEADER_SEGMENT = 1024  # base64url characters of the JOSE header
 NUMERIC_CLAIMS = ("exp", "nbf", "iat")
+LATEST_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z: later ones are not dates
 USER_RULE, REPORT_RULE = "user", "report"  # what a token was verified as (cache keys)
 JWKS_ALGORITHMS = ("RS256", "ES256")
 
@@ -181,7 +182,8 @@ def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _check_claim_types(claims: dict[str, Any]) -> None:
-    """RFC 7519 NumericDate: a JSON number, never a numeric string, never NaN or infinity."""
+    """RFC 7519 NumericDate: a JSON number, never a numeric string, never NaN or infinity,
+    and a date (0 to the end of year 9999), checked before any arithmetic on it."""
     for name in NUMERIC_CLAIMS:
         value = claims.get(name)
         if value is None and name not in claims:
@@ -190,6 +192,11 @@ def _check_claim_types(claims: dict[str, Any]) -> None:
             raise TokenRejected("claim_type", f"{name} must be a JSON number (NumericDate)")
         if isinstance(value, float) and not math.isfinite(value):
             raise TokenRejected("claim_type", f"{name} must be a finite number")
+        if not 0 <= value <= LATEST_NUMERIC_DATE:
+            raise TokenRejected(
+                "claim_range",
+                f"{name} must be a date from 0 to {LATEST_NUMERIC_DATE} (the end of year 9999)",
+            )
 
 
 def _user_id(subject: object) -> str:
