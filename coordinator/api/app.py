@@ -121,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             UserGate,
             lines=lines,
-            known_user=tokens.known_user,
+            known_user=tokens.admission_user,
             active=settings.user_active_requests,
             alone=settings.user_active_requests_alone,
             crowd=CrowdMark.from_environment(),
