@@ -36,7 +36,7 @@ from coordinator.api.metrics import (
     forget_dead_workers,
     metrics_folder,
 )
-from coordinator.api.middleware import RequestGuard
+from coordinator.api.middleware import RequestGuard, ResponseHeaders
 from coordinator.api.openapi import install_openapi
 from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
@@ -131,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             # An open status stream idles for minutes; it has its own bound per user.
             exempt_paths=frozenset({STREAM_PATH}),
         )
+    app.add_middleware(ResponseHeaders)  # outermost: the gate's 429s get them too
     return app
 
 
