@@ -16,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from coordinator.api import (
     account_routes,
     cancel_routes,
+    docs_page,
     mail_deps,
     mail_routes,
     ops_routes,
@@ -101,12 +102,15 @@ def create_app(settings: Settings) -> FastAPI:
         "Every error is an RFC 9457 problem document (application/problem+json).",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # docs_page serves /docs from packaged files; no CDN, no ReDoc
+        redoc_url=None,
     )
     app.state.tokens, app.state.status_hub = tokens, hub
     routes = (start_routes, cancel_routes, report_routes, stream_routes, read_routes, ops_routes)
     for module in routes:
         app.include_router(module.router)
     page_routes.install(app)
+    docs_page.install(app)
     mail_deps.install(app, settings)
     for module in (account_routes, mail_routes, skipped_routes):
         app.include_router(module.router)
