@@ -18,6 +18,8 @@ from coordinator.api import (
     cancel_routes,
     mail_deps,
     mail_routes,
+    oauth2_deps,
+    oauth2_routes,
     ops_routes,
     page_routes,
     read_routes,
@@ -107,7 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     page_routes.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes):
+    oauth2_deps.install(app, settings)
+    for module in (account_routes, oauth2_routes, mail_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
