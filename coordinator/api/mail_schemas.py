@@ -99,3 +99,14 @@ class OAuth2ProvidersResponse(BaseModel):
 class OAuth2StartResponse(BaseModel):
     authorization_url: str = Field(description="Navigate the browser here")
     expires_at: datetime = Field(description="The connect must be completed before this")
+
+
+class SkippedMessage(BaseModel):
+    folder: str
+    uid: int
+    reason: str = Field(description="Why it could not be stored")
+    skipped_at: datetime
+
+
+class SkippedList(BaseModel):
+    skipped: list[SkippedMessage]

@@ -1,13 +1,13 @@
 """OAuth2 mail accounts: the account's kind and provider, its sealed tokens, pending connects.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 """
 
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
