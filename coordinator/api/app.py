@@ -19,6 +19,8 @@ from coordinator.api import (
     docs_page,
     mail_deps,
     mail_routes,
+    oauth2_deps,
+    oauth2_routes,
     ops_routes,
     page_routes,
     read_routes,
@@ -112,7 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
     page_routes.install(app)
     docs_page.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes, skipped_routes):
+    oauth2_deps.install(app, settings)
+    for module in (account_routes, oauth2_routes, mail_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
