@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         default="",
         description="IMAP hosts accounts may name, comma-separated; empty: any public address",
     )
+    mail_ca_bundle: str = Field(
+        default="",
+        description="PEM file of the CAs IMAP certificates are checked against, replacing the "
+        "system's; empty: the system's trust store",
+    )
     mail_batch_size: int = Field(default=200, ge=1, le=5000, description="Messages per fetch")
     mail_raw_max_bytes: int = Field(
         default=1024 * 1024, ge=0, le=64 * 1024 * 1024, description="Raw message bytes kept"

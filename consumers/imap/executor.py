@@ -19,6 +19,7 @@ from mail.database import MailStoreUnavailable
 from mail.imap_connection import MailProblem, close, connect
 from mail.message_store import FolderMoved, MessageStore, Owner
 from mail.password_box import UnreadablePassword
+from mail.tls_policy import client_context
 
 log = logging.getLogger("consumers.imap")
 
@@ -32,6 +33,7 @@ class ImapSettings:
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
     allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
+    ca_bundle: str = ""  # SYNC_MAIL_CA_BUNDLE (mail.tls_policy); empty: the system's roots
 
 
 class ImapExecutor:
@@ -43,6 +45,7 @@ class ImapExecutor:
         self._accounts = accounts
         self._messages = messages
         self._settings = settings
+        self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
         try:
@@ -59,6 +62,7 @@ class ImapExecutor:
                 attempts=s.connect_attempts,
                 timeout=s.timeout_seconds,
                 first_backoff=s.first_backoff_seconds,
+                tls=self._tls,
             )
         except MailProblem as error:
             raise TaskFailed(str(error)) from None
