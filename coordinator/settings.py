@@ -230,6 +230,14 @@ class Settings(BaseSettings):
                 "SYNC_MAX_EVENT_BYTES must be at most half SYNC_KAFKA_MAX_MESSAGE_BYTES: "
                 "an event the broker refuses would be dead-lettered, not delivered"
             )
+        if self.oauth2_oidc_client_id and not (
+            self.oauth2_oidc_discovery_url and self.oauth2_oidc_imap_host
+        ):
+            raise ValueError(
+                "SYNC_OAUTH2_OIDC_CLIENT_ID needs SYNC_OAUTH2_OIDC_DISCOVERY_URL and "
+                "SYNC_OAUTH2_OIDC_IMAP_HOST: where users sign in, and which IMAP server "
+                "takes the tokens"
+            )
         return self
 
     def traces_exporter(self) -> str:
