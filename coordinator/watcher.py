@@ -17,6 +17,7 @@ import os
 import random
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from uuid import uuid4
 
 from sqlalchemy import Engine
@@ -27,12 +28,15 @@ from coordinator.service.handlers import StartOutcome, handle_batch_async
 from coordinator.service.ports import StoreUnavailable
 from coordinator.settings import Settings
 from coordinator.stopping import stop_on_signals
+from mail.access_tokens import AccessTokens
 from mail.accounts import AccountStore
 from mail.address_policy import allowed_hosts, resolve
 from mail.database import mail_engine
 from mail.idle_session import SessionLost, Timing, open_session
 from mail.imap_errors import MailProblem
 from mail.message_store import highest_uids
+from mail.oauth2_client import OAuth2Client
+from mail.oauth2_providers import configured_providers
 from mail.password_box import PasswordBox, UnreadablePassword
 from mail.watch_leases import WatchLeases
 
@@ -54,7 +58,13 @@ class Watcher:
         leases: WatchLeases,
     ) -> None:
         self._settings, self._wiring, self._mail = settings, wiring, mail
-        self._accounts = AccountStore(mail, PasswordBox(settings.require_mail_key()))
+        box = PasswordBox(settings.require_mail_key())
+        self._accounts = AccountStore(mail, box)
+        clients = {
+            name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
+            for name, provider in configured_providers(settings).items()
+        }
+        self._tokens = AccessTokens(mail, box, clients, settings.public_url or "")
         self._leases = leases
         self._allowed = allowed_hosts(settings.mail_allowed_hosts)
         self._timing = Timing(
@@ -117,6 +127,9 @@ class Watcher:
                 account = await asyncio.to_thread(self._accounts.load, user)
                 if account is None:
                     raise MailProblem("the account was removed")
+                if account.auth == "oauth2":  # refreshed under the grant's lock if need be
+                    token = await asyncio.to_thread(self._tokens.current, user)
+                    account = replace(account, password=token)
                 address = await asyncio.to_thread(
                     resolve, account.host, account.port, self._allowed
                 )

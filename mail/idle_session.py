@@ -20,6 +20,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mail import oauth2_login
 from mail.accounts import ImapAccount
 from mail.imap_errors import LoginRefused
 
@@ -107,7 +108,9 @@ class InboxSession:
         """LOGIN with quoted strings, or AUTHENTICATE PLAIN (RFC 4616, UTF-8) for what a quoted
         string cannot carry: the rule `mail/imap_connection.py` follows."""
         user, password = account.username, account.password
-        if quotable(user) and quotable(password):
+        if account.auth == "oauth2":  # `password` holds the access token
+            answer = await self._bearer_login(user, password)
+        elif quotable(user) and quotable(password):
             answer = await self.command(b"LOGIN", quoted(user), quoted(password))
         else:
             tag = self._send(b"AUTHENTICATE PLAIN")
@@ -123,10 +126,30 @@ class InboxSession:
                 f"{account.username!r}: {said}"
             )
 
+    async def _bearer_login(self, user: str, token: str) -> bytes:
+        """OAUTHBEARER, else XOAUTH2 (RFC 7628), as the server offers: `mail/oauth2_login.py`."""
+        await self.command(b"CAPABILITY", on_untagged=self._capabilities)
+        offered = [m for m in ("OAUTHBEARER", "XOAUTH2") if f"AUTH={m}" in self.capabilities]
+        if not offered:
+            raise LoginRefused("the IMAP server offers neither OAUTHBEARER nor XOAUTH2")
+        tag = self._send(b"AUTHENTICATE " + offered[0].encode())
+        if not (await self.line()).startswith(b"+"):
+            raise SessionLost(f"AUTHENTICATE {offered[0]} refused")
+        response = oauth2_login.initial_response(offered[0], user, token)
+        self._writer.write(base64.b64encode(response) + b"\r\n")
+        answer = await self.line()
+        if answer.startswith(b"+"):  # an error challenge: end the exchange, the NO follows
+            self._writer.write(b"AQ==\r\n" if offered[0] == "OAUTHBEARER" else b"\r\n")
+            return await self._until_tagged(tag, None)
+        return answer if answer.startswith(tag) else await self._until_tagged(tag, None)
+
+    def _capabilities(self, data: bytes) -> None:
+        if data.upper().startswith(b"* CAPABILITY "):
+            self.capabilities = frozenset(data[13:].decode().upper().split())
+
     async def examine_inbox(self) -> None:
         def seen(data: bytes) -> None:
-            if data.upper().startswith(b"* CAPABILITY "):
-                self.capabilities = frozenset(data[13:].decode().upper().split())
+            self._capabilities(data)
             found = UIDNEXT.search(data)
             if found:
                 self.uidnext = int(found.group(1))

@@ -18,10 +18,13 @@ from coordinator.api import (
     cancel_routes,
     mail_deps,
     mail_routes,
+    oauth2_deps,
+    oauth2_routes,
     ops_routes,
     page_routes,
     read_routes,
     report_routes,
+    skipped_routes,
     start_routes,
     stream_routes,
 )
@@ -107,7 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     page_routes.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes):
+    oauth2_deps.install(app, settings)
+    for module in (account_routes, oauth2_routes, mail_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)

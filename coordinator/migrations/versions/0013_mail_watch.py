@@ -7,13 +7,13 @@ watcher's row has not expired (docs/decisions/watcher-leases.md).
 sync starts when it ends.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 """
 
 from alembic import op
 
 revision = "0013"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
