@@ -22,6 +22,7 @@ def imap_settings(settings: Settings) -> ImapSettings:
         timeout_seconds=settings.mail_timeout_seconds,
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
+        ca_bundle=settings.mail_ca_bundle,
     )
 
 
