@@ -20,7 +20,6 @@ MAX_STRING_LENGTH = 1000
 MAX_STATS_BYTES = 16 * 1024  # with the error text, keeps every event far below a Kafka record
 MAX_ERROR_LENGTH = 4000
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,200}$"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
