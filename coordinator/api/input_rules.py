@@ -122,8 +122,11 @@ Percent = Annotated[
 
 
 MAX_CLIENT_LENGTH = 200
-# A header value as X-Request-ID and Idempotency-Key are declared: printable ASCII, 1-200.
-HEADER_TEXT = re.compile(r"[!-~]{1,200}")
+# The one rule for the header values a client chooses (X-Request-ID, Idempotency-Key):
+# printable ASCII without spaces, 1-200 characters; routes declare it, middleware checks it.
+MAX_HEADER_TEXT = 200
+HEADER_PATTERN = rf"^[!-~]{{1,{MAX_HEADER_TEXT}}}$"
+HEADER_TEXT = re.compile(HEADER_PATTERN)
 UNPRINTABLE = re.compile(r"[^ -~]")
 
 
