@@ -19,6 +19,11 @@ def imap_settings(settings: Settings) -> ImapSettings:
         timeout_seconds=settings.mail_timeout_seconds,
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
+        flag_walk_seconds=settings.mail_flag_walk_seconds,
+        extensions_off=frozenset(
+            e.strip().upper() for e in settings.mail_extensions_off.split(",") if e.strip()
+        ),
+        changes_retention_seconds=settings.mail_changes_retention_seconds,
     )
 
 

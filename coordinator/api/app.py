@@ -16,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from coordinator.api import (
     account_routes,
     cancel_routes,
+    mail_change_routes,
     mail_deps,
     mail_routes,
     ops_routes,
@@ -107,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     page_routes.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes):
+    for module in (account_routes, mail_routes, mail_change_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)

@@ -65,8 +65,26 @@ service anvil {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
+  {imap_capability}
 }}
 """
+
+
+# What Dovecot 2.3 offers after login (`doveconf -d imap_capability` is empty: built in).
+CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
+)
+
+
+def _capability_without(without: frozenset[str]) -> str:
+    if not without:
+        return ""
+    kept = [c for c in CAPABILITIES.split() if c.upper() not in without]
+    return f"imap_capability = {' '.join(kept)}"
 
 
 def dovecot_binary() -> str | None:
@@ -113,8 +131,12 @@ class Dovecot:
         stop_processes(self.process)
 
 
-def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
-    """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`."""
+def start_dovecot(
+    root: Path, port: int | None = None, without: frozenset[str] = frozenset()
+) -> Dovecot:
+    """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`.
+    `without` names capabilities it must not offer (say CONDSTORE and QRESYNC, as servers
+    without them answer): the others it offers stay as they are."""
     binary = dovecot_binary()
     if binary is None:
         raise RuntimeError(f"Dovecot is not installed: {INSTALL_HINT}")
@@ -145,6 +167,7 @@ def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
             internal_user=internal,
             uid=mail_user.pw_uid,
             gid=mail_user.pw_gid,
+            imap_capability=_capability_without(without),
         )
     )
     log = open(root / "dovecot.out", "ab")  # noqa: SIM115

@@ -1,0 +1,57 @@
+"""Fetching a folder's messages in batches, each committed with the checkpoint it moves.
+
+New mail goes up from the highest stored UID; a first sync comes down from the top, so the
+newest mail is readable after its first batch and the low-water mark follows each commit. A
+batch is parsed and written while the next is fetched; at most two are held at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from imapclient import IMAPClient
+
+from consumers.imap.fast_fetch import fetch_raw
+from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, stored
+from mail.message_batch import FolderRef
+from mail.message_store import MessageStore
+
+
+def fetch_batches(
+    client: IMAPClient,
+    store: MessageStore,
+    ref: FolderRef,
+    batches: Iterable[list[int]],
+    *,
+    downward: bool,
+    raw_max_bytes: int,
+    after_batch: Callable[[int], None],
+) -> int:
+    """Fetch and store each batch; `after_batch(n)` follows each commit. Messages stored."""
+    items = fetch_items(raw_max_bytes)
+    fast = raw_max_bytes >= HEADERS_FROM_RAW_BYTES  # headers come from the raw bytes
+
+    def write(batch: list[int], answer: dict[int, Any]) -> int:
+        found = sorted(uid for uid in batch if uid in answer)
+        messages = [stored(uid, answer[uid], raw_max_bytes) for uid in found]
+        store.save(ref, messages, downward=downward)
+        return len(messages)
+
+    done = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="mail-writer") as writer:
+        writing: Future[int] | None = None
+        planned = 0
+        for batch in batches:
+            answer = fast and fetch_raw(client, batch, raw_max_bytes)
+            if not answer:
+                answer = client.fetch(batch, items)
+            if writing is not None:
+                done += writing.result()  # committed (or its error raised here)
+                after_batch(planned)
+            writing, planned = writer.submit(write, batch, answer), len(batch)
+        if writing is not None:
+            done += writing.result()
+            after_batch(planned)
+    return done
