@@ -19,7 +19,8 @@ from mail import change_log
 from mail import folder_checkpoints as checkpoints
 from mail.database import database_errors
 from mail.folder_checkpoints import Checkpoint
-from mail.message_batch import FolderRef, StoredMessage, copy_batch
+from mail.message_batch import FolderRef, Skipped, StoredMessage, copy_batch
+from mail.skipped_mail import record_skipped
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
@@ -142,23 +143,31 @@ class MessageStore:
             _set_flags(conn, ref, flags)
 
     def save(
-        self, ref: FolderRef, messages: Sequence[StoredMessage], downward: bool = False
-    ) -> None:
-        """Upsert a batch and move the checkpoint past it, atomically: up above the highest UID
-        (new mail), or `downward` to the batch's lowest UID (the first sync's low-water mark)."""
-        if not messages:
-            return
-        uids = [m.uid for m in messages]
+        self,
+        ref: FolderRef,
+        messages: Sequence[StoredMessage],
+        skipped: Sequence[Skipped] = (),
+        downward: bool = False,
+    ) -> list[Skipped]:
+        """Upsert a batch, list what cannot be stored in mail_skipped, and move the checkpoint
+        past all of it, atomically: up above the highest UID (new mail), or `downward` to the
+        batch's lowest UID (the first sync's low-water mark). Returns every message skipped."""
+        if not messages and not skipped:
+            return []
+        uids = [m.uid for m in messages] + [s.uid for s in skipped]
         with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
-            copy_batch(driver, ref, messages)
-            change_log.record_messages(conn, "message_added", ref, uids)
+            refused = copy_batch(driver, ref, messages) if messages else []
+            everything = [*skipped, *refused]
+            record_skipped(conn, ref, everything)
+            change_log.record_messages(conn, "message_added", ref, [m.uid for m in messages])
             if downward:
                 checkpoints.lower_low(conn, ref, min(uids))
             else:
                 checkpoints.raise_high(conn, ref, max(uids))
+        return everything
 
     def first_sync_done(self, ref: FolderRef) -> None:
         """No server UID is left below the low-water mark."""

@@ -129,6 +129,7 @@ class ImapExecutor:
             "total": progress.total,
             "flags_updated": sum(o.flags_updated for o in outcomes),
             "removed": sum(o.removed for o in outcomes),
+            "skipped": sum(o.skipped for o in outcomes),
             "started_over": sum(1 for o in outcomes if o.started_over),
             "rekeyed": sum(1 for o in outcomes if o.rekeyed),
             "unchanged": sum(1 for p in plans if p[3].state is State.UNCHANGED),

@@ -45,6 +45,7 @@ class FolderOutcome:
     fetched: int = 0
     flags_updated: int = 0
     removed: int = 0
+    skipped: int = 0  # listed in mail_skipped with the reason, not stored
     started_over: bool = False
     rekeyed: bool = False
 
@@ -90,10 +91,12 @@ def sync_folder(
     for todo, downward in ((up, False), (down, True)):  # newest first: new mail, then older
         if len(todo):
             batches = todo.batches_down if downward else todo.batches_up
-            outcome.fetched += fetch_batches(
+            fetched, skipped = fetch_batches(
                 s.client, s.store, ref, batches(s.batch_size), downward=downward,
                 raw_max_bytes=s.raw_max_bytes, after_batch=s.after_batch,
             )  # fmt: skip
+            outcome.fetched += fetched
+            outcome.skipped += skipped
     if known.low_uid > 1:
         s.store.first_sync_done(ref)
     walked = work.walk_flags or outcome.started_over or outcome.rekeyed  # flags fresh

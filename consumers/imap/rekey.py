@@ -13,6 +13,7 @@ from collections.abc import Callable
 from imapclient import IMAPClient
 
 from consumers.imap.fetched import flags_of, header_fields
+from consumers.imap.header_text import header_text
 from mail.message_batch import FolderRef
 from mail.message_store import MessageStore, Owner
 
@@ -56,7 +57,7 @@ def try_rekey(
 
 
 def _message_id(head: bytes | None) -> str | None:
-    return _same(header_fields(head).get("message-id")) if head else None
+    return _same(header_text(header_fields(head).get("message-id"))) if head else None
 
 
 def _same(value: str | None) -> str | None:

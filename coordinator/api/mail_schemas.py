@@ -101,3 +101,14 @@ class ChangePage(BaseModel):
     next_cursor: str = Field(description="Pass as `cursor` for the entries after this page")
     head: str = Field(description="The newest position written; start a mirror from it")
     more: bool = Field(description="Whether entries after this page exist already")
+
+
+class SkippedMessage(BaseModel):
+    folder: str
+    uid: int
+    reason: str = Field(description="Why it could not be stored")
+    skipped_at: datetime
+
+
+class SkippedList(BaseModel):
+    skipped: list[SkippedMessage]
