@@ -52,9 +52,20 @@ PAGE = text(
     f"rekeyed, {MESSAGE_FIELDS}, recorded_at FROM mail_changes WHERE user_id = h.user_id "
     "AND position > :after ORDER BY position LIMIT :limit) c ON true WHERE h.user_id = :user_id"
 )
+OLDEST = text(
+    "SELECT recorded_at < clock_timestamp() - make_interval(secs => :seconds) "
+    "FROM mail_changes WHERE user_id = :user_id ORDER BY position LIMIT 1"
+)
+# Positions follow commit order, so the entries past the window are a prefix of the log: at
+# most PRUNE_BATCH of them go per call, found by the primary key, never by a scan of the log.
+PRUNE_BATCH = 5000
 PRUNE = text(
-    "WITH gone AS (DELETE FROM mail_changes WHERE user_id = :user_id AND recorded_at < "
-    "clock_timestamp() - make_interval(secs => :seconds) RETURNING position) "
+    "WITH first AS (SELECT position, recorded_at FROM mail_changes WHERE user_id = :user_id "
+    f"ORDER BY position LIMIT {PRUNE_BATCH}), "
+    "upto AS (SELECT max(position) AS p FROM first "
+    "WHERE recorded_at < clock_timestamp() - make_interval(secs => :seconds)), "
+    "gone AS (DELETE FROM mail_changes WHERE user_id = :user_id "
+    "AND position <= (SELECT p FROM upto) RETURNING position) "
     "UPDATE mail_change_heads SET pruned_through = GREATEST(pruned_through, "
     "(SELECT max(position) FROM gone)) WHERE user_id = :user_id AND EXISTS (SELECT 1 FROM gone)"
 )
@@ -120,4 +131,6 @@ def page(conn: Connection, user_id: str, after: int, limit: int) -> ChangePage:
 
 def prune(conn: Connection, user_id: str, retention_seconds: float) -> None:
     """Drop the user's entries older than the retention window, remembering how far."""
-    conn.execute(PRUNE, {"user_id": user_id, "seconds": retention_seconds})
+    params = {"user_id": user_id, "seconds": retention_seconds}
+    while conn.execute(OLDEST, params).scalar():
+        conn.execute(PRUNE, params)

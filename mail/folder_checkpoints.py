@@ -55,7 +55,7 @@ COUNTERS = text(
 )
 TOUCH = text(
     "UPDATE mail_folders SET last_synced_at = clock_timestamp() "
-    "WHERE user_id = :user_id AND folder = :folder"
+    "WHERE user_id = :user_id AND folder = ANY(:folders)"
 )
 DROP = text("DELETE FROM mail_folders WHERE user_id = :user_id AND folder = :folder")
 
@@ -120,8 +120,8 @@ def set_counters(
     conn.execute(COUNTERS, {**ref.params(), **params})
 
 
-def touch(conn: Connection, user_id: str, folder: str) -> None:
-    conn.execute(TOUCH, {"user_id": user_id, "folder": folder})
+def touch(conn: Connection, user_id: str, folders: list[str]) -> None:
+    conn.execute(TOUCH, {"user_id": user_id, "folders": folders})
 
 
 def drop(conn: Connection, user_id: str, folder: str) -> None:

@@ -225,10 +225,12 @@ class MessageStore:
             _lock(conn, ref)
             checkpoints.set_counters(conn, ref, uidnext, messages, modseq, walked)
 
-    def touch(self, user_id: str, folder: str) -> None:
-        """Record that the folder was synced now (nothing had changed)."""
+    def touch(self, user_id: str, folders: list[str]) -> None:
+        """Record that these folders were synced now (nothing had changed)."""
+        if not folders:
+            return
         with database_errors(), self._engine.begin() as conn:
-            checkpoints.touch(conn, user_id, folder)
+            checkpoints.touch(conn, user_id, folders)
 
     def synced_folders(self, user_id: str) -> list[str]:
         with database_errors(), self._engine.connect() as conn:

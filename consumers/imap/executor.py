@@ -99,11 +99,12 @@ class ImapExecutor:
         started = time.monotonic()
         s, store, user = self._settings, self._messages, task.user_id
         folders = _folders(client, account)
-        for gone in set(store.synced_folders(user)) - set(folders):
+        known = store.checkpoints(user)
+        for gone in set(known) - set(folders):
             store.drop_folder(user, gone)
         mode = imap.server_mode(client, s.extensions_off)
         plans = [
-            self._plan(client, user, folder, mode, task.sync_type == "full", stopping)
+            self._plan(client, user, folder, known.get(folder), mode, task.sync_type, stopping)
             for folder in folders
         ]
         progress = _Progress(report, sum(p[3].estimate for p in plans), stopping, s)
@@ -122,6 +123,7 @@ class ImapExecutor:
             correct_total=progress.correct,
         )
         outcomes = [folder_sync.sync_folder(session, *plan) for plan in plans]
+        store.touch(user, [p[0] for p in plans if p[3].state is State.UNCHANGED])
         store.prune_changes(user, s.changes_retention_seconds)
         return {
             "folders": len(plans),
@@ -142,14 +144,15 @@ class ImapExecutor:
         client: IMAPClient,
         user: str,
         folder: str,
+        checkpoint: Checkpoint | None,
         mode: Mode,
-        full: bool,
+        sync_type: str,
         stopping: threading.Event,
     ) -> tuple[str, ServerStatus, Checkpoint | None, Work]:
-        """One STATUS round trip; the checkpoint it is compared with; the work it leaves."""
+        """One STATUS round trip, compared with the folder's checkpoint: the work it leaves."""
         _check_stop(stopping, f"planning {folder!r}")
         server = imap.status(client, folder, mode)
-        checkpoint = self._messages.checkpoint(user, folder)
+        full = sync_type == "full"
         if checkpoint is None:
             return folder, server, None, decide(None, server, mode, full=full, walk_due=True)
         stored = None

@@ -55,8 +55,7 @@ def sync_folder(
 ) -> FolderOutcome:
     outcome = FolderOutcome()
     if work.state is State.UNCHANGED:
-        s.store.touch(s.user_id, folder)
-        return outcome
+        return outcome  # no command; the executor records the time for all such folders
     s.check_stop(f"syncing {folder!r}")
     ref = FolderRef(s.user_id, folder, server.uidvalidity)
     since = None
