@@ -316,3 +316,17 @@ def _lock(conn: Connection, ref: FolderRef) -> None:
     """Hold the checkpoint row; refuse if another sync started the folder over meanwhile."""
     if checkpoints.locked_uidvalidity(conn, ref.user_id, ref.folder) != ref.uidvalidity:
         raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
+
+
+HIGHEST_UIDS = text(
+    "SELECT user_id, max(uid) FROM mail_messages "
+    "WHERE user_id = ANY(:user_ids) AND folder = :folder GROUP BY user_id"
+)
+
+
+def highest_uids(engine: Engine, user_ids: Sequence[str], folder: str) -> dict[str, int]:
+    """The highest UID stored in `folder` per user (users with none stored are left out): a
+    watcher compares it with the server's UIDNEXT to notice mail that came while unwatched."""
+    with database_errors(), engine.connect() as conn:
+        rows = conn.execute(HIGHEST_UIDS, {"user_ids": list(user_ids), "folder": folder}).all()
+    return {user_id: int(uid) for user_id, uid in rows}

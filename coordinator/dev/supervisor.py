@@ -20,7 +20,7 @@ from coordinator.dev.processes import NotReady, stop_processes, wait_ready
 from coordinator.dev_stack import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
-CHILDREN = ("api", "relay", "project", "work", "reap")
+CHILDREN = ("api", "relay", "project", "work", "reap", "watch")
 DEMO_USER = "demo-user"
 
 

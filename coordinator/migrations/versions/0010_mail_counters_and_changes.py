@@ -7,13 +7,13 @@ CONDSTORE). `mail_changes` is the feed `GET /mail/changes` pages, `mail_change_h
 per-user position counter (held while a change is written, so positions commit in order).
 
 Revision ID: 0010
-Revises: 0011
+Revises: 0013
 """
 
 from alembic import op
 
 revision = "0010"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
