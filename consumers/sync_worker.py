@@ -21,12 +21,12 @@ import jwt
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
 from consumers.executors import DemoExecutor, Executor, Stopped, TaskFailed, TaskSpec
 from consumers.imap.wiring import imap_executor
-from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
-from coordinator.domain.events import SyncCancelled, SyncStarted
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import log_context
+from core.domain.events import SyncCancelled, SyncStarted
+from core.kafka.event_source import Delivery, EventSource, SourceConfig
+from core.settings import Settings
+from core.stopping import stop_on_signals
+from core.telemetry import tracing
+from core.telemetry.logs import log_context
 
 log = logging.getLogger("consumers.sync_worker")
 CONSUMER = tracing.SpanKind.CONSUMER

@@ -10,7 +10,7 @@ import httpx
 
 from consumers.webhook_sender import Receiver, Stopping, WebhookSender, receiver_from
 from consumers.webhook_store import Rejection, WebhookStore
-from coordinator.settings import Settings
+from core.settings import Settings
 
 RESEND_ATTEMPTS = 3
 

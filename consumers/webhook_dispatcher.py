@@ -25,12 +25,12 @@ from consumers.webhook_sender import (
 )
 from consumers.webhook_signing import sign, verify
 from consumers.webhook_store import DeliveryStoreUnavailable, WebhookStore
-from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
-from coordinator.domain.events import Envelope
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import log_context
+from core.domain.events import Envelope
+from core.kafka.event_source import Delivery, EventSource, SourceConfig
+from core.settings import Settings
+from core.stopping import stop_on_signals
+from core.telemetry import tracing
+from core.telemetry.logs import log_context
 
 __all__ = ["TERMINAL", "WebhookDispatcher", "run_dispatcher", "sign", "verify"]
 log = logging.getLogger("consumers.webhook_dispatcher")

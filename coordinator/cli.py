@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import configure_logging
+from core.settings import Settings
+from core.stopping import stop_on_signals
+from core.telemetry import tracing
+from core.telemetry.logs import configure_logging
 
 # Processes that export spans when OTEL_TRACES_EXPORTER is set, with their service names.
 TRACED = {
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_deadletters(settings, [*extra, *args.deadletters_args])
     if args.command == "accounts":
-        from mail.account_cli import run_accounts
+        from consumers.mail.account_cli import run_accounts
 
         return run_accounts(settings, [*extra, *args.accounts_args])
     if args.command == "schema":
@@ -143,9 +143,9 @@ def run_api(settings: Settings) -> int:
 
 
 def run_relay(settings: Settings) -> int:
-    from coordinator.adapters.postgres.engine import make_engine
     from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
     from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
+    from core.database import make_engine
 
     url = settings.require_database_url()
     stop = stop_on_signals()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from coordinator.bootstrap import bootstrap
-from coordinator.domain.commands import ExpireStaleSync, RequestMeta
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import EventStore, StoreUnavailable
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import log_context
+from core.domain.commands import ExpireStaleSync, RequestMeta
+from core.settings import Settings
+from core.stopping import stop_on_signals
+from core.telemetry import tracing
+from core.telemetry.logs import log_context
 
 log = logging.getLogger("coordinator.reaper")
 BATCH = 500

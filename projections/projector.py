@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
+from core.kafka.event_source import Delivery, EventSource, SourceConfig
+from core.settings import Settings
+from core.stopping import stop_on_signals
+from core.telemetry import tracing
 from projections.batches import LagReport, apply_batch
 from projections.store import ProjectionStore, StoreUnavailable
 

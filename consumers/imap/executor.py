@@ -14,11 +14,11 @@ from imapclient.exceptions import IMAPClientError
 
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
-from mail.accounts import AccountStore, ImapAccount
-from mail.database import MailStoreUnavailable
-from mail.imap_connection import MailProblem, close, connect
-from mail.message_store import FolderMoved, MessageStore, Owner
-from mail.password_box import UnreadablePassword
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.database import MailStoreUnavailable
+from consumers.mail.imap_connection import MailProblem, close, connect
+from consumers.mail.message_store import FolderMoved, MessageStore, Owner
+from consumers.mail.password_box import UnreadablePassword
 
 log = logging.getLogger("consumers.imap")
 
@@ -31,7 +31,9 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
-    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
+    allowed_hosts: frozenset[str] = (
+        frozenset()
+    )  # SYNC_MAIL_ALLOWED_HOSTS (consumers.mail.address_policy)
 
 
 class ImapExecutor:

@@ -8,7 +8,7 @@ from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mail.message_batch import StoredMessage
+from consumers.mail.message_batch import StoredMessage
 
 HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT FROM TO DATE)]"
 RAW = b"BODY[]<0>"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from consumers.imap.executor import ImapExecutor, ImapSettings
-from coordinator.settings import Settings
-from mail.accounts import AccountStore
-from mail.address_policy import allowed_hosts
-from mail.database import mail_engine
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox
+from consumers.mail.accounts import AccountStore
+from consumers.mail.address_policy import allowed_hosts
+from consumers.mail.database import mail_engine
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox
+from core.settings import Settings
 
 
 def imap_settings(settings: Settings) -> ImapSettings:

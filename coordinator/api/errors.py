@@ -14,7 +14,6 @@ from starlette.types import Scope
 from coordinator.api.auth import TokenRejected
 from coordinator.api.jwks import KeysUnavailable
 from coordinator.api.problems import clip, problem
-from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from coordinator.service.handlers import IdempotencyKeyReused
 from coordinator.service.ports import (
     ClientGone,
@@ -24,6 +23,7 @@ from coordinator.service.ports import (
     StoreBusy,
     StoreUnavailable,
 )
+from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 
 MAX_LISTED_ERRORS = 20
 

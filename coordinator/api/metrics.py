@@ -16,7 +16,6 @@ from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
-from coordinator.domain.user_sync import TaskFenced
 from coordinator.service.ports import (
     ClientGone,
     ConflictRetriesExhausted,
@@ -24,6 +23,7 @@ from coordinator.service.ports import (
     QueueFull,
     StoreUnavailable,
 )
+from core.domain.user_sync import TaskFenced
 from projections.read_models import ReadModels
 
 log = logging.getLogger("coordinator.metrics")

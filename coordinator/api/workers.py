@@ -20,9 +20,9 @@ from pathlib import Path
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.crowd import CROWD_FILE, new_crowd_file
 from coordinator.api.metrics import METRICS_DIR
-from coordinator.settings import Settings
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import configure_logging
+from core.settings import Settings
+from core.telemetry import tracing
+from core.telemetry.logs import configure_logging
 
 log = logging.getLogger("coordinator.api")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.database import mail_engine
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import INSTALL_HINT, dovecot_binary, start_dovecot
 from coordinator.dev.embedded import free_port, port_is_free
-from coordinator.settings import Settings
-from mail.accounts import AccountStore, ImapAccount
-from mail.database import mail_engine
-from mail.password_box import PasswordBox, new_key
+from core.settings import Settings
 
 DEMO_LOGIN = "demo"
 SUBJECTS = (

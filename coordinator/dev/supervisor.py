@@ -17,8 +17,8 @@ from coordinator.api.auth import issue_token
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.processes import NotReady, stop_processes, wait_ready
-from coordinator.dev_stack import DevStack, remove_stack, write_stack
-from coordinator.settings import Settings, require_hs256_key
+from core.dev_stack import DevStack, remove_stack, write_stack
+from core.settings import Settings, require_hs256_key
 
 CHILDREN = ("api", "relay", "project", "work", "reap")
 DEMO_USER = "demo-user"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
-from coordinator.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from coordinator.adapters.postgres.dead_letters import DeadLetters
@@ -57,8 +57,8 @@ def run_deadletters(
     except SystemExit as stop:  # argparse has printed the usage error (or the help)
         return int(stop.code or 0)
     from coordinator.adapters.postgres.dead_letters import DeadLetters
-    from coordinator.adapters.postgres.engine import make_engine
     from coordinator.service.ports import StoreUnavailable
+    from core.database import make_engine
 
     engine = make_engine(settings.require_database_url(), pool_size=1)
     try:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from coordinator.settings import Settings
+from core.settings import Settings
 
 EXIT_OK, EXIT_FOUND, EXIT_UNUSABLE, EXIT_DIFF = 0, 1, 2, 3
 EPILOG = (

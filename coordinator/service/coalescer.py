@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from coordinator.domain.commands import Command
 from coordinator.service.handlers import Dependencies, handle_batch, handle_batch_async
 from coordinator.service.outcomes import Outcome
 from coordinator.service.ports import AsyncEventStore, QueueFull
-from coordinator.telemetry import tracing
+from core.domain.commands import Command
+from core.telemetry import tracing
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from coordinator.domain.commands import (
-    CancelSync,
-    Command,
-    CompleteSync,
-    ExpireStaleSync,
-    FailSync,
-    ReportProgress,
-    StartRequested,
-)
-from coordinator.domain.events import SyncExpired, SyncReused
-from coordinator.domain.user_sync import (
-    ENDED_BY,
-    TaskEnded,
-    TaskFenced,
-    TaskNotFound,
-    decide,
-    waits_for_full_sync,
-)
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import (
     AsyncEventStore,
@@ -39,6 +21,24 @@ from coordinator.service.ports import (
     EventTooLarge,
     LockedStream,
     Lookups,
+)
+from core.domain.commands import (
+    CancelSync,
+    Command,
+    CompleteSync,
+    ExpireStaleSync,
+    FailSync,
+    ReportProgress,
+    StartRequested,
+)
+from core.domain.events import SyncExpired, SyncReused
+from core.domain.user_sync import (
+    ENDED_BY,
+    TaskEnded,
+    TaskFenced,
+    TaskNotFound,
+    decide,
+    waits_for_full_sync,
 )
 
 __all__ = [

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event
-from coordinator.domain.user_sync import UserSyncState
+from core.domain.commands import RequestMeta
+from core.domain.events import Envelope, Event
+from core.domain.user_sync import UserSyncState
 
 
 class StoreUnavailable(Exception):

@@ -16,7 +16,7 @@ from coordinator.replay.kafka_check import TopicCheck
 from coordinator.replay.output import Tally
 from coordinator.replay.records import DeadLetterEntry, OutboxEntry, StoredEvent, StreamRow
 from coordinator.replay.verify import verify_store
-from coordinator.settings import Settings
+from core.settings import Settings
 
 AT = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from coordinator.replay.cli import iso_time, run_replay
 from coordinator.replay.output import ViolationWriter
 from coordinator.replay.progress import Progress
 from coordinator.replay.records import Violation
-from coordinator.settings import Settings
+from core.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,14 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.api.metrics import StoredStateCollector
 from coordinator.cli import main
 from coordinator.relay.dead_letter_cli import run_deadletters
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.replay.cli import run_replay
-from coordinator.settings import Settings
+from core.database import make_engine
+from core.settings import Settings
 from projections.read_models import ReadModels
 from projections.status_view import StatusRow, apply_status
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox

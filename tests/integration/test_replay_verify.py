@@ -16,25 +16,25 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import (
+from coordinator.replay.cli import run_replay
+from coordinator.service.handlers import (
+    Dependencies,
+    handle,
+)
+from core.database import make_engine
+from core.domain.commands import (
     CompleteSync,
     FailSync,
     ReportProgress,
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import EVENT_TYPES, data_from_json
-from coordinator.domain.hash_chain import GENESIS, chain_hash
-from coordinator.domain.user_sync import fold
-from coordinator.replay.cli import run_replay
-from coordinator.service.handlers import (
-    Dependencies,
-    handle,
-)
-from coordinator.settings import Settings
+from core.domain.events import EVENT_TYPES, data_from_json
+from core.domain.hash_chain import GENESIS, chain_hash
+from core.domain.user_sync import fold
+from core.settings import Settings
 from tests.e2e.processes import process_env
 from tests.integration.test_projector import random_workload
 from tests.random_refs import random_name, random_user

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, make_url, text
 
 from coordinator.adapters.postgres.command_sql import OUTBOX_CHANNEL
 from coordinator.adapters.postgres.dead_letters import DeadLetters, set_aside
-from coordinator.adapters.postgres.engine import translated_errors
+from core.database import translated_errors
 
 RELAY_LOCK_KEY = 7204186
 

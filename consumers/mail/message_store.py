@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from mail.database import database_errors
-from mail.message_batch import FolderRef, StoredMessage, copy_batch
+from consumers.mail.database import database_errors
+from consumers.mail.message_batch import FolderRef, StoredMessage, copy_batch
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "

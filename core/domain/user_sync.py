@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
 
-from coordinator.domain.commands import (
+from core.domain.commands import (
     CancelSync,
     Command,
     CompleteSync,
@@ -17,7 +17,7 @@ from coordinator.domain.commands import (
     ReportProgress,
     StartRequested,
 )
-from coordinator.domain.events import (
+from core.domain.events import (
     CancelRequested,
     Event,
     FullSyncQueued,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from coordinator.domain.events import Envelope, data_to_json, stored_metadata
+from core.domain.events import Envelope, data_to_json, stored_metadata
 
 GENESIS = "0" * 64
 

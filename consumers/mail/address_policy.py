@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from mail.imap_errors import MailProblem
+from consumers.mail.imap_errors import MailProblem
 
 
 class HostRefused(MailProblem):

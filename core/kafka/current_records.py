@@ -13,8 +13,8 @@ from datetime import datetime
 
 import msgspec
 
-from coordinator.domain.events import EVENT_TYPES, Envelope, envelope_from_fields
-from coordinator.domain.upcasting import current_version
+from core.domain.events import EVENT_TYPES, Envelope, envelope_from_fields
+from core.domain.upcasting import current_version
 
 
 class _Head(msgspec.Struct, gc=False):

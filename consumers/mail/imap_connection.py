@@ -10,10 +10,10 @@ from collections.abc import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mail.accounts import ImapAccount
-from mail.address_policy import HostRefused, resolve
-from mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
-from mail.pinned_client import Deadline, PinnedClient
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.address_policy import HostRefused, resolve
+from consumers.mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
+from consumers.mail.pinned_client import Deadline, PinnedClient
 
 __all__ = ["HostRefused", "LoginRefused", "MailProblem", "TlsFailed", "Unreachable"]
 NOT_IMAP = "the server did not answer as an IMAP server"

@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coordinator.dev_stack import read_stack, stack_path
+from core.dev_stack import read_stack, stack_path
 
-log = logging.getLogger("coordinator.settings")
+log = logging.getLogger("core.settings")
 MIN_HS256_KEY_BYTES = 32
 
 

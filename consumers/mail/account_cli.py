@@ -7,12 +7,12 @@ import getpass
 import json
 import sys
 
-from coordinator.settings import Settings
-from mail.accounts import AccountStore, ImapAccount
-from mail.address_policy import allowed_hosts
-from mail.database import mail_engine
-from mail.imap_connection import MailProblem, verify
-from mail.password_box import PasswordBox
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.address_policy import allowed_hosts
+from consumers.mail.database import mail_engine
+from consumers.mail.imap_connection import MailProblem, verify
+from consumers.mail.password_box import PasswordBox
+from core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine, text
 
-from mail.database import database_errors
-from mail.message_store import forget_user_mail
-from mail.password_box import PasswordBox
+from consumers.mail.database import database_errors
+from consumers.mail.message_store import forget_user_mail
+from consumers.mail.password_box import PasswordBox
 
 Security = Literal["tls", "starttls", "none"]
 

@@ -25,7 +25,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["Span", "SpanKind"]
-log = logging.getLogger("coordinator.telemetry")
+log = logging.getLogger("core.telemetry")
 EXPORTERS = ("none", "otlp", "console")
 MAX_LINKS = 128  # the SDK's default span link limit
 _PROPAGATOR = TraceContextTextMapPropagator()

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import uuid4
 
-from coordinator.domain.frozen import frozen_from_fields
-from coordinator.domain.upcasting import current_version, upcast
+from core.domain.frozen import frozen_from_fields
+from core.domain.upcasting import current_version, upcast
 
 SyncType = Literal["full", "incremental"]
 # first_click: a click found no live task; replaced_expired: a click found the live task's

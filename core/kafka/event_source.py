@@ -11,18 +11,18 @@ import orjson
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from coordinator.domain.events import Envelope, envelope_from_json
-from coordinator.telemetry import tracing
+from core.domain.events import Envelope, envelope_from_json
+from core.telemetry import tracing
 
 try:
-    from coordinator.adapters.kafka.current_records import decode_current
+    from core.kafka.current_records import decode_current
 except ImportError:  # a virtualenv made before msgspec was a dependency: the general way only
 
     def decode_current(value: bytes) -> Envelope | None:
         return None
 
 
-log = logging.getLogger("coordinator.adapters.kafka.event_source")
+log = logging.getLogger("core.kafka.event_source")
 
 
 class Delivery(NamedTuple):
