@@ -10,10 +10,10 @@ from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import OutboxStore, libpq_url
+from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies
-from core.database import make_engine, translated_errors
+from core.database import libpq_url, make_engine, translated_errors
 from core.settings import Settings
 from projections.read_models import ReadModels
 

@@ -6,7 +6,8 @@ import logging
 
 from coordinator.bootstrap import bootstrap
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
-from coordinator.service.ports import EventStore, StoreUnavailable
+from coordinator.service.ports import EventStore
+from core.database import StoreUnavailable
 from core.domain.commands import ExpireStaleSync, RequestMeta
 from core.settings import Settings
 from core.stopping import stop_on_signals

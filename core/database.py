@@ -1,4 +1,5 @@
-"""Engine construction and translation of driver errors into the store's errors."""
+"""The database every side shares: engine construction, how a store says it failed, and the
+translation of driver errors into those failures."""
 
 from __future__ import annotations
 
@@ -6,12 +7,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg.errors
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy import exc as sa_exc
 
-from coordinator.service.ports import ConcurrencyConflict, StoreBusy, StoreUnavailable
-
 STREAM_VERSION_CONSTRAINT = "events_stream_version_key"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or did not answer in time; the caller may retry."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The user's stream stayed locked past the lock timeout; the caller may retry."""
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved past the expected version; the command must be decided again."""
 
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:
@@ -55,3 +66,9 @@ def translated_errors() -> Iterator[None]:
         raise StoreUnavailable("database unavailable") from error
     except (sa_exc.TimeoutError, sa_exc.InterfaceError) as error:
         raise StoreUnavailable("database unavailable") from error
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """The same database as a plain libpq URL, for a dedicated psycopg connection."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)

@@ -17,7 +17,7 @@ import psycopg
 
 from coordinator.adapters.postgres.command_sql import INSERT_EVENT, INSERT_OUTBOX
 from coordinator.adapters.postgres.event_store import event_rows
-from coordinator.adapters.postgres.outbox_store import libpq_url
+from core.database import libpq_url
 from core.domain.commands import (
     Command,
     CompleteSync,

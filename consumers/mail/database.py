@@ -13,7 +13,7 @@ import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
-from coordinator.service.ports import StoreUnavailable
+from core.database import StoreUnavailable
 
 
 class MailStoreUnavailable(StoreUnavailable):

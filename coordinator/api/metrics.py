@@ -16,13 +16,8 @@ from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
-from coordinator.service.ports import (
-    ClientGone,
-    ConflictRetriesExhausted,
-    EventTooLarge,
-    QueueFull,
-    StoreUnavailable,
-)
+from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
+from core.database import StoreUnavailable
 from core.domain.user_sync import TaskFenced
 from projections.read_models import ReadModels
 

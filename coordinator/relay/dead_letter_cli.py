@@ -57,8 +57,7 @@ def run_deadletters(
     except SystemExit as stop:  # argparse has printed the usage error (or the help)
         return int(stop.code or 0)
     from coordinator.adapters.postgres.dead_letters import DeadLetters
-    from coordinator.service.ports import StoreUnavailable
-    from core.database import make_engine
+    from core.database import StoreUnavailable, make_engine
 
     engine = make_engine(settings.require_database_url(), pool_size=1)
     try:

@@ -23,7 +23,7 @@ from coordinator.adapters.kafka.publisher import (
     ensure_topic,
 )
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
-from coordinator.service.ports import StoreUnavailable
+from core.database import StoreUnavailable
 from core.telemetry import tracing
 
 log = logging.getLogger("coordinator.relay")

@@ -67,7 +67,7 @@ def run_replay(
         return int(stop.code or 0)
     from coordinator.replay.shadow_views import RebuildBusy, SwapFailed
     from coordinator.replay.topic_reader import TopicUnavailable
-    from coordinator.service.ports import StoreUnavailable
+    from core.database import StoreUnavailable
 
     url = settings.require_database_url()
     try:

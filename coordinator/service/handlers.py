@@ -15,13 +15,13 @@ from typing import Any
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import (
     AsyncEventStore,
-    ConcurrencyConflict,
     ConflictRetriesExhausted,
     EventStore,
     EventTooLarge,
     LockedStream,
     Lookups,
 )
+from core.database import ConcurrencyConflict
 from core.domain.commands import (
     CancelSync,
     Command,

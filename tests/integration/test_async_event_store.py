@@ -13,10 +13,9 @@ from coordinator.adapters.postgres.async_event_store import (
     AsyncPostgresEventStore,
 )
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.service.handlers import Dependencies, handle, handle_batch_async
 from coordinator.service.outcomes import Outcome, StartOutcome
-from coordinator.service.ports import StoreUnavailable
+from core.database import StoreUnavailable, libpq_url
 from core.domain.commands import CancelSync, Command, RequestMeta, StartRequested
 from core.domain.user_sync import TaskEnded, TaskNotFound
 from tests.random_refs import random_user

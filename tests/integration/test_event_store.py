@@ -13,12 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore, PostgresLockedStream
 from coordinator.service.handlers import Dependencies, StartOutcome, handle
-from coordinator.service.ports import (
-    NO_LOOKUPS,
-    ConcurrencyConflict,
-    ConflictRetriesExhausted,
-    Lookups,
-)
+from coordinator.service.ports import NO_LOOKUPS, ConflictRetriesExhausted, Lookups
+from core.database import ConcurrencyConflict
 from core.domain.commands import RequestMeta, StartRequested
 from core.domain.user_sync import decide, fold
 from tests.random_refs import random_user

@@ -17,9 +17,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.service.handlers import Dependencies, handle
-from core.database import make_engine
+from core.database import libpq_url, make_engine
 from core.domain.commands import (
     CompleteSync,
     ReportProgress,

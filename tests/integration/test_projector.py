@@ -23,14 +23,13 @@ from sqlalchemy import Engine, make_url, text
 
 from coordinator.adapters.kafka.publisher import ensure_topic
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.dev.processes import stop_processes
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.service.handlers import (
     Dependencies,
     handle,
 )
-from core.database import make_engine
+from core.database import libpq_url, make_engine
 from core.domain.commands import (
     CancelSync,
     CompleteSync,

@@ -17,13 +17,12 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.replay.cli import run_replay
 from coordinator.service.handlers import (
     Dependencies,
     handle,
 )
-from core.database import make_engine
+from core.database import libpq_url, make_engine
 from core.domain.commands import (
     CompleteSync,
     FailSync,

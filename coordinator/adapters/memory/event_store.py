@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
+from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
+from core.database import ConcurrencyConflict
 from core.domain.commands import RequestMeta
 from core.domain.events import Envelope, Event, stamp
 from core.domain.hash_chain import GENESIS, chain_envelope

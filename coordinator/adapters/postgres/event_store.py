@@ -25,8 +25,8 @@ from coordinator.adapters.postgres.command_sql import (
     looked_up,
     lookup_reads,
 )
-from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
-from core.database import translated_errors
+from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
+from core.database import ConcurrencyConflict, translated_errors
 from core.domain.commands import RequestMeta
 from core.domain.events import Envelope, Event, envelope_from_stored, stamp
 from core.domain.hash_chain import chain_envelope
