@@ -107,24 +107,24 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_worker(settings)
     if args.command == "reap":
-        from coordinator.reaper import run_reaper
+        from coordinator.entrypoints.reap import run_reaper
 
         return run_reaper(settings)
     if args.command == "webhooks":
-        from consumers.webhook_cli import run_webhooks
+        from coordinator.entrypoints.webhooks import run_webhooks
 
         return run_webhooks(settings, [*extra, *args.webhooks_args])
     if args.command == "replay":
-        from coordinator.replay.cli import run_replay
+        from coordinator.entrypoints.replay import run_replay
 
         # A leading option (`replay --help`) escapes REMAINDER and lands in `extra`.
         return run_replay(settings, [*extra, *args.replay_args])
     if args.command == "deadletters":
-        from coordinator.relay.dead_letter_cli import run_deadletters
+        from coordinator.entrypoints.deadletters import run_deadletters
 
         return run_deadletters(settings, [*extra, *args.deadletters_args])
     if args.command == "accounts":
-        from consumers.mail.account_cli import run_accounts
+        from coordinator.entrypoints.accounts import run_accounts
 
         return run_accounts(settings, [*extra, *args.accounts_args])
     if args.command == "schema":
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_api(settings: Settings) -> int:
-    from coordinator.api.workers import serve
+    from coordinator.entrypoints.api import serve
 
     return serve(settings)
 

@@ -192,7 +192,7 @@ def tool_read(url: str) -> int:
 
 def child(kind: str, url: str) -> None:
     """One measurement in this process; prints its figures as JSON."""
-    from coordinator.replay.cli import run_replay
+    from coordinator.entrypoints.replay import run_replay
     from core.settings import Settings
 
     # Everything the command imports is imported first, so "grew" is the data's share.
@@ -239,7 +239,7 @@ def run_size(stack: ExitStack, server: str, events: int, users: int, repeat: int
     written = generate(url, events, users, seed=events)
     log(f"wrote {written:,} events for {users:,} users in {time.perf_counter() - began:.0f}s")
     # The live views as the projector would hold them, so the measured rebuilds find no diff.
-    from coordinator.replay.cli import run_replay
+    from coordinator.entrypoints.replay import run_replay
     from core.settings import Settings
 
     run_replay(Settings(database_url=url), ["rebuild", "--swap"], io.StringIO(), io.StringIO())

@@ -11,7 +11,7 @@ import pytest
 from kafka import errors
 
 from coordinator.adapters.kafka.publisher import Message, encode, refused_for_good, too_large
-from coordinator.relay.dead_letter_cli import run_deadletters
+from coordinator.entrypoints.deadletters import run_deadletters
 from coordinator.replay.kafka_check import TopicCheck
 from coordinator.replay.output import Tally
 from coordinator.replay.records import DeadLetterEntry, OutboxEntry, StoredEvent, StreamRow

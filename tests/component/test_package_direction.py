@@ -19,7 +19,8 @@ PACKAGES: list[tuple[str, ...]] = [("coordinator",), ("projections", "consumers"
 # Inside coordinator: the composition root on top, the write side's ports at the bottom.
 COORDINATOR: list[tuple[str, ...]] = [
     ("coordinator.cli",),
-    ("coordinator.dev", "coordinator.reaper"),
+    ("coordinator.entrypoints",),
+    ("coordinator.dev",),
     ("coordinator.api", "coordinator.relay", "coordinator.replay", "coordinator.schema_export"),
     ("coordinator.bootstrap",),
     ("coordinator.adapters", "coordinator.migrations"),

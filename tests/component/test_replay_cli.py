@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from coordinator.replay.cli import iso_time, run_replay
+from coordinator.entrypoints.replay import iso_time, run_replay
 from coordinator.replay.output import ViolationWriter
 from coordinator.replay.progress import Progress
 from coordinator.replay.records import Violation

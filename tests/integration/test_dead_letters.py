@@ -21,9 +21,9 @@ from sqlalchemy import Engine, text
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.api.metrics import StoredStateCollector
 from coordinator.cli import main
-from coordinator.relay.dead_letter_cli import run_deadletters
+from coordinator.entrypoints.deadletters import run_deadletters
+from coordinator.entrypoints.replay import run_replay
 from coordinator.relay.outbox_relay import RelayConfig
-from coordinator.replay.cli import run_replay
 from core.database import make_engine
 from core.settings import Settings
 from projections.read_models import ReadModels

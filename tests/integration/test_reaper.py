@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.reaper import reap_once
+from coordinator.entrypoints.reap import reap_once
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import CompleteSync, ReportProgress, RequestMeta, StartRequested

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.replay.cli import run_replay
+from coordinator.entrypoints.replay import run_replay
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import (

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.replay.cli import run_replay
+from coordinator.entrypoints.replay import run_replay
 from coordinator.service.handlers import (
     Dependencies,
     handle,

@@ -14,7 +14,7 @@ from core.stopping import stop_on_signals
 from core.telemetry import tracing
 from core.telemetry.logs import log_context
 
-log = logging.getLogger("coordinator.reaper")
+log = logging.getLogger("coordinator.entrypoints.reap")
 BATCH = 500
 
 

@@ -50,7 +50,7 @@ def serve(settings: Settings) -> int:
     log.info("%d API workers; metrics of all of them gathered in %s", settings.api_workers, folder)
     try:
         uvicorn.run(
-            "coordinator.api.workers:app_from_environment",
+            "coordinator.entrypoints.api:app_from_environment",
             factory=True,
             workers=settings.api_workers,
             host=host,

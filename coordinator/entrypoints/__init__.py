@@ -1,0 +1,1 @@
+"""One module per `syncctl` command: its arguments and a `run` over the composition root."""
