@@ -12,11 +12,18 @@ from consumers.mail.address_policy import allowed_hosts
 from consumers.mail.database import mail_engine
 from consumers.mail.imap_connection import MailProblem, verify
 from consumers.mail.password_box import PasswordBox
+from coordinator.entrypoints import Commands
 from core.settings import Settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syncctl accounts", description=__doc__)
+def add_parser(syncctl: Commands) -> None:
+    """`syncctl accounts` and its commands."""
+    parser = syncctl.add_parser(
+        "accounts",
+        help="set, show or delete a user's IMAP account (syncctl accounts --help)",
+        description=__doc__,
+    )
+    parser.set_defaults(run=run)
     commands = parser.add_subparsers(dest="action", required=True)
     put = commands.add_parser("set", help="register or replace USER's account")
     put.add_argument("user_id")
@@ -31,12 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("user_id")
     delete = commands.add_parser("delete", help="remove USER's account and its synced mail")
     delete.add_argument("user_id")
-    return parser
 
 
-def run_accounts(settings: Settings, argv: list[str]) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 on success, 1 when the login, the account or the user is not there."""
-    args = build_parser().parse_args(argv)
     engine = mail_engine(settings.require_database_url(), pool_size=1)
     store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
     try:

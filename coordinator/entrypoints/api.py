@@ -20,6 +20,7 @@ from pathlib import Path
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.crowd import CROWD_FILE, new_crowd_file
 from coordinator.api.metrics import METRICS_DIR
+from coordinator.entrypoints import Commands
 from core.settings import Settings
 from core.telemetry import tracing
 from core.telemetry.logs import configure_logging
@@ -27,7 +28,12 @@ from core.telemetry.logs import configure_logging
 log = logging.getLogger("coordinator.api")
 
 
-def serve(settings: Settings) -> int:
+def add_parser(commands: Commands) -> None:
+    parser = commands.add_parser("api", help="serve the HTTP API under uvicorn")
+    parser.set_defaults(run=lambda settings, args: run(settings), service="sync-api")
+
+
+def run(settings: Settings) -> int:
     """Run the API until signalled; returns the exit code."""
     import uvicorn
 

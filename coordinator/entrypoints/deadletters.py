@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
+from coordinator.entrypoints import Commands
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,10 +29,16 @@ def event_id(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an event id (a UUID)") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `syncctl deadletters` argument parser."""
-    parser = argparse.ArgumentParser(prog="syncctl deadletters", description=__doc__, epilog=EPILOG)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(syncctl: Commands) -> None:
+    """`syncctl deadletters` and its commands."""
+    parser = syncctl.add_parser(
+        "deadletters",
+        help="list events the broker refused, republish them (syncctl deadletters --help)",
+        description=__doc__,
+        epilog=EPILOG,
+    )
+    parser.set_defaults(run=run)
+    commands = parser.add_subparsers(dest="action", required=True)
     listing = commands.add_parser("list", help="every dead letter, oldest first")
     listing.add_argument("--format", choices=["table", "json"], default="table")
     republish = commands.add_parser(
@@ -41,32 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     which = republish.add_mutually_exclusive_group(required=True)
     which.add_argument("--event-id", type=event_id, action="append", dest="event_ids")
     which.add_argument("--all", action="store_true", help="every dead letter")
-    return parser
 
 
-def run_deadletters(
-    settings: Settings,
-    argv: Sequence[str],
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Run one deadletters command; returns the exit code."""
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        args = build_parser().parse_args(list(argv))
-    except SystemExit as stop:  # argparse has printed the usage error (or the help)
-        return int(stop.code or 0)
+    out, err = sys.stdout, sys.stderr
     from coordinator.adapters.postgres.dead_letters import DeadLetters
     from core.database import StoreUnavailable, make_engine
 
     engine = make_engine(settings.require_database_url(), pool_size=1)
     try:
         letters = DeadLetters(engine)
-        if args.command == "list":
+        if args.action == "list":
             return _list(letters, args.format, out)
         return _republish(letters, None if args.all else args.event_ids, out, err)
     except StoreUnavailable as error:
-        err.write(f"syncctl deadletters {args.command}: {error}\n")
+        err.write(f"syncctl deadletters {args.action}: {error}\n")
         return EXIT_UNUSABLE
     finally:
         engine.dispose()

@@ -1,10 +1,11 @@
-"""The reaper: expires tasks whose lease ran out, through the aggregate under its lock."""
+"""`syncctl reap`: expires tasks whose lease ran out, through the aggregate under its lock."""
 
 from __future__ import annotations
 
 import logging
 
 from coordinator.bootstrap import bootstrap
+from coordinator.entrypoints import Commands
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import EventStore
 from core.database import StoreUnavailable
@@ -42,7 +43,12 @@ def reap_once(store: EventStore, deps: Dependencies) -> int:
             return expired
 
 
-def run_reaper(settings: Settings) -> int:
+def add_parser(commands: Commands) -> None:
+    parser = commands.add_parser("reap", help="expire tasks whose lease ran out, periodically")
+    parser.set_defaults(run=lambda settings, args: run(settings), service="sync-reaper")
+
+
+def run(settings: Settings) -> int:
     """Reap every `SYNC_REAPER_INTERVAL_SECONDS` until SIGTERM or SIGINT."""
     stop = stop_on_signals()
     wiring = bootstrap(settings)

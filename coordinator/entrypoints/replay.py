@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from coordinator.entrypoints import Commands
 from core.settings import Settings
 
 EXIT_OK, EXIT_FOUND, EXIT_UNUSABLE, EXIT_DIFF = 0, 1, 2, 3
@@ -28,10 +28,16 @@ def iso_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `syncctl replay` argument parser."""
-    parser = argparse.ArgumentParser(prog="syncctl replay", description=__doc__, epilog=EPILOG)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(syncctl: Commands) -> None:
+    """`syncctl replay` and its commands."""
+    parser = syncctl.add_parser(
+        "replay",
+        help="audit, rebuild and verify history (syncctl replay --help)",
+        description=__doc__,
+        epilog=EPILOG,
+    )
+    parser.set_defaults(run=run)
+    commands = parser.add_subparsers(dest="action", required=True)
     audit = commands.add_parser("audit", help="a user's timeline with the reason of each decision")
     audit.add_argument("--user", required=True, help="user id")
     audit.add_argument("--since", type=iso_time, help="only events at or after this time")
@@ -50,34 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--outbox-max-age", type=float, default=300.0, help="oldest acceptable outbox row (s)"
     )
-    return parser
 
 
-def run_replay(
-    settings: Settings,
-    argv: Sequence[str],
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Run one replay command; returns the exit code."""
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        args = build_parser().parse_args(list(argv))
-    except SystemExit as stop:  # argparse has printed the usage error (or the help)
-        return int(stop.code or 0)
+    out, err = sys.stdout, sys.stderr
     from coordinator.replay.shadow_views import RebuildBusy, SwapFailed
     from coordinator.replay.topic_reader import TopicUnavailable
     from core.database import StoreUnavailable
 
     url = settings.require_database_url()
     try:
-        if args.command == "audit":
+        if args.action == "audit":
             return _audit(url, args, out, err)
-        if args.command == "rebuild":
+        if args.action == "rebuild":
             return _rebuild(url, args, out, err)
         return _verify(settings, url, args, out, err)
     except (StoreUnavailable, TopicUnavailable, RebuildBusy, SwapFailed) as error:
-        err.write(f"syncctl replay {args.command}: {error}\n")
+        err.write(f"syncctl replay {args.action}: {error}\n")
         return EXIT_UNUSABLE
 
 

@@ -4,44 +4,81 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import threading
 
 import httpx
 
 from consumers.webhook_sender import Receiver, Stopping, WebhookSender, receiver_from
 from consumers.webhook_store import Rejection, WebhookStore
+from coordinator.entrypoints import Commands
 from core.settings import Settings
+
+log = logging.getLogger("consumers.webhook_dispatcher")
 
 RESEND_ATTEMPTS = 3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="syncctl webhooks",
+def add_parser(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "webhooks",
+        help="POST SyncCompleted/SyncFailed/SyncCancelled to SYNC_WEBHOOK_URL; "
+        "`webhooks rejected list|resend` (syncctl webhooks --help)",
         description="Without arguments: run the webhook dispatcher. `rejected`: events a "
         "receiver refused for good (a 4xx), with its answer, and sending them again.",
     )
-    groups = parser.add_subparsers(dest="group", required=True)
+    parser.set_defaults(run=lambda settings, args: run(settings), service="sync-webhooks")
+    groups = parser.add_subparsers(dest="group", metavar="{rejected}")
     rejected = groups.add_parser("rejected", help="events a receiver refused for good")
     actions = rejected.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="event, user, status, answer, time")
     listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(run=run_rejected, service=None)
     resend = actions.add_parser(
         "resend", help="send again to SYNC_WEBHOOK_URL (after the receiver was fixed)"
     )
     which = resend.add_mutually_exclusive_group(required=True)
     which.add_argument("--event-id", action="append", help="repeat for several")
     which.add_argument("--all", action="store_true", help="every rejected event")
-    return parser
+    resend.set_defaults(run=run_rejected, service=None)
 
 
-def run_webhooks(settings: Settings, argv: list[str]) -> int:
-    """The dispatcher, or the `rejected` commands; returns the exit code."""
-    if not argv:
-        from consumers.webhook_dispatcher import run_dispatcher
+def run(settings: Settings) -> int:
+    """The dispatcher, until SIGTERM or SIGINT."""
+    from consumers.webhook_dispatcher import TERMINAL, WebhookDispatcher
+    from consumers.webhook_store import WebhookStore
+    from core.kafka.event_source import EventSource, SourceConfig
+    from core.stopping import stop_on_signals
 
-        return run_dispatcher(settings)
-    args = build_parser().parse_args(argv)
+    receiver = receiver_from(settings)
+    stop = stop_on_signals()
+    store = WebhookStore(settings.require_database_url())
+    source = EventSource(
+        SourceConfig(
+            bootstrap=settings.require_kafka_bootstrap(),
+            topic=settings.kafka_topic,
+            group=settings.webhook_group,
+            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+            # One record per poll: a receiver's retries then delay the next poll by one
+            # event's backoff, not a whole batch's, which keeps the group membership.
+            max_records=1,
+        )
+    )
+    client = httpx.Client(timeout=receiver.timeout_seconds)
+    log.info("dispatching %s to %s", sorted(TERMINAL), receiver.url)
+    try:
+        WebhookDispatcher(
+            source, store, WebhookSender(receiver, stop, client), receiver, stop
+        ).run()
+    finally:
+        client.close()
+        source.close()
+        store.close()
+    return 0
+
+
+def run_rejected(settings: Settings, args: argparse.Namespace) -> int:
+    """`webhooks rejected list|resend`; returns the exit code."""
     store = WebhookStore(settings.require_database_url())
     try:
         if args.action == "list":

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
+from coordinator import cli
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.entrypoints.replay import run_replay
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import (
@@ -192,7 +192,7 @@ def test_unknown_user_and_bad_times(
     assert (code, out) == (1, "")
     assert "no history for user" in err
     settings = Settings(database_url=database_url)
-    assert run_replay(settings, ["audit", "--user", "x", "--since", "yesterday"]) == 2
+    assert cli.run(settings, ["replay", "audit", "--user", "x", "--since", "yesterday"]) == 2
     assert "'yesterday' is not an ISO 8601 time" in capsys.readouterr().err
-    assert run_replay(settings, ["audit", "--user", "x", "--as-of", "2026-13-01"]) == 2
-    assert run_replay(settings, ["audit"]) == 2
+    assert cli.run(settings, ["replay", "audit", "--user", "x", "--as-of", "2026-13-01"]) == 2
+    assert cli.run(settings, ["replay", "audit"]) == 2

@@ -16,8 +16,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
+from coordinator import cli
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.entrypoints.replay import run_replay
 from coordinator.service.handlers import (
     Dependencies,
     handle,
@@ -51,7 +51,7 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 def replay(url: str, *argv: str, **settings: Any) -> tuple[int, str, str]:
     """Run `syncctl replay ...` in-process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    code = run_replay(Settings(database_url=url, **settings), list(argv), out, err)
+    code = cli.run(Settings(database_url=url, **settings), ["replay", *argv], out, err)
     return code, out.getvalue(), err.getvalue()
 
 
