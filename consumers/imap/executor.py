@@ -122,12 +122,14 @@ class ImapExecutor:
             totals.fetched += outcome.fetched
             totals.flags_updated += outcome.flags_updated
             totals.removed += outcome.removed
+            totals.skipped += outcome.skipped
         return {
             "folders": len(plans),
             "fetched": totals.fetched,
             "total": progress.total,
             "flags_updated": totals.flags_updated,
             "removed": totals.removed,
+            "skipped": totals.skipped,
             "started_over": sum(1 for p in plans if p.started_over),
             "seconds": round(time.monotonic() - started, 3),
         }

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from mail.skipped_mail import record_skipped
 from sqlalchemy import Connection, Engine, text
 
 from consumers.mail.database import database_errors
-from consumers.mail.message_batch import FolderRef, StoredMessage, copy_batch
+from consumers.mail.message_batch import FolderRef, Skipped, StoredMessage, copy_batch
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
@@ -113,16 +114,23 @@ class MessageStore:
             conn.execute(DROP_FOLDER_MESSAGES, ref.params())
             conn.execute(START_OVER, ref.params())
 
-    def save(self, ref: FolderRef, messages: Sequence[StoredMessage]) -> None:
-        """Upsert a batch (ascending UIDs) and move the checkpoint past it, atomically."""
-        if not messages:
-            return
+    def save(
+        self, ref: FolderRef, messages: Sequence[StoredMessage], skipped: Sequence[Skipped] = ()
+    ) -> list[Skipped]:
+        """Upsert a batch (ascending UIDs), list what cannot be stored in mail_skipped, and move
+        the checkpoint past all of it, atomically. Returns every message skipped."""
+        if not messages and not skipped:
+            return []
         with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
-            copy_batch(driver, ref, messages)
-            conn.execute(ADVANCE, {**ref.params(), "uid": max(m.uid for m in messages)})
+            refused = copy_batch(driver, ref, messages) if messages else []
+            everything = [*skipped, *refused]
+            record_skipped(conn, ref, everything)
+            highest = max([m.uid for m in messages] + [s.uid for s in skipped])
+            conn.execute(ADVANCE, {**ref.params(), "uid": highest})
+        return everything
 
     def local_uids(self, ref: FolderRef) -> list[int]:
         with database_errors(), self._engine.connect() as conn:

@@ -22,6 +22,7 @@ from coordinator.api import (
     page_routes,
     read_routes,
     report_routes,
+    skipped_routes,
     start_routes,
     stream_routes,
 )
@@ -107,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     page_routes.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes):
+    for module in (account_routes, mail_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
@@ -120,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             UserGate,
             lines=lines,
-            known_user=tokens.known_user,
+            known_user=tokens.admission_user,
             active=settings.user_active_requests,
             alone=settings.user_active_requests_alone,
             crowd=CrowdMark.from_environment(),

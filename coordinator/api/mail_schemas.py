@@ -70,3 +70,14 @@ class MessageResponse(BaseModel):
 class MessagePage(BaseModel):
     messages: list[MessageResponse]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next, older page")
+
+
+class SkippedMessage(BaseModel):
+    folder: str
+    uid: int
+    reason: str = Field(description="Why it could not be stored")
+    skipped_at: datetime
+
+
+class SkippedList(BaseModel):
+    skipped: list[SkippedMessage]
