@@ -1,5 +1,5 @@
-"""The database every side shares: engine construction, how a store says it failed, and the
-translation of driver errors into those failures."""
+"""The database every side shares: engine construction and the translation of driver errors
+into the store errors (core/store_errors.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,9 @@ import psycopg.errors
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy import exc as sa_exc
 
+from core.store_errors import ConcurrencyConflict, StoreBusy, StoreUnavailable
+
 STREAM_VERSION_CONSTRAINT = "events_stream_version_key"
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or did not answer in time; the caller may retry."""
-
-
-class StoreBusy(StoreUnavailable):
-    """The user's stream stayed locked past the lock timeout; the caller may retry."""
-
-
-class ConcurrencyConflict(Exception):
-    """The stream moved past the expected version; the command must be decided again."""
 
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:

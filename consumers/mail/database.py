@@ -13,7 +13,7 @@ import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
-from core.database import StoreUnavailable
+from core.store_errors import StoreUnavailable
 
 
 class MailStoreUnavailable(StoreUnavailable):

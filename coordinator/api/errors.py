@@ -16,8 +16,8 @@ from coordinator.api.jwks import KeysUnavailable
 from coordinator.api.problems import clip, problem
 from coordinator.service.handlers import IdempotencyKeyReused
 from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
-from core.database import StoreBusy, StoreUnavailable
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
+from core.store_errors import StoreBusy, StoreUnavailable
 
 MAX_LISTED_ERRORS = 20
 

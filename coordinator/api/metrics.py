@@ -17,8 +17,8 @@ from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
-from core.database import StoreUnavailable
 from core.domain.user_sync import TaskFenced
+from core.store_errors import StoreUnavailable
 from projections.read_models import ReadModels
 
 log = logging.getLogger("coordinator.metrics")

@@ -53,7 +53,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     """Run one deadletters command; returns the exit code."""
     out, err = sys.stdout, sys.stderr
     from coordinator.adapters.postgres.dead_letters import DeadLetters
-    from core.database import StoreUnavailable, make_engine
+    from core.database import make_engine
+    from core.store_errors import StoreUnavailable
 
     engine = make_engine(settings.require_database_url(), pool_size=1)
     try:

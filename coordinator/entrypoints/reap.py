@@ -8,10 +8,10 @@ from coordinator.bootstrap import bootstrap
 from coordinator.entrypoints import Commands
 from coordinator.service.handlers import Dependencies, TaskOutcome, handle
 from coordinator.service.ports import EventStore
-from core.database import StoreUnavailable
 from core.domain.commands import ExpireStaleSync, RequestMeta
 from core.settings import Settings
 from core.stopping import stop_on_signals
+from core.store_errors import StoreUnavailable
 from core.telemetry import tracing
 from core.telemetry.logs import log_context
 

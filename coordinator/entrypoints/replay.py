@@ -63,7 +63,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     from coordinator.replay.shadow_views import RebuildBusy, SwapFailed
     from coordinator.replay.topic_reader import TopicUnavailable
-    from core.database import StoreUnavailable
+    from core.store_errors import StoreUnavailable
 
     url = settings.require_database_url()
     try:

@@ -23,7 +23,7 @@ from coordinator.adapters.kafka.publisher import (
     ensure_topic,
 )
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
-from core.database import StoreUnavailable
+from core.store_errors import StoreUnavailable
 from core.telemetry import tracing
 
 log = logging.getLogger("coordinator.relay")

@@ -21,7 +21,6 @@ from coordinator.service.ports import (
     LockedStream,
     Lookups,
 )
-from core.database import ConcurrencyConflict
 from core.domain.commands import (
     CancelSync,
     Command,
@@ -40,6 +39,7 @@ from core.domain.user_sync import (
     decide,
     waits_for_full_sync,
 )
+from core.store_errors import ConcurrencyConflict
 
 __all__ = [
     "HANDLERS",

@@ -15,9 +15,10 @@ from coordinator.adapters.postgres.async_event_store import (
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.service.handlers import Dependencies, handle, handle_batch_async
 from coordinator.service.outcomes import Outcome, StartOutcome
-from core.database import StoreUnavailable, libpq_url
+from core.database import libpq_url
 from core.domain.commands import CancelSync, Command, RequestMeta, StartRequested
 from core.domain.user_sync import TaskEnded, TaskNotFound
+from core.store_errors import StoreUnavailable
 from tests.random_refs import random_user
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from coordinator.adapters.postgres.event_store import PostgresEventStore, PostgresLockedStream
 from coordinator.service.handlers import Dependencies, StartOutcome, handle
 from coordinator.service.ports import NO_LOOKUPS, ConflictRetriesExhausted, Lookups
-from core.database import ConcurrencyConflict
 from core.domain.commands import RequestMeta, StartRequested
 from core.domain.user_sync import decide, fold
+from core.store_errors import ConcurrencyConflict
 from tests.random_refs import random_user
 
 LEASE = timedelta(minutes=30)

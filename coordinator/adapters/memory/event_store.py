@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
-from core.database import ConcurrencyConflict
 from core.domain.commands import RequestMeta
 from core.domain.events import Envelope, Event, stamp
 from core.domain.hash_chain import GENESIS, chain_envelope
 from core.domain.user_sync import UserSyncState, fold, stream_id_for
+from core.store_errors import ConcurrencyConflict
 
 Keys = dict[tuple[str, str], tuple[str, dict[str, Any]]]  # (user, key) -> fingerprint, answer
 
