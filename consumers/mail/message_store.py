@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from mail.skipped_mail import record_skipped
 from sqlalchemy import Connection, Engine, text
 
 from consumers.mail.database import database_errors
 from consumers.mail.message_batch import FolderRef, Skipped, StoredMessage, copy_batch
+from consumers.mail.skipped_mail import record_skipped
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from mail.skipped_mail import SkippedMail
 
+from consumers.mail.skipped_mail import SkippedMail
 from coordinator.api.deps import UserId
 from coordinator.api.mail_schemas import PRINTABLE, SkippedList, SkippedMessage
 from coordinator.api.openapi import AUTHENTICATED, problem_responses

@@ -73,7 +73,7 @@ def start_dev_mail(
     password = kept_secret(root / "demo_password", secrets.token_urlsafe(16))
     server.add_user(DEMO_LOGIN, password)
     account = ImapAccount(server.host, port, "none", DEMO_LOGIN, password)
-    # A loopback host is refused unless listed (mail.address_policy): list this private one.
+    # A loopback host is refused unless listed (address_policy.py): list this private one.
     listed = [h for h in settings.mail_allowed_hosts.split(",") if h.strip()]
     env["SYNC_MAIL_ALLOWED_HOSTS"] = ",".join([*listed, server.host])
     seeded = _seed(account)

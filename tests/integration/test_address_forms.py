@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mail import address_policy
 from sqlalchemy import Engine
 
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail import address_policy
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key

@@ -9,7 +9,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mail.skipped_mail import SkippedMail
 from sqlalchemy import Engine, text
 
 from consumers.executors import TaskSpec
@@ -17,6 +16,7 @@ from consumers.imap.fetched import RAW, readable
 from consumers.mail.message_batch import FolderRef, Skipped, StoredMessage
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import new_key
+from consumers.mail.skipped_mail import SkippedMail
 from coordinator.dev.dovecot import Dovecot
 from tests.broken_mail import broken_samples, deliver
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
