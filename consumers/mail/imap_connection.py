@@ -10,6 +10,7 @@ from collections.abc import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from consumers.mail import oauth2_login
 from consumers.mail.accounts import ImapAccount
 from consumers.mail.address_policy import HostRefused, resolve
 from consumers.mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
@@ -90,7 +91,10 @@ def _open(
 def _login(client: IMAPClient, account: ImapAccount) -> IMAPClient:
     client.normalise_times = False
     try:
-        _log_in(client, account.username, account.password)
+        if account.auth == "oauth2":  # `password` holds the access token
+            oauth2_login.authenticate(client, account.username, account.password)
+        else:
+            _log_in(client, account.username, account.password)
     except LoginError as error:
         client.shutdown()
         raise LoginRefused(

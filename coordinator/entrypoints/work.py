@@ -75,10 +75,13 @@ def make_executor(settings: Settings) -> Executor:
 def imap_executor(settings: Settings) -> Executor:
     """One engine shared by the worker's sync threads (a connection each at most)."""
     from consumers.imap.executor import ImapExecutor, ImapSettings
+    from consumers.mail.access_tokens import AccessTokens
     from consumers.mail.accounts import AccountStore
     from consumers.mail.address_policy import allowed_hosts
     from consumers.mail.database import mail_engine
     from consumers.mail.message_store import MessageStore
+    from consumers.mail.oauth2_client import OAuth2Client
+    from consumers.mail.oauth2_providers import configured_providers
     from consumers.mail.password_box import PasswordBox
 
     engine = mail_engine(settings.require_database_url(), pool_size=settings.worker_concurrency)
@@ -91,4 +94,9 @@ def imap_executor(settings: Settings) -> Executor:
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
     )
-    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), limits)
+    clients = {
+        name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
+        for name, provider in configured_providers(settings).items()
+    }
+    tokens = AccessTokens(engine, box, clients, settings.public_url or "")
+    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), limits, tokens)
