@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from consumers.imap.wiring import imap_executor
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -26,6 +25,7 @@ from consumers.mail.oauth2_client import OAuth2Client
 from consumers.mail.oauth2_providers import configured_providers
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
+from coordinator.entrypoints.work import imap_executor
 from core.settings import Settings
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append
