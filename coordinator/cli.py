@@ -22,6 +22,7 @@ from coordinator.entrypoints import (
     schema,
     token,
     topic,
+    watch,
     webhooks,
     work,
 )
@@ -39,6 +40,7 @@ COMMANDS = (
     project,
     work,
     reap,
+    watch,
     webhooks,
     token,
     replay,

@@ -208,3 +208,17 @@ def _lock(conn: Connection, ref: FolderRef) -> None:
     found = conn.execute(LOCK_CHECKPOINT, ref.params()).scalar_one_or_none()
     if found != ref.uidvalidity:
         raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
+
+
+HIGHEST_UIDS = text(
+    "SELECT user_id, max(uid) FROM mail_messages "
+    "WHERE user_id = ANY(:user_ids) AND folder = :folder GROUP BY user_id"
+)
+
+
+def highest_uids(engine: Engine, user_ids: Sequence[str], folder: str) -> dict[str, int]:
+    """The highest UID stored in `folder` per user (users with none stored are left out): a
+    watcher compares it with the server's UIDNEXT to notice mail that came while unwatched."""
+    with database_errors(), engine.connect() as conn:
+        rows = conn.execute(HIGHEST_UIDS, {"user_ids": list(user_ids), "folder": folder}).all()
+    return {user_id: int(uid) for user_id, uid in rows}

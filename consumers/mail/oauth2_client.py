@@ -37,6 +37,11 @@ class IdTokenInvalid(Exception):
     """The ID token failed a check, or no claim names the login."""
 
 
+class IssuerMismatch(IdTokenInvalid):
+    """The authorization answer names another issuer (RFC 9207): a mix-up attack, or a
+    misconfiguration."""
+
+
 @dataclass(frozen=True)
 class Connected:
     """What the callback stores: the tokens and the login name the ID token names."""
@@ -66,8 +71,14 @@ class OAuth2Client:
             )
         return str(url)
 
-    def exchange(self, code: str, verifier: str, redirect_uri: str, nonce: str) -> Connected:
-        """The code for tokens, and the login name from the ID token (else userinfo)."""
+    def exchange(
+        self, code: str, verifier: str, redirect_uri: str, nonce: str, iss: str | None = None
+    ) -> Connected:
+        """The code for tokens, and the login name from the ID token (else userinfo); `iss`:
+        the issuer the authorization answer named, if it named one."""
+        issuer = str(self._discover().get("issuer", ""))
+        if iss is not None and "{tenantid}" not in issuer and iss != issuer:
+            raise IssuerMismatch(f"the answer names issuer {iss!r}, not {issuer!r}")
         with self._session(redirect_uri) as session:
             answer = self._call(
                 session.fetch_token,

@@ -13,6 +13,7 @@ from consumers.mail.database import database_errors
 from consumers.mail.password_box import PasswordBox
 
 FLOW_SECONDS = 600
+FLOWS_PER_USER = 5  # connects a user may have open at once; a sixth drops the oldest
 
 BEGIN = text(
     "INSERT INTO mail_oauth2_flows (state_hash, user_id, provider, code_verifier, nonce, "
@@ -25,6 +26,11 @@ TAKE = text(
     "RETURNING user_id, provider, code_verifier, nonce, expires_at > clock_timestamp() AS live"
 )
 PURGE = text("DELETE FROM mail_oauth2_flows WHERE expires_at < clock_timestamp()")
+TRIM = text(
+    "DELETE FROM mail_oauth2_flows WHERE user_id = :user_id AND state_hash NOT IN ("
+    "SELECT state_hash FROM mail_oauth2_flows WHERE user_id = :user_id "
+    "ORDER BY expires_at DESC LIMIT :keep)"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class FlowStore:
         """Remember a started connect; when it stops being accepted."""
         with database_errors(), self._engine.begin() as conn:
             conn.execute(PURGE)
+            conn.execute(TRIM, {"user_id": user_id, "keep": FLOWS_PER_USER - 1})
             expires_at: datetime = conn.execute(
                 BEGIN,
                 {

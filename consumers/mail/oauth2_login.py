@@ -8,7 +8,7 @@ it answers NO; imapclient's own helpers send the token again instead, so the exc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -18,9 +18,9 @@ class NoOAuth2Mechanism(LoginError):  # type: ignore[misc]  # imapclient is unty
     """The server offers neither OAUTHBEARER nor XOAUTH2."""
 
 
-def mechanism(client: IMAPClient) -> str:
-    """The mechanism to use with this server: OAUTHBEARER first."""
-    offered = {bytes(c).upper() for c in client.capabilities()}
+def mechanism(capabilities: Iterable[bytes]) -> str:
+    """The mechanism to use with a server advertising these: OAUTHBEARER first."""
+    offered = {bytes(c).upper() for c in capabilities}
     for name in ("OAUTHBEARER", "XOAUTH2"):
         if b"AUTH=" + name.encode() in offered:
             return name
@@ -37,7 +37,7 @@ def initial_response(name: str, username: str, access_token: str) -> bytes:
 
 def authenticate(client: IMAPClient, username: str, access_token: str) -> None:
     """Log in with the token; LoginError with the server's words when it is refused."""
-    name = mechanism(client)
+    name = mechanism(client.capabilities())
     answers: Iterator[bytes] = iter([initial_response(name, username, access_token)])
     end = b"\x01" if name == "OAUTHBEARER" else b""
 

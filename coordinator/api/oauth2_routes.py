@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse
 from consumers.mail.accounts import ImapAccount
 from consumers.mail.oauth2_client import (
     IdTokenInvalid,
+    IssuerMismatch,
     OAuth2Client,
     ProviderRefused,
     ProviderUnreachable,
@@ -106,6 +107,7 @@ async def callback(
     code: OAuthParam = None,
     error: OAuthParam = None,
     error_description: OAuthParam = None,
+    iss: OAuthParam = None,
 ) -> Response:
     """Where the provider sends the browser back: store the account, go to the page."""
     scope = request.scope
@@ -137,8 +139,10 @@ async def callback(
     redirect_uri = _redirect_uri(setup, request, provider)
     try:
         connected = await anyio.to_thread.run_sync(
-            client.exchange, code, flow.code_verifier, redirect_uri, flow.nonce
+            client.exchange, code, flow.code_verifier, redirect_uri, flow.nonce, iss
         )
+    except IssuerMismatch as mismatch:
+        return problem(scope, 400, str(mismatch), kind="oauth2-issuer-mismatch")
     except ProviderRefused as refused:
         return problem(
             scope,

@@ -19,7 +19,7 @@ from core.dev_stack import DevStack, remove_stack, write_stack
 from core.settings import Settings, require_hs256_key
 from core.stopping import stop_on_signals
 
-CHILDREN = ("api", "relay", "project", "work", "reap")
+CHILDREN = ("api", "relay", "project", "work", "reap", "watch")
 DEMO_USER = "demo-user"
 
 

@@ -4,11 +4,13 @@ a revoked grant, two workers refreshing at once."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from consumers.executors import TaskFailed, TaskSpec
-from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import ImapAccount
-from consumers.mail.database import mail_engine
 from consumers.mail.imap_connection import close, connect
-from consumers.mail.oauth2_client import OAuth2Client
-from consumers.mail.oauth2_providers import configured_providers
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
 from coordinator.entrypoints.work import imap_executor
@@ -30,6 +28,7 @@ from core.settings import Settings
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append
 from tests.oauth2_flow import authorize
+from tests.oauth2_workers import access_tokens, ask_together, keep_gate
 from tests.oidc_server import OidcProvider, start_oidc_provider
 from tests.random_refs import random_user
 
@@ -210,16 +209,6 @@ def test_xoauth2_is_used_where_the_server_offers_only_that(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def access_tokens(settings: Settings) -> AccessTokens:
-    """What one worker process holds: its own pool, its own clients."""
-    engine = mail_engine(settings.require_database_url(), pool_size=2)
-    clients = {
-        name: OAuth2Client(p, settings.oauth2_http_timeout_seconds)
-        for name, p in configured_providers(settings).items()
-    }
-    return AccessTokens(engine, PasswordBox(KEY), clients)
-
-
 def started(client: TestClient, user: str) -> tuple[str, str]:
     """A connect begun by `user`: the provider URL and its state."""
     start = client.post(START, headers=as_user(user))
@@ -262,6 +251,16 @@ def test_a_callback_that_is_not_a_fresh_connect_of_this_provider_is_a_400_proble
     assert kind(client.get(back.removeprefix(TESTSERVER), follow_redirects=False)) == (
         "oauth2-state-invalid"
     )
+    _, state = started(client, user)
+    mixed_up = callback(client, f"state={state}&code=abc&iss=https%3A%2F%2Fevil.example")
+    assert kind(mixed_up) == "oauth2-issuer-mismatch"
+    for _ in range(7):
+        started(client, user)
+    with engine.connect() as conn:
+        open_flows = conn.execute(
+            text("SELECT count(*) FROM mail_oauth2_flows WHERE user_id = :u"), {"u": user}
+        ).scalar_one()
+    assert open_flows == 5
     unknown = client.post("/accounts/oauth2/nowhere/start", headers=as_user(user))
     assert unknown.status_code == 404 and kind(unknown) == "oauth2-provider-unknown"
     assert client.post(START).status_code == 401
@@ -366,21 +365,16 @@ def test_two_workers_asking_at_once_make_one_refresh_at_the_provider(
     provider: OidcProvider,
 ) -> None:
     user, _ = new_mailbox(client, mailserver)
-    workers = [access_tokens(settings) for _ in range(2)]  # each with its own pool
-    wait_until_due(engine, user)
-    before, refused = refreshes(provider), provider.counts().get("refresh_token:invalid_grant")
-    gate = threading.Barrier(len(workers))
-    got: list[str] = []
-
-    def ask(tokens: AccessTokens) -> None:
-        gate.wait()
-        got.append(tokens.current(user))
-
-    threads = [threading.Thread(target=ask, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(got) == 2 and got[0] == got[1]
+    spawn = multiprocessing.get_context("spawn")  # two processes, as two workers are
+    gate = spawn.Barrier(3)  # theirs, and this test's once the token is due
+    with ProcessPoolExecutor(2, mp_context=spawn, initializer=keep_gate, initargs=(gate,)) as pool:
+        asked = [pool.submit(ask_together, settings, user) for _ in range(2)]
+        wait_until_due(engine, user)
+        before = refreshes(provider)
+        refused = provider.counts().get("refresh_token:invalid_grant")
+        gate.wait(60)
+        got = [future.result(60) for future in asked]
+    assert got[0] == got[1]
     assert refreshes(provider) == before + 1
     assert provider.counts().get("refresh_token:invalid_grant") == refused
+    assert grant(engine, user)["refreshes"] == 1
