@@ -76,6 +76,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024, ge=0, description="Largest body of any other request (they take none)"
     )
+    request_body_seconds: float = Field(
+        default=10, gt=0, le=300, description="Longest a request's body may take to arrive (408)"
+    )
+    request_head_seconds: float = Field(
+        default=10, gt=0, le=300, description="Longest a request's line and headers may take (408)"
+    )
+    max_header_count: int = Field(
+        default=100, ge=10, le=10_000, description="Most header fields in a request (431)"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=9 * 1024,
+        le=1024 * 1024,
+        description="Largest request line and headers (431)",
+    )
     reuse_window_seconds: float = Field(default=1800, gt=0, description="Lease length of a task")
     lock_timeout_ms: int = Field(default=3000, ge=1)
     conflict_retries: int = Field(default=3, ge=0, le=20)
@@ -154,6 +169,11 @@ class Settings(BaseSettings):
     mail_allowed_hosts: str = Field(
         default="",
         description="IMAP hosts accounts may name, comma-separated; empty: any public address",
+    )
+    mail_ca_bundle: str = Field(
+        default="",
+        description="PEM file of the CAs IMAP certificates are checked against, replacing the "
+        "system's; empty: the system's trust store",
     )
     mail_batch_size: int = Field(default=200, ge=1, le=5000, description="Messages per fetch")
     mail_raw_max_bytes: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import ssl
 import time
@@ -15,8 +16,21 @@ from consumers.mail.accounts import ImapAccount
 from consumers.mail.address_policy import HostRefused, resolve
 from consumers.mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
 from consumers.mail.pinned_client import Deadline, PinnedClient
+from consumers.mail.tls_policy import (
+    PlaintextRefused,
+    client_context,
+    refuse_plaintext,
+    tls_failure,
+)
 
-__all__ = ["HostRefused", "LoginRefused", "MailProblem", "TlsFailed", "Unreachable"]
+__all__ = [
+    "HostRefused",
+    "LoginRefused",
+    "MailProblem",
+    "PlaintextRefused",
+    "TlsFailed",
+    "Unreachable",
+]
 NOT_IMAP = "the server did not answer as an IMAP server"
 
 
@@ -29,21 +43,23 @@ def connect(
     first_backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     deadline: Deadline | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> IMAPClient:
     """A logged-in client; connection failures are retried `attempts` times, others are not.
 
-    The host is resolved once and must pass the address policy (HostRefused otherwise).
+    The host is resolved once and must pass the address policy (HostRefused otherwise);
+    `security: none` needs the host listed (PlaintextRefused). Certificates are verified
+    with `tls` (consumers.mail.tls_policy.client_context; the system's roots when None).
     """
     address = resolve(account.host, account.port, allowed_hosts)
+    refuse_plaintext(account.host, account.port, account.security, allowed_hosts)
+    context = tls or client_context()
     delay = first_backoff
     for attempt in range(1, attempts + 1):
         try:
-            client = _open(account, address, timeout, deadline)
+            client = _open(account, address, timeout, deadline, context)
         except ssl.SSLError as error:
-            raise TlsFailed(
-                f"TLS with the IMAP server at {account.address()} failed ({_said(error)}); "
-                "check the port and the security setting (tls, starttls or none)"
-            ) from None
+            raise tls_failure(error, account.host, account.address()) from None
         except (OSError, imaplib.IMAP4.error) as error:
             if attempt == attempts:
                 # A non-IMAP greeting is never echoed: it could be any internal service's banner.
@@ -60,9 +76,12 @@ def connect(
 
 
 def _open(
-    account: ImapAccount, address: str, timeout: float, deadline: Deadline | None
+    account: ImapAccount,
+    address: str,
+    timeout: float,
+    deadline: Deadline | None,
+    context: ssl.SSLContext,
 ) -> IMAPClient:
-    context = ssl.create_default_context()
     if account.security == "tls":
         return PinnedClient(
             account.host,
@@ -78,6 +97,10 @@ def _open(
     if account.security == "starttls":
         try:
             client.starttls(context)
+        except ssl.SSLError:
+            with contextlib.suppress(OSError):  # the failed handshake may have closed it
+                client.shutdown()
+            raise
         except IMAPClientError as error:
             client.shutdown()
             raise TlsFailed(
@@ -130,10 +153,15 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def verify(account: ImapAccount, allowed_hosts: frozenset[str], timeout: float = 10.0) -> None:
+def verify(
+    account: ImapAccount,
+    allowed_hosts: frozenset[str],
+    timeout: float = 10.0,
+    tls: ssl.SSLContext | None = None,
+) -> None:
     """Log in once and check the named folders exist, all within `timeout` seconds in total.
 
-    Raises MailProblem with the reason (HostRefused before any connection).
+    Raises MailProblem with the reason (HostRefused, PlaintextRefused before any connection).
     """
     with Deadline(timeout) as deadline:
         try:
@@ -143,6 +171,7 @@ def verify(account: ImapAccount, allowed_hosts: frozenset[str], timeout: float =
                 attempts=1,
                 timeout=timeout,
                 deadline=deadline,
+                tls=tls,
             )
             try:
                 for folder in account.folders or ():

@@ -123,7 +123,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         StartShortcut, tokens=tokens, retry_after_seconds=settings.retry_after_seconds
     )
-    app.add_middleware(RequestGuard, body_limit=body_limits(settings))
+    app.add_middleware(
+        RequestGuard,
+        body_limit=body_limits(settings),
+        body_seconds=settings.request_body_seconds,
+    )
     if settings.user_active_requests:
         app.add_middleware(
             UserGate,

@@ -12,6 +12,7 @@ from consumers.mail.address_policy import allowed_hosts
 from consumers.mail.database import mail_engine
 from consumers.mail.imap_connection import MailProblem, verify
 from consumers.mail.password_box import PasswordBox
+from consumers.mail.tls_policy import client_context, refuse_plaintext
 from coordinator.entrypoints import Commands
 from core.settings import Settings
 
@@ -46,7 +47,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
     try:
         if args.action == "set":
-            return _set(store, args, allowed_hosts(settings.mail_allowed_hosts))
+            return _set(store, args, allowed_hosts(settings.mail_allowed_hosts), settings)
         if args.action == "show":
             view = store.describe(args.user_id)
             if view is None:
@@ -64,7 +65,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _set(store: AccountStore, args: argparse.Namespace, allowed: frozenset[str]) -> int:
+def _set(
+    store: AccountStore, args: argparse.Namespace, allowed: frozenset[str], settings: Settings
+) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -80,12 +83,14 @@ def _set(store: AccountStore, args: argparse.Namespace, allowed: frozenset[str])
         password,
         tuple(args.folder) if args.folder else None,
     )
-    if args.verify:
-        try:
-            verify(account, allowed)
-        except MailProblem as error:
-            print(f"not saved: {error}", file=sys.stderr)
-            return 1
+    try:
+        if args.verify:  # the address rule first, then the plaintext rule, then the login
+            verify(account, allowed, tls=client_context(settings.mail_ca_bundle))
+        else:
+            refuse_plaintext(account.host, account.port, account.security, allowed)
+    except (MailProblem, ValueError) as error:  # ValueError: SYNC_MAIL_CA_BUNDLE unreadable
+        print(f"not saved: {error}", file=sys.stderr)
+        return 1
     store.put(args.user_id, account)
     print(f"IMAP account of {args.user_id} saved: {args.username} at {account.address()}")
     return 0

@@ -37,14 +37,25 @@ def run(settings: Settings) -> int:
     """Run the API until signalled; returns the exit code."""
     import uvicorn
 
+    from coordinator.api import bounded_http
     from coordinator.api.app import create_app
 
     host, port = settings.api_host, settings.api_port
     # JSON lines: uvicorn's own loggers go through the root handler too.
     logs = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    bounded_http.configure(settings)
+    http = bounded_http.IMPORT_PATH  # the request head bounded (its size, fields and time)
     if settings.api_workers == 1:
         app = create_app(settings)
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", log_config=logs)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            http=http,
+            access_log=False,
+            log_level="info",
+            log_config=logs,
+        )
         return 0
     TokenVerifier.from_settings(settings)  # a bad key stops here, not once per worker
     given = os.environ.get(METRICS_DIR)
@@ -61,6 +72,7 @@ def run(settings: Settings) -> int:
             workers=settings.api_workers,
             host=host,
             port=port,
+            http=http,
             access_log=False,
             log_level="info",
             log_config=logs,
@@ -74,9 +86,11 @@ def run(settings: Settings) -> int:
 
 def app_from_environment() -> object:
     """The app of one worker process, configured from the environment like its parent."""
+    from coordinator.api import bounded_http
     from coordinator.api.app import create_app
 
     settings = Settings()
+    bounded_http.configure(settings)
     configure_logging(settings.log_format)
     tracing.configure(settings.otel_service_name or "sync-api", settings.traces_exporter())
     return create_app(settings)

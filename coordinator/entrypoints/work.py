@@ -93,6 +93,7 @@ def imap_executor(settings: Settings) -> Executor:
         timeout_seconds=settings.mail_timeout_seconds,
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
+        ca_bundle=settings.mail_ca_bundle,
     )
     clients = {
         name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
