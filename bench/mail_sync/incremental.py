@@ -24,9 +24,9 @@ from sqlalchemy import Engine
 
 from consumers.executors import TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox
 
 STATUS_ITEMS = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"]
 TARGET = 3.0  # at most this many times the raw round trips

@@ -15,8 +15,8 @@ from imapclient import IMAPClient
 from consumers.imap import server_commands as imap
 from consumers.imap.server_commands import Change
 from consumers.imap.uid_set import UidSet, sequence_set
-from mail.message_batch import FolderRef
-from mail.message_store import MessageStore
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import MessageStore
 
 FLAG_BATCH = 500  # flag changes per committed batch
 WALK_CHUNK = 1000  # UIDs whose flags are compared per round trip (the walk)

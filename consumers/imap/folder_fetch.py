@@ -16,8 +16,8 @@ from imapclient import IMAPClient
 
 from consumers.imap.fast_fetch import fetch_raw
 from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, readable
-from mail.message_batch import FolderRef
-from mail.message_store import MessageStore
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import MessageStore
 
 log = logging.getLogger("consumers.imap")
 

@@ -1,7 +1,7 @@
 """Which work a folder needs, chosen from the server's own counters (standard library only).
 
 Each sync asks every folder's `STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ])` and
-compares it with the checkpoint the last pass left (mail/folder_checkpoints.py):
+compares it with the checkpoint the last pass left (consumers/mail/folder_checkpoints.py):
 
     STATUS ──> no checkpoint ─────────────────────────> NEW ───────┐
       │                                                            │ first sync,

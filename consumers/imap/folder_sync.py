@@ -17,10 +17,10 @@ from consumers.imap.folder_fetch import fetch_batches
 from consumers.imap.folder_state import Mode, ServerStatus, State, Work
 from consumers.imap.rekey import try_rekey
 from consumers.imap.uid_set import UidSet
-from mail.folder_checkpoints import Checkpoint
-from mail.imap_connection import MailProblem
-from mail.message_batch import FolderRef
-from mail.message_store import MessageStore, Owner
+from consumers.mail.folder_checkpoints import Checkpoint
+from consumers.mail.imap_connection import MailProblem
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import MessageStore, Owner
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from imapclient import IMAPClient
 
 from consumers.imap.fetched import flags_of, header_fields
 from consumers.imap.header_text import header_text
-from mail.message_batch import FolderRef
-from mail.message_store import MessageStore, Owner
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import MessageStore, Owner
 
 MATCH_SHARE = 0.9  # of the stored messages, to re-key rather than start over
 CHUNK = 1000

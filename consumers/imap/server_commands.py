@@ -21,7 +21,7 @@ from imapclient.response_parser import parse_fetch_response
 from consumers.imap.fetched import flags_of
 from consumers.imap.folder_state import Mode, ServerStatus
 from consumers.imap.uid_set import UidSet
-from mail.imap_connection import MailProblem
+from consumers.mail.imap_connection import MailProblem
 
 ALL = re.compile(rb"\bALL ([0-9:,]+)")
 

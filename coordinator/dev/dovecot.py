@@ -70,6 +70,8 @@ protocol imap {{
   mail_max_userip_connections = 1000
   {imap_capability}
 }}
+# What a caller adds (TLS certificates, listeners, limits) goes in this file before the start.
+!include_try {root}/local.conf
 """
 
 

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, text
 from consumers.executors import TaskSpec
 from consumers.imap import server_commands
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
-from mail.accounts import AccountStore
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.mailbox import append, imap, new_login
 from tests.random_refs import random_user
 
