@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from coordinator.api.input_rules import client_name
 from coordinator.api.schemas import SyncResponse
-from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.service.outcomes import Outcome, StartOutcome
+from core.domain.commands import RequestMeta, StartRequested
 
 MESSAGES = {
     "started": "Sync started",

@@ -24,8 +24,8 @@ from coordinator.api.errors import problem_for
 from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.start_click import start_command, start_response
 from coordinator.api.submission import submit
-from coordinator.domain.commands import StartRequested
-from coordinator.telemetry import tracing
+from core.domain.commands import StartRequested
+from core.telemetry import tracing
 
 START_PATH = "/sync/smart"
 # The route's `force_full: bool` query parameter is read by pydantic: so is the shortcut's.
