@@ -32,8 +32,8 @@ from coordinator.api.mail_schemas import (
     OAuth2StartResponse,
 )
 from coordinator.api.oauth2_deps import OAuth2Dep, OAuth2Setup
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
-from coordinator.api.problems import problem
+from coordinator.api.problems.documents import problem
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 
 router = APIRouter(prefix="/accounts/oauth2", tags=["mail"])
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,30}$")]
