@@ -54,9 +54,12 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, once for every page test."""
+    """Debian's chromium, once per module of page tests. Not per session: while Playwright's
+    sync API is open its event loop runs in the main thread, and every later test that calls
+    asyncio.run (the click storms over HTTP) failed with "cannot be called from a running
+    event loop"."""
     from tests.e2e.page_driver import chromium
 
     with chromium() as browser:
