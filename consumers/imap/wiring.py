@@ -7,6 +7,7 @@ from coordinator.settings import Settings
 from mail.access_tokens import AccessTokens
 from mail.accounts import AccountStore
 from mail.address_policy import allowed_hosts
+from mail.connection_slots import ConnectionSlots, SlotLimits, slots_engine
 from mail.database import mail_engine
 from mail.message_store import MessageStore
 from mail.oauth2_client import OAuth2Client
@@ -23,7 +24,19 @@ def imap_settings(settings: Settings) -> ImapSettings:
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
         ca_bundle=settings.mail_ca_bundle,
+        max_backoff_seconds=settings.mail_max_backoff_seconds,
+        backoff_reset_seconds=settings.mail_backoff_reset_seconds,
+        throttle_max_wait_seconds=settings.mail_throttle_max_wait_seconds,
     )
+
+
+def connection_slots(settings: Settings) -> ConnectionSlots:
+    limits = SlotLimits(
+        per_account=settings.mail_max_connections_per_account,
+        per_host=settings.mail_max_connections_per_host,
+        wait_seconds=settings.mail_slot_wait_seconds,
+    )
+    return ConnectionSlots(slots_engine(settings.require_database_url()), limits)
 
 
 def imap_executor(settings: Settings) -> ImapExecutor:
@@ -36,5 +49,9 @@ def imap_executor(settings: Settings) -> ImapExecutor:
     }
     tokens = AccessTokens(engine, box, clients, settings.public_url or "")
     return ImapExecutor(
-        AccountStore(engine, box), MessageStore(engine), imap_settings(settings), tokens
+        AccountStore(engine, box),
+        MessageStore(engine),
+        imap_settings(settings),
+        tokens,
+        connection_slots(settings),
     )
