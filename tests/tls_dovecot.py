@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
+from consumers.mail.accounts import ImapAccount, Security
 from coordinator.dev.dovecot import Dovecot, start_dovecot
 from coordinator.dev.embedded import free_port
-from mail.accounts import ImapAccount, Security
 from tests.certificates import TestCa
 from tests.random_refs import random_user
 

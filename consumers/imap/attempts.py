@@ -1,10 +1,10 @@
 """The connections of one sync: each attempt logs in and syncs from the last committed batch;
 a dropped connection or a server asking to slow down ends the attempt, and the next one waits.
 
-- dropped mid-sync: the next attempt waits a backoff (mail.backoff: capped, jittered); the
+- dropped mid-sync: the next attempt waits a backoff (backoff.py: capped, jittered); the
   waits start over only after a connection lived `backoff_reset_seconds`, so a server that
   drops every new connection gets `connect_attempts` of them, then the task fails;
-- `[THROTTLED]`, `[UNAVAILABLE]`, `[LIMIT]`, "Suggested Backoff Time" (mail.throttling): the
+- `[THROTTLED]`, `[UNAVAILABLE]`, `[LIMIT]`, "Suggested Backoff Time" (throttling.py): the
   next attempt waits the time the server names, or a backoff when it names none, as long as
   the waits of this sync stay within `throttle_max_wait_seconds`; else the task fails saying
   when to come back.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from consumers.executors import Stopped, TaskFailed
-from mail.backoff import Backoff
-from mail.throttling import Throttled
+from consumers.mail.backoff import Backoff
+from consumers.mail.throttling import Throttled
 
 log = logging.getLogger("consumers.imap")
 T = TypeVar("T")

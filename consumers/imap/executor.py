@@ -15,16 +15,16 @@ from imapclient.exceptions import IMAPClientError
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
 from consumers.imap.attempts import RetryLimits, with_attempts
-from mail.access_tokens import AccessTokens
-from mail.accounts import AccountStore, ImapAccount
-from mail.backoff import Backoff
-from mail.connection_slots import ConnectionSlots
-from mail.database import MailStoreUnavailable
-from mail.imap_connection import LoginRefused, MailProblem, close, connect
-from mail.message_store import FolderMoved, MessageStore, Owner
-from mail.password_box import UnreadablePassword
-from mail.throttling import throttled
-from mail.tls_policy import client_context
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.backoff import Backoff
+from consumers.mail.connection_slots import ConnectionSlots
+from consumers.mail.database import MailStoreUnavailable
+from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.message_store import FolderMoved, MessageStore, Owner
+from consumers.mail.password_box import UnreadablePassword
+from consumers.mail.throttling import throttled
+from consumers.mail.tls_policy import client_context
 
 log = logging.getLogger("consumers.imap")
 
@@ -37,8 +37,8 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
-    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
-    ca_bundle: str = ""  # SYNC_MAIL_CA_BUNDLE (mail.tls_policy); empty: the system's roots
+    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (address_policy.py)
+    ca_bundle: str = ""  # SYNC_MAIL_CA_BUNDLE (tls_policy.py); empty: the system's roots
     max_backoff_seconds: float = 60.0
     backoff_reset_seconds: float = 60.0
     throttle_max_wait_seconds: float = 300.0

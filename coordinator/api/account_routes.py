@@ -8,15 +8,15 @@ import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from consumers.mail.accounts import AccountView, ImapAccount
+from consumers.mail.address_policy import HostRefused, resolve
+from consumers.mail.imap_connection import MailProblem, verify
+from consumers.mail.tls_policy import PlaintextRefused, refuse_plaintext
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountChecks, AccountsDep, ChecksDep
 from coordinator.api.mail_schemas import AccountRequest, AccountResponse
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
-from mail.accounts import AccountView, ImapAccount
-from mail.address_policy import HostRefused, resolve
-from mail.imap_connection import MailProblem, verify
-from mail.tls_policy import PlaintextRefused, refuse_plaintext
 
 router = APIRouter(prefix="/accounts", tags=["mail"])
 VERIFY_TIMEOUT_SECONDS = 10.0  # the whole check: connect, greeting, TLS, login, folders

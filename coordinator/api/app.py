@@ -45,7 +45,7 @@ from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
 from coordinator.bootstrap import bootstrap
-from coordinator.settings import Settings
+from core.settings import Settings
 from projections.status_listener import StatusListener
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")

@@ -31,7 +31,7 @@ from uuid import uuid4
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from coordinator.api.problems import MAX_INSTANCE, TYPE_BASE, clip
-from coordinator.settings import Settings
+from core.settings import Settings
 
 IMPORT_PATH = "coordinator.api.bounded_http:BoundedHttpTools"
 LINGER_SECONDS = 2.0

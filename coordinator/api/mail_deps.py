@@ -12,13 +12,13 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 
+from consumers.mail.accounts import AccountStore
+from consumers.mail.address_policy import allowed_hosts
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox
+from consumers.mail.tls_policy import client_context
 from coordinator.bootstrap import Wiring
-from coordinator.settings import Settings
-from mail.accounts import AccountStore
-from mail.address_policy import allowed_hosts
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox
-from mail.tls_policy import client_context
+from core.settings import Settings
 
 CHECKS_AT_ONCE = 4  # account checks (DNS, login) in flight across all users, each time-bounded
 

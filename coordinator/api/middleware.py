@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.problems import problem
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import bind
+from core.telemetry import tracing
+from core.telemetry.logs import bind
 
 log = logging.getLogger("coordinator.api")
 # Every answer may carry a user's data (status, tasks, mail, problem details): no cache keeps

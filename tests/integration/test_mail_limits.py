@@ -23,11 +23,11 @@ from sqlalchemy import Engine
 
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, SlotsBusy, slots_engine
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
-from mail.accounts import AccountStore, ImapAccount
-from mail.connection_slots import ConnectionSlots, SlotLimits, SlotsBusy, slots_engine
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.mailbox import append
 from tests.random_refs import random_user
 from tests.throttling_server import throttling_server
@@ -171,7 +171,7 @@ def test_a_host_cap_and_a_killed_workers_slots(shared_database_url: str) -> None
 
 HOLD = """
 import sys, time
-from mail.connection_slots import ConnectionSlots, SlotLimits, slots_engine
+from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, slots_engine
 slots = ConnectionSlots(slots_engine(sys.argv[1]), SlotLimits(per_account=2, per_host=1))
 with slots.held(sys.argv[2], "ann"):
     print("held", flush=True)

@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
-from mail.accounts import AccountStore, ImapAccount, Security
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
-from mail.tls_policy import client_context
+from consumers.mail.accounts import AccountStore, ImapAccount, Security
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
+from consumers.mail.tls_policy import client_context
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append
 from tests.random_refs import random_user

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mail.backoff import Backoff
-from mail.throttling import asked_to_wait
+from consumers.mail.backoff import Backoff
+from consumers.mail.throttling import asked_to_wait
 
 
 class Clock:
