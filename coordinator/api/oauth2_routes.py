@@ -1,8 +1,9 @@
 """Connecting a mailbox with OAuth2: the authorization code flow with PKCE and `state`.
 
-The page POSTs .../start (with its bearer header) and navigates to the URL it is handed; curl
-can GET .../start for a 302. The provider sends the browser back to .../callback, which the
-`state` alone ties to the user (one use, 10 minutes). Contract: docs/mail.md#oauth2-accounts.
+The page POSTs .../start (with its bearer header) and navigates to the URL it is handed; a
+client that sends the header on a navigation can GET .../start for a 302. The provider sends
+the browser back to .../callback, which the `state` and the starting browser's cookie tie to
+the user (one use, 10 minutes). Contract: docs/mail.md#oauth2-accounts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.oauth2_client import (
+    IdTokenInvalid,
+    IssuerMismatch,
+    OAuth2Client,
+    ProviderRefused,
+    ProviderUnreachable,
+)
+from consumers.mail.oauth2_flows import FLOW_SECONDS
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountsDep
 from coordinator.api.mail_schemas import (
@@ -27,15 +37,6 @@ from coordinator.api.mail_schemas import (
 from coordinator.api.oauth2_deps import OAuth2Dep, OAuth2Setup
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
-from mail.accounts import ImapAccount
-from mail.oauth2_client import (
-    IdTokenInvalid,
-    IssuerMismatch,
-    OAuth2Client,
-    ProviderRefused,
-    ProviderUnreachable,
-)
-from mail.oauth2_flows import FLOW_SECONDS
 
 router = APIRouter(prefix="/accounts/oauth2", tags=["mail"])
 BROWSER_COOKIE = "sync_oauth2_browser"  # binds a connect to the browser that started it
