@@ -28,7 +28,7 @@ from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, SlotsBu
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
-from tests.mailbox import append
+from tests.mailbox import append, imap
 from tests.random_refs import random_user
 from tests.throttling_server import throttling_server
 
@@ -65,7 +65,18 @@ def limited() -> Iterator[Dovecot]:
 
 
 def log_lines(dovecot: Dovecot, text: str) -> int:
-    return (dovecot.root / "dovecot.log").read_text(errors="replace").count(text)
+    """How often `text` is in Dovecot's log once what happened so far is written: its log
+    process writes a little later, so a login of a marker user is waited for first."""
+    marker, password = random_user("marker"), uuid4().hex
+    dovecot.add_user(marker, password)
+    with imap(ImapAccount(dovecot.host, dovecot.port, "none", marker, password)):
+        pass
+    log = dovecot.root / "dovecot.log"
+    deadline = time.monotonic() + 10
+    while f"Login: user=<{marker}>" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "Dovecot did not log the marker's login"
+        time.sleep(0.05)
+    return log.read_text(errors="replace").count(text)
 
 
 def register(engine: Engine, account: ImapAccount) -> str:
@@ -197,7 +208,8 @@ def test_unavailable_from_dovecot_is_waited_out_then_the_sync_completes(
     )
     thread.start()
     deadline = time.monotonic() + 10
-    while log_lines(limited, tempfail) == 0 and time.monotonic() < deadline:
+    log = limited.root / "dovecot.log"
+    while tempfail not in log.read_text(errors="replace") and time.monotonic() < deadline:
         time.sleep(0.02)
     limited.add_user(name, password)  # the login works from now on
     thread.join(15)
