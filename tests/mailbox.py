@@ -9,8 +9,8 @@ from uuid import uuid4
 
 from imapclient import IMAPClient
 
+from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
 from tests.random_refs import random_user
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

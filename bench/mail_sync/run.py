@@ -36,12 +36,12 @@ from bench.end_to_end.stack import (
     start_backends,
 )
 from bench.mail_sync.seed import seed_maildir
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.password_box import new_key
 from coordinator.api.auth import issue_token
 from coordinator.dev.dovecot import start_dovecot
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready
-from mail.accounts import ImapAccount
-from mail.password_box import new_key
 
 BATCH = 200
 TARGET = 0.6

@@ -14,12 +14,13 @@ from imapclient.exceptions import IMAPClientError
 
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
-from mail.access_tokens import AccessTokens
-from mail.accounts import AccountStore, ImapAccount
-from mail.database import MailStoreUnavailable
-from mail.imap_connection import LoginRefused, MailProblem, close, connect
-from mail.message_store import FolderMoved, MessageStore, Owner
-from mail.password_box import UnreadablePassword
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.database import MailStoreUnavailable
+from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.message_store import FolderMoved, MessageStore, Owner
+from consumers.mail.password_box import UnreadablePassword
+from consumers.mail.tls_policy import client_context
 
 log = logging.getLogger("consumers.imap")
 
@@ -32,7 +33,8 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
-    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
+    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (address_policy.py)
+    ca_bundle: str = ""  # SYNC_MAIL_CA_BUNDLE (tls_policy.py); empty: the system's roots
 
 
 class ImapExecutor:
@@ -48,6 +50,7 @@ class ImapExecutor:
         self._accounts = accounts
         self._messages = messages
         self._settings = settings
+        self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
         self._tokens = tokens  # OAuth2 accounts' access tokens
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
@@ -115,6 +118,7 @@ class ImapExecutor:
             attempts=s.connect_attempts,
             timeout=s.timeout_seconds,
             first_backoff=s.first_backoff_seconds,
+            tls=self._tls,
         )
 
     def _sync(

@@ -19,9 +19,9 @@ from imapclient.exceptions import IMAPClientError
 
 from consumers.imap.fast_fetch import fetch_raw
 from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, flags_of, readable
-from mail.imap_connection import MailProblem
-from mail.message_batch import FolderRef
-from mail.message_store import MessageStore, Owner
+from consumers.mail.imap_connection import MailProblem
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import MessageStore, Owner
 
 log = logging.getLogger("consumers.imap")
 FLAG_CHUNK = 1000  # UIDs whose flags are compared per round trip

@@ -45,7 +45,7 @@ from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
 from coordinator.bootstrap import bootstrap
-from coordinator.settings import Settings
+from core.settings import Settings
 from projections.status_listener import StatusListener
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
@@ -123,7 +123,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         StartShortcut, tokens=tokens, retry_after_seconds=settings.retry_after_seconds
     )
-    app.add_middleware(RequestGuard, body_limit=body_limits(settings))
+    app.add_middleware(
+        RequestGuard,
+        body_limit=body_limits(settings),
+        body_seconds=settings.request_body_seconds,
+    )
     if settings.user_active_requests:
         app.add_middleware(
             UserGate,

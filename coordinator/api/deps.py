@@ -16,7 +16,7 @@ from coordinator.api.auth import TokenVerifier
 from coordinator.api.input_rules import TASK_ID_PATTERN
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
-from coordinator.settings import Settings
+from core.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,

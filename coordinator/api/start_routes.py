@@ -11,8 +11,8 @@ from coordinator.api.input_rules import client_name
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import SyncResponse
 from coordinator.api.submission import submit
-from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.service.outcomes import Outcome, StartOutcome
+from core.domain.commands import RequestMeta, StartRequested
 
 router = APIRouter()
 MESSAGES = {

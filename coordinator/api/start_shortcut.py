@@ -23,8 +23,8 @@ from coordinator.api.errors import problem_for
 from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.start_routes import start_command, start_response
 from coordinator.api.submission import submit
-from coordinator.domain.commands import StartRequested
-from coordinator.telemetry import tracing
+from core.domain.commands import StartRequested
+from core.telemetry import tracing
 
 START_PATH = "/sync/smart"
 # What pydantic reads as a bool, as the route's `force_full: bool` query parameter does.

@@ -69,6 +69,8 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = 1000
 }}
+# What a caller adds (TLS certificates, listeners, limits) goes in this file before the start.
+!include_try {root}/local.conf
 """
 
 

@@ -10,10 +10,10 @@ from sqlalchemy import Engine, text
 
 from consumers.executors import Stopped, TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.mailbox import append, imap, new_login
 from tests.random_refs import random_user
 

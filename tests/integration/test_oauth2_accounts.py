@@ -4,36 +4,37 @@ a revoked grant, two workers refreshing at once."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from consumers.executors import TaskFailed, TaskSpec
-from consumers.imap.wiring import imap_executor
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.imap_connection import close, connect
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
-from coordinator.settings import Settings
-from mail.access_tokens import AccessTokens
-from mail.accounts import ImapAccount
-from mail.database import mail_engine
-from mail.imap_connection import close, connect
-from mail.oauth2_client import OAuth2Client
-from mail.oauth2_providers import configured_providers
-from mail.password_box import PasswordBox, new_key
+from coordinator.entrypoints.work import imap_executor
+from core.settings import Settings
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append
 from tests.oauth2_flow import authorize
+from tests.oauth2_workers import access_tokens, ask_together, keep_gate
 from tests.oidc_server import OidcProvider, start_oidc_provider
 from tests.random_refs import random_user
 
 KEY = new_key()
+NEW_KEY = new_key()  # the next SYNC_MAIL_KEY, after a rotation
 LOOPBACK = "127.0.0.1"
 TESTSERVER = "http://testserver"  # TestClient's base URL: the redirect URI's origin
 START = "/accounts/oauth2/oidc/start"
@@ -142,7 +143,8 @@ def grant(engine: Engine, user: str) -> dict[str, Any]:
             .mappings()
             .one()
         )
-    return {**row, "refresh_token": PasswordBox(KEY).open(bytes(row["refresh_token"]))}
+    box = PasswordBox(f"{NEW_KEY},{KEY}")
+    return {**row, "refresh_token": box.open(bytes(row["refresh_token"]))}
 
 
 def wait_until_due(engine: Engine, user: str) -> None:
@@ -210,16 +212,6 @@ def test_xoauth2_is_used_where_the_server_offers_only_that(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def access_tokens(settings: Settings) -> AccessTokens:
-    """What one worker process holds: its own pool, its own clients."""
-    engine = mail_engine(settings.require_database_url(), pool_size=2)
-    clients = {
-        name: OAuth2Client(p, settings.oauth2_http_timeout_seconds)
-        for name, p in configured_providers(settings).items()
-    }
-    return AccessTokens(engine, PasswordBox(KEY), clients)
-
-
 def started(client: TestClient, user: str) -> tuple[str, str]:
     """A connect begun by `user`: the provider URL and its state."""
     start = client.post(START, headers=as_user(user))
@@ -262,6 +254,16 @@ def test_a_callback_that_is_not_a_fresh_connect_of_this_provider_is_a_400_proble
     assert kind(client.get(back.removeprefix(TESTSERVER), follow_redirects=False)) == (
         "oauth2-state-invalid"
     )
+    _, state = started(client, user)
+    mixed_up = callback(client, f"state={state}&code=abc&iss=https%3A%2F%2Fevil.example")
+    assert kind(mixed_up) == "oauth2-issuer-mismatch"
+    for _ in range(7):
+        started(client, user)
+    with engine.connect() as conn:
+        open_flows = conn.execute(
+            text("SELECT count(*) FROM mail_oauth2_flows WHERE user_id = :u"), {"u": user}
+        ).scalar_one()
+    assert open_flows == 5
     unknown = client.post("/accounts/oauth2/nowhere/start", headers=as_user(user))
     assert unknown.status_code == 404 and kind(unknown) == "oauth2-provider-unknown"
     assert client.post(START).status_code == 401
@@ -299,10 +301,20 @@ def test_a_due_token_is_refreshed_and_the_rotated_refresh_token_is_the_one_kept(
     assert refreshes(provider) == before + 1 and second["refreshes"] == 1
     assert second["refresh_token"] != first  # rotated, and kept
     wait_until_due(engine, user)
-    sync(settings, user)  # spends the rotated token: the old one would revoke the grant
+    # The operator rotates SYNC_MAIL_KEY; a worker with the new key first spends the rotated
+    # refresh token (the first one would revoke the grant) and seals the new ones under it.
+    rotated_keys = settings.model_copy(update={"mail_key": SecretStr(f"{NEW_KEY},{KEY}")})
+    assert sync(rotated_keys, user)["fetched"] == 0
     assert refreshes(provider) == before + 2
     assert grant(engine, user)["state"] == "connected"
     assert "refresh_token:invalid_grant" not in provider.counts()
+    with engine.connect() as conn:
+        sealed = conn.execute(
+            text("SELECT refresh_token, access_token FROM mail_oauth2_tokens WHERE user_id = :u"),
+            {"u": user},
+        ).one()
+    for token in sealed:
+        PasswordBox(NEW_KEY).open(bytes(token))  # the old key is no longer needed
 
 
 def test_a_session_ended_mid_sync_when_its_token_expired_logs_in_again_and_finishes(
@@ -366,21 +378,16 @@ def test_two_workers_asking_at_once_make_one_refresh_at_the_provider(
     provider: OidcProvider,
 ) -> None:
     user, _ = new_mailbox(client, mailserver)
-    workers = [access_tokens(settings) for _ in range(2)]  # each with its own pool
-    wait_until_due(engine, user)
-    before, refused = refreshes(provider), provider.counts().get("refresh_token:invalid_grant")
-    gate = threading.Barrier(len(workers))
-    got: list[str] = []
-
-    def ask(tokens: AccessTokens) -> None:
-        gate.wait()
-        got.append(tokens.current(user))
-
-    threads = [threading.Thread(target=ask, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(got) == 2 and got[0] == got[1]
+    spawn = multiprocessing.get_context("spawn")  # two processes, as two workers are
+    gate = spawn.Barrier(3)  # theirs, and this test's once the token is due
+    with ProcessPoolExecutor(2, mp_context=spawn, initializer=keep_gate, initargs=(gate,)) as pool:
+        asked = [pool.submit(ask_together, settings, user) for _ in range(2)]
+        wait_until_due(engine, user)
+        before = refreshes(provider)
+        refused = provider.counts().get("refresh_token:invalid_grant")
+        gate.wait(60)
+        got = [future.result(60) for future in asked]
+    assert got[0] == got[1]
     assert refreshes(provider) == before + 1
     assert provider.counts().get("refresh_token:invalid_grant") == refused
+    assert grant(engine, user)["refreshes"] == 1
