@@ -37,7 +37,7 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     """The whole system on a database of its own, for the status stream and page tests:
     short heartbeats, two streams and two running requests per user, and a demo sync slow
     enough to watch and stop (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
-    from mail.password_box import new_key
+    from consumers.mail.password_box import new_key
     from tests import services
     from tests.e2e.test_sync_lifecycle import EVERYTHING, warm_up
 
@@ -56,9 +56,10 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, once for every page test."""
+    """Debian's chromium, once per test module: Playwright's sync API keeps an event loop
+    running while it is open, which asyncio.run in later tests (other tiers) cannot share."""
     from tests.e2e.page_driver import chromium
 
     with chromium() as browser:

@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 from sqlalchemy import create_engine
 
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.oauth2_tokens import Tokens, mark_reauth_required
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import AccountStore, ImapAccount
-from mail.oauth2_tokens import Tokens, mark_reauth_required
-from mail.password_box import PasswordBox, new_key
 from tests.e2e.page_driver import PHONE, WAIT_MS, new_page, sign_in
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_page_findings import sideways_overflow
