@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +18,14 @@ from consumers.imap import folder_sync
 from consumers.imap import server_commands as imap
 from consumers.imap.attempts import RetryLimits, with_attempts
 from consumers.imap.folder_state import Known, Mode, ServerStatus, State, Work, decide
+from consumers.imap.mailbox_login import MailboxLogin
 from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.backoff import Backoff
 from consumers.mail.connection_slots import ConnectionSlots
 from consumers.mail.database import MailStoreUnavailable
 from consumers.mail.folder_checkpoints import Checkpoint
-from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.imap_connection import MailProblem, close, connect
 from consumers.mail.message_batch import FolderRef
 from consumers.mail.message_store import FolderMoved, MessageStore, Owner
 from consumers.mail.password_box import UnreadablePassword
@@ -77,7 +78,7 @@ class ImapExecutor:
         self._messages = messages
         self._settings = settings
         self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
-        self._tokens = tokens  # OAuth2 accounts' access tokens
+        self._login = MailboxLogin(self._connect, tokens)
         self._slots = slots  # connections per account and host across workers; None: no cap
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class ImapExecutor:
         backoff: Backoff,
     ) -> dict[str, Any]:
         """One connection: log in (an OAuth2 account with a current token), sync, close."""
-        client, account = self._login(account, task.user_id)
+        client = self._login(account, task.user_id)
         backoff.opened()
         try:
             return self._sync(client, account, task, report, stopping)
@@ -128,20 +129,6 @@ class ImapExecutor:
         finally:
             close(client)
             backoff.closed()
-
-    def _login(self, account: ImapAccount, user_id: str) -> tuple[IMAPClient, ImapAccount]:
-        """A logged-in client; an OAuth2 account logs in with a current access token, and
-        once more with a refreshed one if the server refuses it (revoked before it expired)."""
-        if account.auth != "oauth2":
-            return self._connect(account), account
-        if self._tokens is None:
-            raise MailProblem("this worker has no OAuth2 providers configured")
-        token = self._tokens.current(user_id)
-        try:
-            return self._connect(replace(account, password=token)), account
-        except LoginRefused:
-            token = self._tokens.current(user_id, refused=token)
-        return self._connect(replace(account, password=token)), account
 
     def _connect(self, account: ImapAccount) -> IMAPClient:
         s = self._settings
