@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.service.coalescer import CommandCoalescer
 from core.telemetry import tracing
 from tests.integration.test_coalescer import click, coalescer
 from tests.random_refs import random_user
+from tests.support.command_loop import command_store, run
 
 CLICKS = 40
 
@@ -66,5 +66,5 @@ def test_batch_span_is_the_first_command_s_child_and_links_the_others(engine: En
     assert len(transactions) == len(batches)
 
     # Each command's event carries its own command span's trace context, not the batch's.
-    stored = {e.traceparent for e in PostgresEventStore(engine).read_stream(user)}
+    stored = {e.traceparent for e in run(command_store(engine).read_stream(user))}
     assert stored == {traceparent(c) for c in commands.values()}
