@@ -184,6 +184,19 @@ class Settings(BaseSettings):
     mail_report_every_seconds: float = Field(
         default=1.0, gt=0, description="Most one progress report per this many seconds"
     )
+    mail_flag_walk_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Servers without CONDSTORE: least time between two walks of every flag",
+    )
+    mail_extensions_off: str = Field(
+        default="",
+        pattern=r"^[A-Za-z, ]*$",
+        description="IMAP extensions not to use though offered (QRESYNC, CONDSTORE, ESEARCH)",
+    )
+    mail_changes_retention_seconds: float = Field(
+        default=7 * 86400.0, ge=0, description="How long GET /mail/changes keeps each change"
+    )
     public_url: str | None = Field(
         default=None,
         description="The API's address as browsers reach it (OAuth2 redirect URIs); "

@@ -17,6 +17,7 @@ from coordinator.api import (
     account_routes,
     cancel_routes,
     docs_page,
+    mail_change_routes,
     mail_deps,
     mail_routes,
     oauth2_deps,
@@ -115,7 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     docs_page.install(app)
     mail_deps.install(app, settings)
     oauth2_deps.install(app, settings)
-    for module in (account_routes, oauth2_routes, mail_routes, skipped_routes):
+    for module in (account_routes, oauth2_routes, mail_routes, mail_change_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)

@@ -16,6 +16,7 @@ DESCRIPTIONS = {
     404: "No such resource for this user",
     408: "The request line, headers or body did not arrive in time; the connection is closed",
     409: "Conflict: version conflicts outlasted the retries, or the task is fenced",
+    410: "Gone: the changes after this cursor are past the retention window",
     413: "Request body over this endpoint's limit, or the event it would record too large",
     422: "Invalid parameters or body (see `errors`), or Idempotency-Key reuse",
     429: "Too many of this user's commands waiting; see Retry-After",

@@ -21,9 +21,10 @@ def run(settings: Settings) -> int:
     """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
     import jwt
 
-    from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
+    from consumers.coordinator_client import CoordinatorClient
     from consumers.sync_worker import SyncWorker
     from core.kafka.event_source import EventSource, SourceConfig
+    from core.report_scope import REPORT_SCOPE
     from core.stopping import stop_on_signals
 
     stop = stop_on_signals()
@@ -94,6 +95,11 @@ def imap_executor(settings: Settings) -> Executor:
         report_every_seconds=settings.mail_report_every_seconds,
         allowed_hosts=allowed_hosts(settings.mail_allowed_hosts),
         ca_bundle=settings.mail_ca_bundle,
+        flag_walk_seconds=settings.mail_flag_walk_seconds,
+        extensions_off=frozenset(
+            e.strip().upper() for e in settings.mail_extensions_off.split(",") if e.strip()
+        ),
+        changes_retention_seconds=settings.mail_changes_retention_seconds,
     )
     clients = {
         name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)

@@ -54,9 +54,11 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, once for every page test."""
+    """Debian's chromium, once per module of page tests: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, and asyncio.run() in any later test of
+    the session (the integration tier's) would fail on it."""
     from tests.e2e.page_driver import chromium
 
     with chromium() as browser:
