@@ -21,7 +21,7 @@ from coordinator.service.ports import EventStore, EventTooLarge, Lookups
 from core.domain.commands import RequestMeta, StartRequested
 from core.domain.events import SyncStarted
 from core.domain.user_sync import decide, fold
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 LEASE = timedelta(minutes=30)
 Body = Callable[[EventStore], Awaitable[None]]

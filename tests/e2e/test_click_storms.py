@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import Api, running_api
 from tests.e2e.test_start_over_http import click_concurrently
-from tests.random_refs import random_user
-from tests.stream_locks import row_locked
+from tests.support.random_refs import random_user
+from tests.support.stream_locks import row_locked
 
 # The held row lock must outlast the test, not end it with a 503.
 PATIENT = {"lock_timeout_ms": "20000"}

@@ -12,9 +12,9 @@ from coordinator.dev.embedded import free_port, start_tansu
 from coordinator.relay.outbox_relay import CRASH_EXIT_CODE
 from core.database import make_engine
 from tests.e2e.processes import Api, running_api, running_relay
-from tests.kafka_topic import by_user, read_topic
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import by_user, read_topic
+from tests.support.random_refs import random_name, random_user
 
 
 def outbox_rows(engine: Engine) -> int:

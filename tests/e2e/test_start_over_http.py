@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api, running_api
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 async def click_concurrently(

@@ -20,7 +20,7 @@ from core.kafka.event_source import Delivery
 from core.report_scope import REPORT_SCOPE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 class CountingExecutor:

@@ -21,7 +21,7 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.cli import main
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 REFUSED = "does not resolve to a public address"

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from coordinator.service.coalescer import CommandCoalescer
 from core.telemetry import tracing
 from tests.integration.test_coalescer import click, coalescer
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 CLICKS = 40
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, events_of, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 PROBLEM = "application/problem+json"
 

@@ -19,9 +19,9 @@ from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups, QueueF
 from core.database import libpq_url
 from core.domain.commands import Command, ReportProgress, RequestMeta, StartRequested
 from core.domain.user_sync import TaskFenced
-from tests.random_refs import random_user
-from tests.stream_locks import row_locked as held_row
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
+from tests.support.stream_locks import row_locked as held_row
 
 
 def deps(store: PostgresEventStore) -> Dependencies:

@@ -20,8 +20,8 @@ from core.database import libpq_url
 from core.domain.commands import RequestMeta, StartRequested
 from core.domain.user_sync import decide, fold
 from core.store_errors import ConcurrencyConflict
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 LEASE = timedelta(minutes=30)
 

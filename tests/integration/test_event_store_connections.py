@@ -16,7 +16,7 @@ from core.database import libpq_url
 from core.domain.commands import CancelSync, Command, RequestMeta, StartRequested
 from core.domain.user_sync import TaskEnded, TaskNotFound
 from core.store_errors import StoreUnavailable
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 def deps(store: PostgresEventStore) -> Dependencies:

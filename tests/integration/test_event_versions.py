@@ -32,9 +32,9 @@ from projections.store import ProjectionStore
 from tests.integration.test_projector import projected_views, random_workload, stored_views
 from tests.integration.test_replay_kafka import relay_all
 from tests.integration.test_replay_verify import replay, reseal, tamper, verify
-from tests.kafka_topic import read_topic
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import read_topic
+from tests.support.random_refs import random_name, random_user
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 V1_ROWS = (

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from coordinator.dev.embedded import free_port
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.jwks_server import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
-from tests.random_refs import random_user
+from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
+from tests.support.random_refs import random_user
 
 RSA_KEY = SigningKey.rsa("rsa-1")
 EC_KEY = SigningKey.ec("ec-1")

@@ -24,8 +24,8 @@ from coordinator.service.handlers import Dependencies, handle_batch
 from core.database import libpq_url
 from core.domain.commands import CompleteSync, RequestMeta
 from tests.e2e.processes import spawn, stop
-from tests.mailbox import append, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, new_login
+from tests.support.random_refs import random_user
 
 LEASE = 2.0  # seconds: a killed watcher's accounts are taken over within about 2.7 s
 T = TypeVar("T")

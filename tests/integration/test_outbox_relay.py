@@ -15,9 +15,9 @@ from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import RequestMeta, StartRequested
-from tests.kafka_topic import by_user, read_topic
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import by_user, read_topic
+from tests.support.random_refs import random_name, random_user
 
 
 @pytest.fixture

@@ -47,8 +47,8 @@ from projections.store import ProjectionStore
 from projections.task_history import TaskRow, apply_task
 from tests.e2e.processes import process_env
 from tests.integration.test_outbox_relay import RunningRelay
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 PARTITIONS = 4
 Views = tuple[dict[str, StatusRow], dict[str, TaskRow]]

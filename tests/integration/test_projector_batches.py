@@ -32,8 +32,8 @@ from tests.integration.test_projector import (
     stored_views,
     wait_for,
 )
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 # Every row the views write, as the database sees it: an upsert its guard turns away
 # writes nothing and fires nothing.

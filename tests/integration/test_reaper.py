@@ -13,8 +13,8 @@ from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import CompleteSync, ReportProgress, RequestMeta, StartRequested
 from core.domain.user_sync import TaskFenced
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 META = RequestMeta("test")
 

@@ -25,8 +25,8 @@ from core.domain.events import Envelope
 from core.settings import Settings
 from core.telemetry.traceparent import trace_id_of
 from tests.integration.test_replay_verify import replay
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 @pytest.fixture

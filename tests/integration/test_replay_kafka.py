@@ -19,8 +19,8 @@ from core.database import libpq_url, make_engine
 from core.domain.commands import RequestMeta, StartRequested
 from tests.integration.test_outbox_relay import RunningRelay, config, wait_for_empty_outbox
 from tests.integration.test_replay_verify import scripted, verify
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from tests.integration.test_projector import (
     stored_views,
 )
 from tests.integration.test_replay_verify import replay
-from tests.random_refs import random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 @pytest.fixture

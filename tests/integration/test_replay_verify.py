@@ -36,8 +36,8 @@ from core.domain.user_sync import fold
 from core.settings import Settings
 from tests.e2e.processes import process_env
 from tests.integration.test_projector import random_workload
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 Found = set[tuple[str, str, int | None]]
 

@@ -37,8 +37,8 @@ from core.domain.commands import (
     StartRequested,
 )
 from tests.e2e.processes import process_env, spawn, stop
-from tests.random_refs import random_name, random_user
 from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 # Rotation in progress: the new secret first, the old one still signing too.
 NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
