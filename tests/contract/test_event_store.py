@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ Contract = Callable[..., None]
 def contract(request: pytest.FixtureRequest) -> Iterator[Contract]:
     """`contract(body, **options)`: runs `body` against a new store of this kind."""
 
-    def run(body: Body, **options: int) -> None:
+    def run(body: Body, **options: Any) -> None:
         async def main() -> None:
             if request.param == "memory":
                 await body(MemoryEventStore(**options))

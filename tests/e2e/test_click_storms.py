@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine
@@ -16,7 +17,7 @@ from tests.support.random_refs import random_user
 from tests.support.stream_locks import row_locked
 
 # The held row lock must outlast the test, not end it with a 503.
-PATIENT = {"lock_timeout_ms": "20000"}
+PATIENT: dict[str, Any] = {"lock_timeout_ms": "20000"}
 
 
 def metric(api: Api, name: str) -> float:

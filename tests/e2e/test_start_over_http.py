@@ -101,7 +101,7 @@ def test_start_after_the_window_expires_the_old_task(
 
     events = run(command_store(engine).read_stream(user))
     assert [e.event_type for e in events] == ["SyncStarted", "SyncExpired", "SyncStarted"]
-    assert events[1].data.task_id == first["task_id"]  # type: ignore[union-attr]
+    assert events[1].data.task_id == first["task_id"]
     assert events[2].data.replaces_task_id == first["task_id"]  # type: ignore[union-attr]
 
 

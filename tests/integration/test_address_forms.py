@@ -62,7 +62,12 @@ def host_for(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return socket.getaddrinfo(host, port, **kind)
 
     monkeypatch.setattr(address_policy, "lookup", lookup)
-    return lambda address: chosen.append(address) or NAME
+
+    def choose(address: str) -> str:
+        chosen.append(address)
+        return NAME
+
+    return choose
 
 
 def account(host: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def test_batch_span_is_the_first_command_s_child_and_links_the_others(engine: En
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    user, batches = random_user("traced-batch"), []
+    user, batches = random_user("traced-batch"), list[int]()
     with tracing.tracing_into(provider):
         asyncio.run(clicks_in_their_own_requests(coalescer(engine, batches), user, provider))
     spans = exporter.get_finished_spans()
@@ -60,6 +60,7 @@ def test_batch_span_is_the_first_command_s_child_and_links_the_others(engine: En
         others = {link.context.span_id for link in transaction.links}
         assert first.context.span_id not in others
         assert others <= set(commands)
+        assert transaction.attributes is not None
         assert transaction.attributes["sync.batch_size"] == len(others) + 1
         linked |= others | {first.context.span_id}
     assert linked == set(commands), "every command reaches its transaction"

@@ -91,7 +91,7 @@ async def gather(submit: Coalescer, commands: Sequence[Command]) -> list[object]
 
 
 def test_a_storm_of_one_user_is_coalesced_and_keeps_every_invariant(engine: Engine) -> None:
-    user, batches = random_user("storm"), []
+    user, batches = random_user("storm"), list[int]()
     answers = asyncio.run(gather(coalescer(engine, batches), [click(user)] * 300))
     assert [a for a in answers if not isinstance(a, StartOutcome)] == []
     outcomes = [a for a in answers if isinstance(a, StartOutcome)]

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, text
@@ -39,6 +39,7 @@ def test_first_start_then_reuse_are_recorded_in_order(engine: Engine) -> None:
     user = random_user()
     first = run(handle(click(user), deps(store)))
     second = run(handle(click(user, force_full=True), deps(store)))
+    assert isinstance(first, StartOutcome) and isinstance(second, StartOutcome)
     assert (first.reused, second.reused) == (False, True)
     assert second.task_id == first.task_id and second.sync_type == "incremental"
     events = run(store.read_stream(user))
@@ -111,6 +112,7 @@ def test_conflict_is_retried_then_succeeds(engine: Engine) -> None:
     run(handle(click(user), deps(command_store(engine))))
     store = StaleStore(engine, stale_times=2)
     outcome = run(handle(click(user), deps(store, retries=3)))
+    assert isinstance(outcome, StartOutcome)
     assert store.attempts == 3 and outcome.reused and outcome.version == 2
 
 
@@ -193,7 +195,7 @@ class Watched:
     """The store's connections, remembering the one in use (to ask it what it read)."""
 
     def __init__(self, pool: AsyncConnections) -> None:
-        self.pool, self.conn = pool, None
+        self.pool, self.conn = pool, cast(Any, None)
         self.close = pool.close
 
     @asynccontextmanager
@@ -206,5 +208,6 @@ class Watched:
 def test_outcome_round_trips_for_idempotency(engine: Engine) -> None:
     user = random_user()
     outcome = run(handle(click(user), deps(command_store(engine))))
+    assert isinstance(outcome, StartOutcome)
     again = StartOutcome.from_json(outcome.to_json(), replayed=True)
     assert again.task_id == outcome.task_id and again.started_at == outcome.started_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -75,8 +76,8 @@ def test_a_connection_killed_while_kept_fails_one_batch_and_is_replaced(
 
     user, engine = random_user("killed"), make_engine(database_url, pool_size=1)
 
-    async def scenario() -> list[object]:
-        store, answers = store_for(engine), list[object]()
+    async def scenario() -> list[Any]:
+        store, answers = store_for(engine), list[Any]()
         try:
             answers.append(await handle_batch([click(user)], deps(store)))
             with engine.begin() as conn:

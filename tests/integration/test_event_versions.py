@@ -16,7 +16,6 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import stream_id_for
 from coordinator.service.handlers import Dependencies, handle
 from core.database import libpq_url, make_engine
 from core.domain.commands import (
@@ -26,8 +25,9 @@ from core.domain.commands import (
     StartRequested,
 )
 from core.domain.events import SyncStarted
+from core.domain.user_sync import stream_id_for
 from core.kafka.event_source import Delivery, decode
-from projections.projector import apply_batch
+from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import projected_views, random_workload, stored_views
 from tests.integration.test_replay_kafka import relay_all
@@ -150,7 +150,7 @@ def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas
         code, found, _ = verify(database_url, *source, **kafka)
         assert (code, found) == (0, set()), found
     with psycopg.connect(libpq_url(database_url)) as conn:
-        reasons = dict(
+        reasons: dict[str, int] = dict(
             conn.execute(
                 "SELECT start_reason, count(*) FROM sync_tasks WHERE user_id = ANY(%s) "
                 "GROUP BY start_reason",

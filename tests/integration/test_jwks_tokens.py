@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -68,7 +69,7 @@ def test_worker_reports_stay_hs256(client: TestClient) -> None:
     ],
 )
 def test_claims_are_checked(
-    client: TestClient, claims: Callable[[int], dict[str, object]], reason: str
+    client: TestClient, claims: Callable[[int], dict[str, Any]], reason: str
 ) -> None:
     token = RSA_KEY.token(random_user(), **claims(int(time.time())))
     answer = client.get("/sync/status", headers=bearer(token))

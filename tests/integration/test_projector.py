@@ -41,7 +41,8 @@ from core.domain.commands import (
 from core.domain.events import Envelope
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from core.kafka.event_source import Delivery, SourceConfig
-from projections.projector import Projector, ProjectorConfig, apply_batch
+from projections.batches import apply_batch
+from projections.projector import Projector, ProjectorConfig
 from projections.status_view import StatusRow, apply_status
 from projections.store import ProjectionStore
 from projections.task_history import TaskRow, apply_task
@@ -361,7 +362,7 @@ def spawn_projector(log: Path, settings: dict[str, str]) -> subprocess.Popen[byt
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "coordinator.cli", "project"],
-            env=process_env(**settings),
+            env=process_env(None, **settings),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -165,7 +165,7 @@ def test_a_backlog_is_applied_in_batches_folded_per_user(
 
 def _outbox_empty(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
+        return int(conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()) == 0
 
 
 def test_rows_changed_by_another_writer_are_read_again_not_taken_from_memory(

@@ -127,7 +127,7 @@ def test_json_lists_every_event(own_engine: Engine, database_url: str) -> None:
         [table[1][6]]
         + [
             f"reused because task {events[0].data.task_id} is live until "
-            f"{ms(events[0].data.lease_expires_at)}"
+            f"{ms(events[0].data.lease_expires_at)}"  # type: ignore[union-attr]
         ]
         * 3
         + [line[6] for line in table[3:]]
@@ -169,7 +169,7 @@ def test_time_window_and_state_as_of(own_engine: Engine, database_url: str) -> N
         ["status", "running (live at that moment)"],
         ["sync type", "incremental"],
         ["started at", ms(events[0].occurred_at)],
-        ["lease until", ms(events[4].data.lease_expires_at)],
+        ["lease until", ms(events[4].data.lease_expires_at)],  # type: ignore[union-attr]
         ["reused", "4 times"],
         ["progress", "40%"],
         ["full queued", "no"],

@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import stream_id_for
 from coordinator.service.handlers import Dependencies, handle
 from core.database import libpq_url, make_engine
 from core.domain.commands import RequestMeta, StartRequested
+from core.domain.user_sync import stream_id_for
 from tests.integration.test_outbox_relay import RunningRelay, config, wait_for_empty_outbox
 from tests.integration.test_replay_verify import scripted, verify
 from tests.support.command_loop import command_store, run

@@ -15,7 +15,7 @@ from coordinator.replay.swap import promote
 from core.database import make_engine
 from core.domain.events import Envelope
 from core.kafka.event_source import Delivery
-from projections.projector import apply_batch
+from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import (
     every_outcome,

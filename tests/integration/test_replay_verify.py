@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from coordinator import cli
-from coordinator.adapters.postgres.event_store import stream_id_for
 from coordinator.service.handlers import (
     Dependencies,
     handle,
@@ -32,7 +31,7 @@ from core.domain.commands import (
 )
 from core.domain.events import EVENT_TYPES, data_from_json
 from core.domain.hash_chain import GENESIS, chain_hash
-from core.domain.user_sync import fold
+from core.domain.user_sync import fold, stream_id_for
 from core.settings import Settings
 from tests.e2e.processes import process_env
 from tests.integration.test_projector import random_workload
@@ -106,7 +105,7 @@ def tamper(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
     """Change history behind the database's back: the immutability trigger paused."""
     with psycopg.connect(libpq_url(url)) as conn:
         conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
-        conn.execute(statement, params)  # type: ignore[arg-type]
+        conn.execute(statement, params)
         conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update_delete")
 
 

@@ -145,7 +145,7 @@ def test_flag_changes_resume_from_the_modseq_of_the_last_committed_batch(
     ).run(TaskSpec(user, "t2", "incremental"), lambda p, s: None, threading.Event())
     assert resumed["flags_updated"] == 2  # 5 and 6; 4 came again but was stored already
     with engine.connect() as conn:
-        flags = dict(
+        flags: dict[int, list[str]] = dict(
             conn.execute(
                 text("SELECT uid, flags FROM mail_messages WHERE user_id = :u"), {"u": user}
             ).all()

@@ -314,7 +314,7 @@ def test_refuses_to_start_without_receiver_settings(unset: str) -> None:
     del settings[unset]
     result = subprocess.run(
         [sys.executable, "-m", "coordinator.cli", "webhooks"],
-        env=process_env(**settings),
+        env=process_env(None, **settings),
         capture_output=True,
         timeout=30,
     )

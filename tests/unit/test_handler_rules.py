@@ -30,6 +30,7 @@ from core.domain.commands import (
     RequestMeta,
     StartRequested,
 )
+from core.domain.events import SyncStarted
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 
 LEASE = timedelta(minutes=30)
@@ -127,7 +128,7 @@ def test_a_full_sync_asked_during_an_incremental_is_queued_once_and_started_afte
     assert done.status == "completed" and done.task_id == task
     *_, completed, started = asyncio.run(store.read_stream(USER))
     assert completed.event_type == "SyncCompleted"
-    assert started.event_type == "SyncStarted" and started.data.sync_type == "full"
+    assert isinstance(started.data, SyncStarted) and started.data.sync_type == "full"
     assert started.data.reason == "queued_full_sync"
 
 
@@ -164,7 +165,7 @@ def test_an_idempotency_key_answers_again_and_refuses_other_parameters(
 
 def test_a_batch_answers_each_command_on_its_own(store: MemoryEventStore) -> None:
     task = start(store).task_id
-    batch = [
+    batch: list[Command] = [
         StartRequested(USER, False, meta()),
         ReportProgress(USER, "sync_stale", 5.0, {}, meta()),
         StartRequested(USER, False, meta("k2")),
