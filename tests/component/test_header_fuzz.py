@@ -48,7 +48,7 @@ def answer(raw: bytes, size: int | None = None) -> dict[bytes, Any]:
     }
 
 
-@settings(FUZZ, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(header_blocks(), min_size=1, max_size=6))
 def test_no_message_content_stops_a_batch(raws: list[bytes]) -> None:
     uids = list(range(1, len(raws) + 1))
