@@ -1,9 +1,10 @@
 """`syncctl watch`: IDLE on INBOX of each account this watcher holds; new mail is a command.
 
-One asyncio loop holds every session (`mail/idle_session.py`), so a watched idle account costs
-a socket and a sleeping coroutine, not a thread. Each tick (a third of the lease) renews this
-watcher's lease, claims accounts up to its fair share and starts or stops sessions to match
-(`mail/watch_leases.py`, docs/decisions/watcher-leases.md). A change seen on a session becomes
+One asyncio loop holds every session (`consumers/mail/idle_session.py`), so a watched idle
+account costs a socket and a sleeping coroutine, not a thread. Each tick (a third of the lease)
+renews this watcher's lease, claims accounts up to its fair share and starts or stops sessions to
+match (`consumers/mail/watch_leases.py`, docs/decisions/watcher-leases.md). A change seen on a
+session becomes
 `StartRequested(trigger="new_mail")` through the coordinator's command handler, the path a
 click takes: with no sync running it starts one, during a sync it queues one follow-up
 (`FollowUpSyncQueued`), and a storm of notices is as harmless as a storm of clicks.
@@ -35,7 +36,7 @@ from consumers.mail.password_box import PasswordBox, UnreadablePassword
 from consumers.mail.watch_leases import WatchLeases
 from coordinator.bootstrap import Wiring, bootstrap
 from coordinator.entrypoints import Commands
-from coordinator.service.handlers import StartOutcome, handle_batch_async
+from coordinator.service.handlers import StartOutcome, handle_batch
 from core.domain.commands import RequestMeta, StartRequested
 from core.settings import Settings
 from core.stopping import stop_on_signals
@@ -176,8 +177,7 @@ class Watcher:
         command = StartRequested(user, False, meta, trigger="new_mail")
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
-                store = self._wiring.command_store
-                [answer] = await handle_batch_async([command], self._wiring.deps, store)
+                [answer] = await handle_batch([command], self._wiring.deps)
             except StoreUnavailable as error:
                 log.warning("new mail for %s: %s (attempt %d)", user, error, attempt)
                 await asyncio.sleep(backoff(attempt, 10))
