@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from consumers.imap.fetched import RAW, readable
 from consumers.imap.header_text import MAX_HEADER_TEXT, header_date, header_text
-from tests.broken_mail import broken_samples
-from tests.mail_shapes import DATES, HEADER_VALUES, header_blocks
+from tests.support.broken_mail import broken_samples
+from tests.support.mail_shapes import DATES, HEADER_VALUES, header_blocks
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 

@@ -28,8 +28,8 @@ from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, SlotsBu
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
-from tests.mailbox import append, imap
-from tests.random_refs import random_user
+from tests.support.mailbox import append, imap
+from tests.support.random_refs import random_user
 from tests.throttling_server import throttling_server
 
 KEY = new_key()
