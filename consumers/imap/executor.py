@@ -164,8 +164,8 @@ class ImapExecutor:
             correct_total=progress.correct,
         )
         outcomes = [folder_sync.sync_folder(session, *plan) for plan in plans]
-        store.touch(user, [p[0] for p in plans if p[3].state is State.UNCHANGED])
-        store.prune_changes(user, s.changes_retention_seconds)
+        unchanged = [p[0] for p in plans if p[3].state is State.UNCHANGED]
+        store.finish_sync(user, unchanged, s.changes_retention_seconds)
         return {
             "folders": len(plans),
             "fetched": sum(o.fetched for o in outcomes),
