@@ -6,7 +6,7 @@ import imaplib
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from imapclient import IMAPClient
@@ -15,11 +15,12 @@ from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
 from consumers.imap import server_commands as imap
 from consumers.imap.folder_state import State
+from consumers.imap.mailbox_login import MailboxLogin
 from consumers.imap.sync_plan import plan_folders
 from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.database import MailStoreUnavailable
-from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.imap_connection import MailProblem, close, connect
 from consumers.mail.message_store import FolderMoved, MessageStore, Owner
 from consumers.mail.password_box import UnreadablePassword
 from consumers.mail.tls_policy import client_context
@@ -56,7 +57,7 @@ class ImapExecutor:
         self._messages = messages
         self._settings = settings
         self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
-        self._tokens = tokens  # OAuth2 accounts' access tokens
+        self._login = MailboxLogin(self._connect, tokens)
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
         try:
@@ -66,7 +67,7 @@ class ImapExecutor:
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
         try:
-            client, account = self._login(account, task.user_id)
+            client = self._login(account, task.user_id)
         except (MailProblem, MailStoreUnavailable, UnreadablePassword) as error:
             raise TaskFailed(str(error)) from None
         reconnected = False
@@ -83,7 +84,7 @@ class ImapExecutor:
                     reconnected = True
                     log.info("IMAP session of %s ended mid-sync; logging in again", task.user_id)
                     dropped = client
-                    client, account = self._login(account, task.user_id)
+                    client = self._login(account, task.user_id)
                     close(dropped)
         except (MailProblem, UnreadablePassword) as error:
             raise TaskFailed(str(error)) from None
@@ -100,20 +101,6 @@ class ImapExecutor:
             ) from None
         finally:
             close(client)
-
-    def _login(self, account: ImapAccount, user_id: str) -> tuple[IMAPClient, ImapAccount]:
-        """A logged-in client; an OAuth2 account logs in with a current access token, and
-        once more with a refreshed one if the server refuses it (revoked before it expired)."""
-        if account.auth != "oauth2":
-            return self._connect(account), account
-        if self._tokens is None:
-            raise MailProblem("this worker has no OAuth2 providers configured")
-        token = self._tokens.current(user_id)
-        try:
-            return self._connect(replace(account, password=token)), account
-        except LoginRefused:
-            token = self._tokens.current(user_id, refused=token)
-        return self._connect(replace(account, password=token)), account
 
     def _connect(self, account: ImapAccount) -> IMAPClient:
         s = self._settings

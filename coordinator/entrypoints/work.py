@@ -21,9 +21,10 @@ def run(settings: Settings) -> int:
     """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
     import jwt
 
-    from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
+    from consumers.coordinator_client import CoordinatorClient
     from consumers.sync_worker import SyncWorker
     from core.kafka.event_source import EventSource, SourceConfig
+    from core.report_scope import REPORT_SCOPE
     from core.stopping import stop_on_signals
 
     stop = stop_on_signals()
