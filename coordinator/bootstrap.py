@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
@@ -27,7 +26,7 @@ class Wiring:
     read_models: ReadModels
     outbox: OutboxStore
     coalescer: CommandCoalescer
-    command_store: AsyncPostgresEventStore  # the coalescer's; connects on first use
+    command_store: PostgresEventStore  # the handlers'; connects on first use, on the loop
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -35,11 +34,10 @@ class Wiring:
             conn.execute(text("SELECT 1"))
 
     async def close_commands(self) -> None:
-        """Close the coalescer's connections, on the loop that made them (the API's)."""
+        """Close the command path's connections, on the loop that made them."""
         await self.command_store.close()
 
     def close(self) -> None:
-        self.coalescer.close()
         self.engine.dispose()
 
 
@@ -51,15 +49,14 @@ def bootstrap(
     """Wire the event store, views and handler dependencies; connects lazily, on first use."""
     url = settings.require_database_url()
     engine = make_engine(url, settings.db_pool_size)
-    store = PostgresEventStore(engine, settings.lock_timeout_ms, settings.max_event_bytes)
-    command_store = AsyncPostgresEventStore(
+    command_store = PostgresEventStore(
         libpq_url(url),
         settings.transactions_in_flight(),
         settings.lock_timeout_ms,
         settings.max_event_bytes,
     )
     deps = Dependencies(
-        store=store,
+        store=command_store,
         lease=timedelta(seconds=settings.reuse_window_seconds),
         conflict_retries=settings.conflict_retries,
         on_conflict=on_conflict or (lambda: None),
@@ -78,7 +75,6 @@ def bootstrap(
                 retry_after_seconds=settings.retry_after_seconds,
             ),
             on_batch=on_batch or (lambda size: None),
-            store=command_store,
         ),
         command_store=command_store,
     )

@@ -36,7 +36,7 @@ from consumers.mail.password_box import PasswordBox, UnreadablePassword
 from consumers.mail.watch_leases import WatchLeases
 from coordinator.bootstrap import Wiring, bootstrap
 from coordinator.entrypoints import Commands
-from coordinator.service.handlers import StartOutcome, handle_batch_async
+from coordinator.service.handlers import StartOutcome, handle_batch
 from core.domain.commands import RequestMeta, StartRequested
 from core.settings import Settings
 from core.stopping import stop_on_signals
@@ -177,8 +177,7 @@ class Watcher:
         command = StartRequested(user, False, meta, trigger="new_mail")
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
-                store = self._wiring.command_store
-                [answer] = await handle_batch_async([command], self._wiring.deps, store)
+                [answer] = await handle_batch([command], self._wiring.deps)
             except StoreUnavailable as error:
                 log.warning("new mail for %s: %s (attempt %d)", user, error, attempt)
                 await asyncio.sleep(backoff(attempt, 10))

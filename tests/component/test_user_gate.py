@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,12 @@ def scope(name: str, token: str | None) -> Scope:
 
 
 async def call(gate: UserGate, name: str, token: str | None) -> dict[str, Any]:
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await gate(scope(name, token), receive, send)

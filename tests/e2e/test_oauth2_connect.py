@@ -20,9 +20,9 @@ from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
 from coordinator.dev.embedded import free_port
 from tests.e2e.page_driver import WAIT_MS, sign_in
 from tests.e2e.stack import Stack, running_stack
-from tests.mailbox import append
-from tests.oidc_server import OidcProvider, start_oidc_provider
-from tests.random_refs import random_user
+from tests.support.mailbox import append
+from tests.support.oidc_server import OidcProvider, start_oidc_provider
+from tests.support.random_refs import random_user
 
 LOOPBACK = "127.0.0.1"
 # What the page's Connect button does: POST with its bearer header, then navigate.

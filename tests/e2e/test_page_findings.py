@@ -14,7 +14,7 @@ from coordinator.dev.processes import wait_ready
 from tests.e2e.page_driver import PHONE, WAIT_MS, new_page, sign_in
 from tests.e2e.processes import SECRET, spawn, stop
 from tests.e2e.stack import Stack
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 SIGN_IN_AGAIN = "Your token was refused or has expired: sign in again."
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.stack import Stack, running_stack
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 EVERYTHING = ("relay", "project", "work", "reap")
 ENDED = ("completed", "failed", "expired")

@@ -14,8 +14,8 @@ from consumers.mail.password_box import new_key
 from coordinator.api.app import create_app
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import settings_for, user_token
-from tests.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
-from tests.random_refs import random_user
+from tests.support.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
+from tests.support.random_refs import random_user
 
 IDP_KEY = SigningKey.rsa("fuzz-rsa")
 REPORTS = r"^/sync/tasks/\{task_id\}/(progress|complete|fail)$"

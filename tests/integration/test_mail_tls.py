@@ -21,9 +21,9 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from consumers.mail.tls_policy import client_context
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.mailbox import append
-from tests.random_refs import random_user
-from tests.tls_dovecot import (
+from tests.support.mailbox import append
+from tests.support.random_refs import random_user
+from tests.support.tls_dovecot import (
     ADDRESSES,
     EXPIRED,
     GOOD,

@@ -17,8 +17,8 @@ from consumers.mail.database import MailStoreUnavailable
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
-from tests.mailbox import append, imap, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, imap, new_login
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 SETTINGS = ImapSettings(
@@ -145,7 +145,7 @@ def test_flag_changes_resume_from_the_modseq_of_the_last_committed_batch(
     ).run(TaskSpec(user, "t2", "incremental"), lambda p, s: None, threading.Event())
     assert resumed["flags_updated"] == 2  # 5 and 6; 4 came again but was stored already
     with engine.connect() as conn:
-        flags = dict(
+        flags: dict[int, list[str]] = dict(
             conn.execute(
                 text("SELECT uid, flags FROM mail_messages WHERE user_id = :u"), {"u": user}
             ).all()

@@ -11,7 +11,7 @@ from imapclient import IMAPClient
 
 from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ import httpx
 from coordinator.dev.embedded import free_port, wait_for_port
 from coordinator.dev.processes import stop_processes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / ".oidc" / "node_modules"
 SCRIPT = ROOT / "tests" / "oidc" / "provider.mjs"
 CLIENT_ID = "sync-coordinator"

@@ -28,7 +28,7 @@ from core.domain.commands import (
 from core.domain.events import Envelope, stamp
 from core.domain.hash_chain import GENESIS
 from core.domain.user_sync import UserSyncState, decide, fold
-from tests.random_refs import random_name
+from tests.support.random_refs import random_name
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)

@@ -13,7 +13,7 @@ from sqlalchemy import make_url
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.dev.embedded import start_postgres, start_tansu
 from core.database import libpq_url
-from tests.random_refs import random_name
+from tests.support.random_refs import random_name
 
 TEMPLATE_DB = "sync_test_template"
 

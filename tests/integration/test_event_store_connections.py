@@ -1,33 +1,31 @@
-"""The API's command path on the event loop: its connections, and what it reads with the lock."""
+"""The command path on the event loop: its connections, and what it reads with the lock."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.async_event_store import (
-    APPLICATION_NAME,
-    AsyncPostgresEventStore,
-)
+from coordinator.adapters.postgres.connections import APPLICATION_NAME
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.service.handlers import Dependencies, handle, handle_batch_async
+from coordinator.service.handlers import Dependencies, handle_batch
 from coordinator.service.outcomes import Outcome, StartOutcome
 from core.database import libpq_url
 from core.domain.commands import CancelSync, Command, RequestMeta, StartRequested
 from core.domain.user_sync import TaskEnded, TaskNotFound
 from core.store_errors import StoreUnavailable
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
-def deps(engine: Engine) -> Dependencies:
-    return Dependencies(PostgresEventStore(engine), timedelta(minutes=30), conflict_retries=3)
+def deps(store: PostgresEventStore) -> Dependencies:
+    return Dependencies(store, timedelta(minutes=30), conflict_retries=3)
 
 
-def store_for(engine: Engine) -> AsyncPostgresEventStore:
-    return AsyncPostgresEventStore(libpq_url(engine.url.render_as_string(hide_password=False)), 4)
+def store_for(engine: Engine) -> PostgresEventStore:
+    return PostgresEventStore(libpq_url(engine.url.render_as_string(hide_password=False)), 4)
 
 
 def click(user: str, key: str | None = None) -> StartRequested:
@@ -40,7 +38,7 @@ def run(engine: Engine, *batches: list[Command]) -> list[list[Outcome | Exceptio
     async def scenario() -> list[list[Outcome | Exception]]:
         store = store_for(engine)
         try:
-            return [await handle_batch_async(b, deps(engine), store) for b in batches]
+            return [await handle_batch(b, deps(store)) for b in batches]
         finally:
             await store.close()
 
@@ -49,10 +47,10 @@ def run(engine: Engine, *batches: list[Command]) -> list[list[Outcome | Exceptio
 
 def test_keys_and_older_tasks_are_read_with_the_lock(engine: Engine) -> None:
     user = random_user("lookups")
-    first = handle(click(user, key="k"), deps(engine))
-    assert isinstance(first, StartOutcome)
     meta = RequestMeta("test")
-    handle(CancelSync(user, first.task_id, meta), deps(engine))
+    [[first]] = run(engine, [click(user, key="k")])
+    assert isinstance(first, StartOutcome)
+    run(engine, [CancelSync(user, first.task_id, meta)])
     [answers] = run(
         engine,
         [
@@ -70,13 +68,18 @@ def test_keys_and_older_tasks_are_read_with_the_lock(engine: Engine) -> None:
     assert isinstance(started, StartOutcome) and started.task_id != first.task_id
 
 
-def test_a_connection_killed_while_kept_fails_one_batch_and_is_replaced(engine: Engine) -> None:
-    user = random_user("killed")
+def test_a_connection_killed_while_kept_fails_one_batch_and_is_replaced(
+    database_url: str,
+) -> None:
+    # A database of its own: no other store keeps connections there.
+    from core.database import make_engine
 
-    async def scenario() -> list[object]:
-        store, answers = store_for(engine), list[object]()
+    user, engine = random_user("killed"), make_engine(database_url, pool_size=1)
+
+    async def scenario() -> list[Any]:
+        store, answers = store_for(engine), list[Any]()
         try:
-            answers.append(await handle_batch_async([click(user)], deps(engine), store))
+            answers.append(await handle_batch([click(user)], deps(store)))
             with engine.begin() as conn:
                 killed = conn.execute(
                     text(
@@ -88,11 +91,12 @@ def test_a_connection_killed_while_kept_fails_one_batch_and_is_replaced(engine: 
             assert killed == 1, "the store keeps its one connection between batches"
             for _ in range(2):
                 try:
-                    answers.append(await handle_batch_async([click(user)], deps(engine), store))
+                    answers.append(await handle_batch([click(user)], deps(store)))
                 except StoreUnavailable as error:
                     answers.append(error)
         finally:
             await store.close()
+            engine.dispose()
         return answers
 
     first, broken, after = asyncio.run(scenario())
@@ -106,9 +110,9 @@ def test_a_database_that_refuses_connections_is_unavailable(engine: Engine) -> N
     url = libpq_url(engine.url.set(port=1).render_as_string(hide_password=False))
 
     async def scenario() -> None:
-        store = AsyncPostgresEventStore(url, 4)
+        store = PostgresEventStore(url, 4)
         try:
-            await handle_batch_async([click(random_user())], deps(engine), store)
+            await handle_batch([click(random_user())], deps(store))
         finally:
             await store.close()
 

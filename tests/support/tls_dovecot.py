@@ -11,8 +11,8 @@ from uuid import uuid4
 from consumers.mail.accounts import ImapAccount, Security
 from coordinator.dev.dovecot import Dovecot, start_dovecot
 from coordinator.dev.embedded import free_port
-from tests.certificates import TestCa
-from tests.random_refs import random_user
+from tests.support.certificates import TestCa
+from tests.support.random_refs import random_user
 
 GOOD, WRONG_NAME, EXPIRED, UNTRUSTED = "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"
 ADDRESSES = (GOOD, WRONG_NAME, EXPIRED, UNTRUSTED)

@@ -14,7 +14,7 @@ from pathlib import Path
 from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
 
-SAMPLES = Path(__file__).parent / "fixtures" / "broken_mail"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "broken_mail"
 LONG_LINE_BYTES = 100 * 1024
 
 
