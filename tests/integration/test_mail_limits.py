@@ -30,7 +30,7 @@ from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
 from tests.support.mailbox import append, imap
 from tests.support.random_refs import random_user
-from tests.throttling_server import throttling_server
+from tests.support.throttling_server import throttling_server
 
 KEY = new_key()
 LOOPBACK = frozenset({"127.0.0.1"})
