@@ -26,6 +26,7 @@ from consumers.mail.idle_session import SessionLost, Timing, open_session
 from consumers.mail.imap_errors import MailProblem
 from consumers.mail.message_store import highest_uids
 from consumers.mail.password_box import UnreadablePassword
+from consumers.mail.tls_policy import client_context, refuse_plaintext
 from consumers.mail.watch_leases import WatchLeases
 from coordinator.bootstrap import MailWiring, Wiring, bootstrap, mail_wiring
 from coordinator.entrypoints import Commands
@@ -56,6 +57,10 @@ class Watcher:
         self._accounts, self._tokens = mail.accounts, mail.tokens
         self._leases = leases
         self._allowed = allowed_hosts(settings.mail_allowed_hosts)
+        try:  # certificates checked as the worker checks them; an unreadable bundle stops here
+            self._tls = client_context(settings.mail_ca_bundle)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         self._timing = Timing(
             idle_renew=settings.watch_idle_renew_seconds,
             poll=settings.watch_poll_seconds,
@@ -122,7 +127,8 @@ class Watcher:
                 address = await asyncio.to_thread(
                     resolve, account.host, account.port, self._allowed
                 )
-                session = await open_session(account, address, self._timing)
+                refuse_plaintext(account.host, account.port, account.security, self._allowed)
+                session = await open_session(account, address, self._timing, self._tls)
                 try:
                     # Mail that came while nobody watched (before, or between sessions).
                     if session.uidnext is not None and session.uidnext != expected_uidnext:
