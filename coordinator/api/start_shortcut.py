@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coordinator.api.auth import TokenVerifier
-from coordinator.api.errors import problem_for
+from coordinator.api.auth.tokens import TokenVerifier
 from coordinator.api.input_rules import HEADER_TEXT
+from coordinator.api.problems.handlers import problem_for
 from coordinator.api.start_click import start_command, start_response
 from coordinator.api.submission import submit
 from core.domain.commands import StartRequested

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coordinator.api.crowd import CrowdMark
-from coordinator.api.problems import problem
+from coordinator.api.admission.crowd import CrowdMark
+from coordinator.api.problems.documents import problem
 
 SHARED_SECONDS = 1.0  # another user seen this recently: the process is shared
 
