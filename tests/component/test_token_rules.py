@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from coordinator.api.app import create_app
-from coordinator.api.auth import TokenRejected, TokenVerifier, issue_token
+from coordinator.api.auth.tokens import TokenRejected, TokenVerifier, issue_token
 from coordinator.dev.supervisor import dev_secret
 from core.report_scope import REPORT_SCOPE
 from core.settings import Settings

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 from uuid import uuid4
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import stop_processes, wait_ready
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from coordinator.api.crowd import CROWD_FILE
+from coordinator.api.admission.crowd import CROWD_FILE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import running_api
 from tests.e2e.test_click_storms import metric

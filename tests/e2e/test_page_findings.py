@@ -8,7 +8,7 @@ import time
 import httpx
 from playwright.sync_api import Browser, Page, Request, expect
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready
 from tests.e2e.page_driver import PHONE, WAIT_MS, new_page, sign_in

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from consumers.coordinator_client import CoordinatorClient
 from consumers.executors import Report, TaskSpec
 from consumers.sync_worker import SyncWorker
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from core.domain.events import Envelope, SyncStarted
 from core.kafka.event_source import Delivery
 from core.report_scope import REPORT_SCOPE

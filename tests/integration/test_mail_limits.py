@@ -1,6 +1,6 @@
 """Server limits: connections per account and per host across workers (PostgreSQL advisory
 locks), and servers that ask to slow down: Dovecot for its own limit and its [UNAVAILABLE];
-a small IMAP-speaking server (tests/throttling_server.py) for [THROTTLED] and Microsoft's
+a small IMAP-speaking server (tests/support/throttling_server.py) for [THROTTLED] and Microsoft's
 "Suggested Backoff Time", which Dovecot cannot be made to say."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, start_dovecot
 from tests.support.mailbox import append, imap
 from tests.support.random_refs import random_user
-from tests.throttling_server import throttling_server
+from tests.support.throttling_server import throttling_server
 
 KEY = new_key()
 LOOPBACK = frozenset({"127.0.0.1"})

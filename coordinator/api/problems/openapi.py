@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from coordinator.api.problems import PROBLEM_MEDIA_TYPE, Problem
+from coordinator.api.problems.documents import PROBLEM_MEDIA_TYPE, Problem
 
 DESCRIPTIONS = {
     400: "Malformed request: body not UTF-8 JSON, or a bad Content-Length",

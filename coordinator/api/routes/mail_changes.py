@@ -16,8 +16,8 @@ from consumers.mail.change_log import CursorAhead, CursorGone
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import MessagesDep
 from coordinator.api.mail_schemas import ChangePage, ChangeResponse, MessageResponse
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
-from coordinator.api.problems import problem
+from coordinator.api.problems.documents import problem
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 
 router = APIRouter(prefix="/mail", tags=["mail"])
 CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,17})$"

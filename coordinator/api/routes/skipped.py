@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from consumers.mail.skipped_mail import SkippedMail
 from coordinator.api.deps import UserId
 from coordinator.api.mail_schemas import PRINTABLE, SkippedList, SkippedMessage
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 from coordinator.bootstrap import Wiring
 
 router = APIRouter(prefix="/mail", tags=["mail"])

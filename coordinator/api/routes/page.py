@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-PAGE_DIR = Path(__file__).parent / "static"
+PAGE_DIR = Path(__file__).parents[1] / "static"  # coordinator/api/static
 PAGE_HEADERS = {
     # Only this origin's own files and API: no inline script, nothing from elsewhere.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "

@@ -15,7 +15,7 @@ from coordinator.api import cursors
 from coordinator.api.cursors import CURSOR_PATTERN
 from coordinator.api.deps import SettingsDep, TaskId, UserId, WiringDep
 from coordinator.api.input_rules import TASK_ID_PATTERN
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import StatusResponse, TaskPage, TaskResponse
 
 router = APIRouter(prefix="/sync", tags=["status"])

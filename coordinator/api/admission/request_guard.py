@@ -11,7 +11,7 @@ from uuid import uuid4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.api.input_rules import HEADER_TEXT
-from coordinator.api.problems import problem
+from coordinator.api.problems.documents import problem
 from core.telemetry import tracing
 from core.telemetry.logs import bind
 

@@ -7,7 +7,7 @@ a second held its connection for ever. Here, while the head arrives, its bytes a
 counted as the parser hands them over; past `max_bytes` or `max_count` the client gets a 431
 problem document and the connection is closed, nothing buffered further. A head not complete
 `seconds` after its first byte (or after the connection opened) gets a 408 the same way. The
-body's own deadline is RequestGuard's (middleware.py), which reads it.
+body's own deadline is RequestGuard's (request_guard.py), which reads it.
 
 Every close lingers (`LingeringClose`): the answer is followed by a FIN and what the client
 still sends is read and dropped for up to LINGER_SECONDS, since closing a socket with unread
@@ -30,10 +30,10 @@ from uuid import uuid4
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from coordinator.api.problems import MAX_INSTANCE, TYPE_BASE, clip
+from coordinator.api.problems.documents import MAX_INSTANCE, TYPE_BASE, clip
 from core.settings import Settings
 
-IMPORT_PATH = "coordinator.api.bounded_http:BoundedHttpTools"
+IMPORT_PATH = "coordinator.api.admission.bounded_http:BoundedHttpTools"
 LINGER_SECONDS = 2.0
 log = logging.getLogger("coordinator.api")
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import jwt
 
-from coordinator.api.jwks import JwksKeys, UnknownKey
-from coordinator.api.token_cache import TokenCache
+from coordinator.api.auth.jwks import JwksKeys, UnknownKey
+from coordinator.api.auth.token_cache import TokenCache
 from core.report_scope import REPORT_SCOPE
 from core.settings import Settings, require_hs256_key
 

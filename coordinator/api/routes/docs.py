@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from starlette.responses import FileResponse, Response
 from swagger_ui_bundle import swagger_ui_path
 
-from coordinator.api.page_routes import PAGE_HEADERS
+from coordinator.api.routes.page import PAGE_HEADERS
 
-PAGE = Path(__file__).parent / "docs_page"
+PAGE = Path(__file__).parents[1] / "docs_page"  # coordinator/api/docs_page
 FILES = {  # what /docs/{name} serves: nothing else of either folder
     "docs.js": PAGE / "docs.js",
     "swagger-ui.css": Path(swagger_ui_path) / "swagger-ui.css",

@@ -11,10 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from coordinator.api.auth import expiry_of
+from coordinator.api.auth.tokens import expiry_of
 from coordinator.api.deps import Credentials, SettingsDep, UserId, WiringDep
-from coordinator.api.openapi import AUTHENTICATED, RETRY_AFTER, problem_responses
-from coordinator.api.problems import problem
+from coordinator.api.problems.documents import problem
+from coordinator.api.problems.openapi import AUTHENTICATED, RETRY_AFTER, problem_responses
 from coordinator.api.schemas import StatusResponse
 from coordinator.api.status_hub import HubClosed, StatusHub, Subscription, TooManyStreams
 

@@ -15,8 +15,8 @@ from consumers.mail.tls_policy import PlaintextRefused, refuse_plaintext
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountChecks, AccountsDep, ChecksDep
 from coordinator.api.mail_schemas import AccountRequest, AccountResponse
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
-from coordinator.api.problems import problem
+from coordinator.api.problems.documents import problem
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 
 router = APIRouter(prefix="/accounts", tags=["mail"])
 VERIFY_TIMEOUT_SECONDS = 10.0  # the whole check: connect, greeting, TLS, login, folders

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from coordinator.api.deps import CorrelationId, MetricsDep, TaskId, UserId, WiringDep
 from coordinator.api.input_rules import client_name
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import CancelResponse
 from coordinator.api.submission import submit
 from coordinator.service.outcomes import TaskOutcome

@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coordinator.api.deps import WiringDep
-from coordinator.api.openapi import ALWAYS, problem_responses
+from coordinator.api.problems.openapi import ALWAYS, problem_responses
 from coordinator.api.schemas import Health
 
 router = APIRouter(tags=["operations"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from coordinator.api.deps import CorrelationId, MetricsDep, ReporterId, TaskId, WiringDep
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import (
     CompletionReport,
     FailureReport,

@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from coordinator.api.auth import TokenRejected
-from coordinator.api.jwks import KeysUnavailable
-from coordinator.api.problems import clip, problem
+from coordinator.api.auth.jwks import KeysUnavailable
+from coordinator.api.auth.tokens import TokenRejected
+from coordinator.api.problems.documents import clip, problem
 from coordinator.service.handlers import IdempotencyKeyReused
 from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from coordinator.api.deps import CorrelationId, MetricsDep, UserId, WiringDep
 from coordinator.api.input_rules import HEADER_PATTERN, MAX_HEADER_TEXT
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import SyncResponse
 from coordinator.api.start_click import start_command, start_response
 from coordinator.api.submission import submit

@@ -19,7 +19,7 @@ from coordinator.api.mail_schemas import (
     MessagePage,
     MessageResponse,
 )
-from coordinator.api.openapi import AUTHENTICATED, problem_responses
+from coordinator.api.problems.openapi import AUTHENTICATED, problem_responses
 
 router = APIRouter(prefix="/mail", tags=["mail"])
 
