@@ -134,6 +134,8 @@ def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas
                 "first_click",
                 "replaced_expired",
                 "queued_full_sync",
+                "new_mail",
+                "queued_follow_up",
             )
         deliveries.append(Delivery(record.partition, record.offset, envelope_read))
     projections = ProjectionStore(database_url)
