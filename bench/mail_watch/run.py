@@ -42,7 +42,7 @@ from bench.common.services import fresh_database, stop_process
 from bench.end_to_end.stack import consumer_settings, new_topic, spawn, start_backends
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.password_box import PasswordBox, new_key
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.dovecot import Dovecot, start_dovecot
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready
