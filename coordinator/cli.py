@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from coordinator.settings import Settings
@@ -51,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="write the events' JSON Schemas")
     schema.add_argument("--out", default="docs/schemas", help="directory to write into")
     schema.add_argument("--check", action="store_true", help="fail if the files are stale")
-    commands.add_parser("dev", help="run everything locally, embedded services if unset")
+    dev = commands.add_parser("dev", help="run everything locally, embedded services if unset")
+    dev.add_argument(
+        "--kafka",
+        choices=["tansu", "apache"],
+        help="broker to start when SYNC_KAFKA_BOOTSTRAP is unset (default: SYNC_DEV_KAFKA, tansu)",
+    )
     replay = commands.add_parser(
         "replay", help="audit, rebuild and verify history (syncctl replay --help)", add_help=False
     )
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return export_schemas(Path(args.out), check=args.check)
     from coordinator.dev.supervisor import run_dev
 
+    if args.kafka:
+        settings = settings.model_copy(update={"dev_kafka": args.kafka})
     return run_dev(settings)
 
 
@@ -170,30 +176,24 @@ def run_relay(settings: Settings) -> int:
 
 def create_topic(settings: Settings, wait_seconds: float) -> int:
     """Create the topic before anything uses it; retry a broker that is still starting."""
-    from coordinator.adapters.kafka.publisher import PublishFailed, ensure_topic
+    from coordinator.adapters.kafka.publisher import PublishFailed
+    from coordinator.adapters.kafka.topic import ensure_topic_waiting
 
-    bootstrap, topic = settings.require_kafka_bootstrap(), settings.kafka_topic
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            layout = ensure_topic(
-                bootstrap,
-                topic,
-                settings.kafka_partitions,
-                settings.kafka_replication_factor,
-                settings.kafka_min_insync_replicas,
-            )
-        except PublishFailed as error:
-            if time.monotonic() >= deadline:
-                print(f"syncctl topic: {error}", file=sys.stderr)
-                return 1
-            logging.getLogger("coordinator.cli").info("%s; retrying", error)
-            time.sleep(2)
-            continue
-        print(
-            f"topic {topic}: {layout.partitions} partitions, {layout.replication_factor} replicas"
+    topic = settings.kafka_topic
+    try:
+        layout = ensure_topic_waiting(
+            settings.require_kafka_bootstrap(),
+            topic,
+            settings.kafka_partitions,
+            settings.kafka_replication_factor,
+            settings.kafka_min_insync_replicas,
+            wait_seconds,
         )
-        return 0
+    except PublishFailed as error:
+        print(f"syncctl topic: {error}", file=sys.stderr)
+        return 1
+    print(f"topic {topic}: {layout.partitions} partitions, {layout.replication_factor} replicas")
+    return 0
 
 
 def print_token(settings: Settings, user_id: str, ttl: int) -> int:

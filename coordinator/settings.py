@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         default=False, description="Fault injection for tests: exit after the broker acks"
     )
     data_dir: str = Field(default=".syncctl", description="Where `syncctl dev` keeps its state")
+    dev_kafka: Literal["tansu", "apache"] = Field(
+        default="tansu",
+        description="Broker `syncctl dev` starts when SYNC_KAFKA_BOOTSTRAP is unset: Tansu, or "
+        "a local three-node Apache Kafka cluster (`syncctl dev --kafka apache`)",
+    )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where workers send their reports"
     )

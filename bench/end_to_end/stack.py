@@ -25,7 +25,7 @@ from bench.common.services import (
     stop_process,
     with_database,
 )
-from coordinator.adapters.kafka.publisher import ensure_topic
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.dev.embedded import free_port, start_tansu
 from coordinator.dev.processes import wait_ready
 

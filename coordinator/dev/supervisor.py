@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from coordinator.adapters.kafka.topic import ensure_topic_waiting
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
+from coordinator.dev.apache_kafka import KAFKA_VERSION, start_cluster
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.processes import NotReady, stop_processes, wait_ready
@@ -21,6 +24,7 @@ from coordinator.dev_stack import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
 CHILDREN = ("api", "relay", "project", "work", "reap")
+DEV_BROKERS = 3  # docker-compose.yml's shape: replication factor 3, min.insync.replicas 2
 DEMO_USER = "demo-user"
 
 
@@ -57,12 +61,7 @@ def run_dev(settings: Settings) -> int:
             cleanup.callback(pg.stop)
             url = pg.url
             _say(f"embedded PostgreSQL: {url}")
-        bootstrap = settings.kafka_bootstrap
-        if not bootstrap:
-            broker = start_tansu(log_path=data_dir / "tansu.log")
-            cleanup.callback(broker.stop)
-            bootstrap = broker.bootstrap
-            _say(f"embedded Tansu broker: {bootstrap} (memory storage)")
+        bootstrap = settings.kafka_bootstrap or start_broker(settings, data_dir, env, cleanup)
         secret = require_hs256_key(settings.jwt_secret.get_secret_value() or dev_secret(data_dir))
         port = settings.api_port if port_is_free(settings.api_port) else free_port()
         env.update(
@@ -72,10 +71,8 @@ def run_dev(settings: Settings) -> int:
             SYNC_API_PORT=str(port),
             SYNC_API_URL=f"http://{settings.api_host}:{port}",
         )
-        if bootstrap.startswith("127.0.0.1") and not settings.kafka_bootstrap:
-            # Tansu completes a group join only after the rebalance timeout.
-            env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
         upgrade(url)
+        create_topic(settings.model_copy(update=_replication_of(env)), bootstrap)
         mailbox = start_dev_mail(settings, data_dir, url, DEMO_USER, env, cleanup)
         if mailbox:
             _say(mailbox)
@@ -114,6 +111,54 @@ def run_dev(settings: Settings) -> int:
             time.sleep(0.5)
         _say("stopping")
     return 0
+
+
+def start_broker(
+    settings: Settings, data_dir: Path, env: dict[str, str], cleanup: ExitStack
+) -> str:
+    """Tansu (the default: seconds to start, no Java) or a local Apache Kafka cluster; the
+    settings its clients need go into `env`."""
+    if settings.dev_kafka == "apache":
+        root = data_dir / "apache-kafka"
+        shutil.rmtree(root, ignore_errors=True)  # a new cluster each time, like Tansu's memory
+        _say(f"starting Apache Kafka {KAFKA_VERSION}: {DEV_BROKERS} KRaft nodes in {root}")
+        cluster = start_cluster(root, DEV_BROKERS)
+        cleanup.callback(cluster.stop)
+        env.setdefault("SYNC_KAFKA_REPLICATION_FACTOR", str(DEV_BROKERS))
+        env.setdefault("SYNC_KAFKA_MIN_INSYNC_REPLICAS", "2")
+        _say(f"Apache Kafka {KAFKA_VERSION}: {cluster.bootstrap}")
+        return cluster.bootstrap
+    broker = start_tansu(log_path=data_dir / "tansu.log")
+    cleanup.callback(broker.stop)
+    # Tansu completes a group join only after the rebalance timeout.
+    env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
+    _say(f"embedded Tansu broker: {broker.bootstrap} (memory storage)")
+    return broker.bootstrap
+
+
+def create_topic(settings: Settings, bootstrap: str) -> None:
+    """The topic with its layout, before any process can ask a broker for it."""
+    layout = ensure_topic_waiting(
+        bootstrap,
+        settings.kafka_topic,
+        settings.kafka_partitions,
+        settings.kafka_replication_factor,
+        settings.kafka_min_insync_replicas,
+        wait_seconds=30,
+    )
+    _say(
+        f"topic {settings.kafka_topic}: {layout.partitions} partitions, "
+        f"{layout.replication_factor} replicas"
+    )
+
+
+def _replication_of(env: dict[str, str]) -> dict[str, int]:
+    """The replication settings `start_broker` gave the children, as Settings fields."""
+    found = {
+        "kafka_replication_factor": env.get("SYNC_KAFKA_REPLICATION_FACTOR"),
+        "kafka_min_insync_replicas": env.get("SYNC_KAFKA_MIN_INSYNC_REPLICAS"),
+    }
+    return {name: int(value) for name, value in found.items() if value}
 
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -20,8 +20,8 @@ from coordinator.adapters.kafka.publisher import (
     Message,
     PublishFailed,
     PublishResult,
-    ensure_topic,
 )
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
 from coordinator.service.ports import StoreUnavailable
 from coordinator.telemetry import tracing

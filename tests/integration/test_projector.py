@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, make_url, text
 
 from coordinator.adapters.kafka.event_source import Delivery, SourceConfig
-from coordinator.adapters.kafka.publisher import ensure_topic
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import libpq_url

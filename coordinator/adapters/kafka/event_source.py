@@ -67,6 +67,7 @@ class EventSource:
             heartbeat_interval_ms=max(session // 3, 100),
             max_poll_records=config.max_records,
             fetch_max_wait_ms=config.fetch_max_wait_ms,
+            allow_auto_create_topics=False,  # the topic is made with its layout first (topic.py)
         )
 
     def poll(self, timeout_ms: int = 500) -> list[Delivery]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 from kafka.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -18,10 +16,7 @@ from kafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
-    TopicAlreadyExistsError,
-    UnknownTopicOrPartitionError,
     UnsupportedForMessageFormatError,
-    for_code,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -109,84 +104,6 @@ def encode(message: Message) -> _Record:
     )
 
 
-@dataclass(frozen=True)
-class TopicLayout:
-    """How a topic is spread: partitions and replicas of each."""
-
-    partitions: int
-    replication_factor: int
-
-
-def ensure_topic(
-    bootstrap: str,
-    topic: str,
-    partitions: int,
-    replication_factor: int = 1,
-    min_insync_replicas: int | None = None,
-) -> TopicLayout:
-    """Create the topic if it does not exist yet; the layout it has either way.
-
-    An existing topic is left as it is: adding partitions would move users' keys to other
-    partitions and break their order, so a different layout is only logged.
-    """
-    wanted = TopicLayout(partitions, replication_factor)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=3000
-        )
-    except KafkaError as error:
-        raise PublishFailed(f"broker unreachable: {error!r}") from error
-    try:
-        found = _layout(admin, topic)
-        if found is None:
-            _create(admin, topic, wanted, min_insync_replicas)
-            return wanted
-    except KafkaError as error:
-        raise PublishFailed(f"cannot create topic {topic}: {error!r}") from error
-    finally:
-        admin.close()
-    if found != wanted:
-        log.warning(
-            "topic %s exists with %d partitions and replication factor %d; the settings ask "
-            "for %d and %d (SYNC_KAFKA_PARTITIONS, SYNC_KAFKA_REPLICATION_FACTOR); left as it is",
-            topic,
-            found.partitions,
-            found.replication_factor,
-            wanted.partitions,
-            wanted.replication_factor,
-        )
-    return found
-
-
-def _layout(admin: KafkaAdminClient, topic: str) -> TopicLayout | None:
-    """The topic's layout, or None if the broker does not know it."""
-    (described,) = admin.describe_topics([topic])
-    if described["error_code"] == UnknownTopicOrPartitionError.errno:
-        return None
-    if described["error_code"]:
-        raise for_code(described["error_code"])(f"describing topic {topic}")
-    replicas = len(described["partitions"][0]["replica_nodes"])
-    return TopicLayout(len(described["partitions"]), replicas)
-
-
-def _create(
-    admin: KafkaAdminClient, topic: str, layout: TopicLayout, min_insync_replicas: int | None
-) -> None:
-    # Checked here because some brokers (Tansu) accept any factor and keep one copy.
-    brokers = len(admin.describe_cluster()["brokers"])
-    if layout.replication_factor > brokers:
-        raise PublishFailed(
-            f"cannot create topic {topic} with replication factor {layout.replication_factor} "
-            f"(SYNC_KAFKA_REPLICATION_FACTOR): the cluster has {brokers} live broker(s)"
-        )
-    configs = (
-        {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
-    )
-    new = NewTopic(topic, layout.partitions, layout.replication_factor, topic_configs=configs)
-    with contextlib.suppress(TopicAlreadyExistsError):  # another relay was quicker
-        admin.create_topics([new])
-
-
 class KafkaPublisher:
     """Sends batches with acks=all and idempotence, so retries inside a batch keep order."""
 
@@ -212,6 +129,7 @@ class KafkaPublisher:
                 delivery_timeout_ms=int(timeout_seconds * 1000),
                 max_block_ms=5000,
                 bootstrap_timeout_ms=3000,
+                allow_auto_create_topics=False,
             )
         except KafkaError as error:
             raise PublishFailed(f"broker unreachable: {error!r}") from error
