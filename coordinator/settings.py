@@ -137,6 +137,19 @@ class Settings(BaseSettings):
     consumer_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="Kafka group rebalance timeout; short on Tansu"
     )
+    consumer_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        description="Static group membership: this process's stable, unique id in its consumer "
+        "group, so a restart within the session timeout causes no rebalance; unset: dynamic",
+    )
+    kafka_delivery_timeout_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        description="How long the relay's producer retries a record before the batch waits in "
+        "the outbox for the next attempt; above a broker failover (about 10 s)",
+    )
     projector_group: str = "sync-projector"
     worker_group: str = "sync-worker"
     webhook_group: str = "sync-webhooks"

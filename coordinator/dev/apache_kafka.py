@@ -204,7 +204,14 @@ def start_cluster(
         node.directory.mkdir(parents=True, exist_ok=True)
         (node.directory / "server.properties").write_text(properties(node, voters, settings) + "\n")
     cluster = KafkaCluster(members, java, cluster_id)
-    format_command = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c"]
+    # One argument: an id may begin with "-", which would read as an option.
+    format_command = [
+        *java,
+        "kafka.tools.StorageTool",
+        "format",
+        f"--cluster-id={cluster_id}",
+        "-c",
+    ]
     formats = [
         subprocess.Popen(
             [*format_command, str(node.directory / "server.properties")],

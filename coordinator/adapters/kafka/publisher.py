@@ -111,7 +111,7 @@ class KafkaPublisher:
         self,
         bootstrap: str,
         topic: str,
-        timeout_seconds: float = 10.0,
+        timeout_seconds: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._topic = topic
@@ -125,7 +125,9 @@ class KafkaPublisher:
                 linger_ms=2,
                 max_in_flight_requests_per_connection=5,
                 max_request_size=max_message_bytes,
-                request_timeout_ms=5000,
+                # A request unanswered this long is sent again (same sequence numbers); at
+                # most a third of the delivery timeout, which kafka-python requires above it.
+                request_timeout_ms=min(5000, int(timeout_seconds * 1000) // 3),
                 delivery_timeout_ms=int(timeout_seconds * 1000),
                 max_block_ms=5000,
                 bootstrap_timeout_ms=3000,
@@ -179,5 +181,14 @@ class KafkaPublisher:
         return result
 
     def close(self) -> None:
-        """Close without waiting long for a broker that may be gone."""
-        self._producer.close(timeout=1)
+        """Close without waiting long for a broker that may be gone; records still unsent
+        are dropped (their rows wait in the outbox) and the producer's thread stops."""
+        try:
+            self._producer.close(timeout=1)
+        except KafkaError as error:
+            # kafka-python's close() raises when its flush times out, before it stops the
+            # sender thread: stop it the way close() would have.
+            log.info("producer closed with records unsent: %s", describe(error))
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()

@@ -1,0 +1,103 @@
+"""Clicks at a steady rate from several users, and what the store and the topic then hold."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import Engine, text
+
+from tests.e2e.stack import Stack
+from tests.kafka_topic import Record, read_topic
+
+
+@dataclass
+class Clicks:
+    """Answers to the clicks sent so far, by status code."""
+
+    answered: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, status: int) -> None:
+        with self.lock:
+            self.answered[status] = self.answered.get(status, 0) + 1
+
+
+@contextmanager
+def clicking(stack: Stack, users: list[str], per_second: float) -> Iterator[Clicks]:
+    """Click round-robin over `users` at `per_second` in all until the block ends."""
+    clicks, stop = Clicks(), threading.Event()
+    threads = 5
+    pace = threads / per_second  # each thread's interval
+
+    def run(mine: list[str]) -> None:
+        with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
+            next_at, turn = time.monotonic(), 0
+            while not stop.is_set():
+                user = mine[turn % len(mine)]
+                turn += 1
+                answer = client.post("/sync/smart", headers=stack.api.headers(user))
+                clicks.count(answer.status_code)
+                next_at += pace
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+    workers = [
+        threading.Thread(target=run, args=(users[i::threads],), daemon=True) for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield clicks
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+
+
+def stored_versions(engine: Engine, users: list[str]) -> dict[str, list[int]]:
+    """Each user's stored versions, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT stream_id, version FROM events WHERE stream_id = ANY(:s) "
+                "ORDER BY stream_id, version"
+            ),
+            {"s": [f"UserSync-{user}" for user in users]},
+        ).all()
+    found: dict[str, list[int]] = {}
+    for stream, version in rows:
+        found.setdefault(stream.removeprefix("UserSync-"), []).append(version)
+    return found
+
+
+def outbox_backlog(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM outbox")).scalar_one())
+
+
+def wait_until(condition: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.2)
+
+
+def topic_versions(bootstrap: str, topic: str, expect: int) -> dict[str, list[int]]:
+    """Each user's versions in the order the topic holds them (duplicates included)."""
+    records: list[Record] = read_topic(bootstrap, topic, expect=expect, timeout=60)
+    found: dict[str, list[int]] = {}
+    for record in records:
+        found.setdefault(record.key, []).append(int(record.value["version"]))
+    return found
+
+
+def first_seen(versions: list[int]) -> list[int]:
+    """The versions in the order each first appears: what an idempotent consumer applies."""
+    seen: dict[int, None] = {}
+    for version in versions:
+        seen.setdefault(version, None)
+    return list(seen)
