@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("project", help="build the status view and task history from Kafka")
     commands.add_parser("work", help="run syncs for SyncStarted events (sync worker)")
     commands.add_parser("reap", help="expire tasks whose lease ran out, periodically")
+    commands.add_parser(
+        "watch", help="IDLE on INBOX of the accounts this watcher holds; new mail starts a sync"
+    )
     webhooks = commands.add_parser(
         "webhooks",
         help="POST SyncCompleted/SyncFailed/SyncCancelled to SYNC_WEBHOOK_URL; "
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         from coordinator.reaper import run_reaper
 
         return run_reaper(settings)
+    if args.command == "watch":
+        from coordinator.watcher import run_watcher
+
+        return run_watcher(settings)
     if args.command == "webhooks":
         from consumers.webhook_cli import run_webhooks
 

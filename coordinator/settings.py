@@ -182,7 +182,54 @@ class Settings(BaseSettings):
     mail_report_every_seconds: float = Field(
         default=1.0, gt=0, description="Most one progress report per this many seconds"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The API's address as browsers reach it (OAuth2 redirect URIs); "
+        "unset: the address each request came to",
+    )
+    oauth2_return_url: str = Field(
+        default="/ui/", description="Where the OAuth2 callback sends the browser when connected"
+    )
+    oauth2_http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    oauth2_google_client_id: str = Field(default="", description="Google OAuth client id")
+    oauth2_google_client_secret: SecretStr = Field(default=SecretStr(""))
+    oauth2_microsoft_client_id: str = Field(default="", description="Microsoft Entra app id")
+    oauth2_microsoft_client_secret: SecretStr = Field(default=SecretStr(""))
+    oauth2_microsoft_tenant: str = Field(
+        default="common", pattern=r"^[A-Za-z0-9.-]{1,100}$", description="Entra tenant"
+    )
+    oauth2_oidc_name: str = Field(
+        default="oidc", pattern=r"^[a-z0-9-]{1,30}$", description="Generic provider's path name"
+    )
+    oauth2_oidc_title: str = Field(default="Other (OpenID Connect)", max_length=60)
+    oauth2_oidc_discovery_url: str = Field(default="", description="OpenID discovery document")
+    oauth2_oidc_client_id: str = Field(default="")
+    oauth2_oidc_client_secret: SecretStr = Field(default=SecretStr(""))
+    oauth2_oidc_scopes: str = Field(default="openid email offline_access")
+    oauth2_oidc_login_claim: str = Field(default="email", description="Claim naming the login")
+    oauth2_oidc_imap_host: str = Field(default="")
+    oauth2_oidc_imap_port: int = Field(default=993, ge=1, le=65535)
+    oauth2_oidc_imap_security: Literal["tls", "starttls", "none"] = Field(default="tls")
     reaper_interval_seconds: float = Field(default=30.0, gt=0)
+    watch_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        description="A watcher's hold on an account; a killed watcher's accounts are taken "
+        "over within about this plus a third of it",
+    )
+    watch_idle_renew_seconds: float = Field(
+        default=1500.0,
+        gt=0,
+        lt=29 * 60,
+        description="IDLE is ended and issued again this often (RFC 2177: before 29 minutes)",
+    )
+    watch_poll_seconds: float = Field(
+        default=60.0, gt=0, description="NOOP polling interval on servers without IDLE"
+    )
+    watch_max_backoff_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait before reconnecting a watched account"
+    )
     webhook_url: str | None = Field(default=None, description="Receiver of completion webhooks")
     webhook_secret: SecretStr = Field(
         default=SecretStr(""),
@@ -219,6 +266,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SYNC_MAX_EVENT_BYTES must be at most half SYNC_KAFKA_MAX_MESSAGE_BYTES: "
                 "an event the broker refuses would be dead-lettered, not delivered"
+            )
+        if self.oauth2_oidc_client_id and not (
+            self.oauth2_oidc_discovery_url and self.oauth2_oidc_imap_host
+        ):
+            raise ValueError(
+                "SYNC_OAUTH2_OIDC_CLIENT_ID needs SYNC_OAUTH2_OIDC_DISCOVERY_URL and "
+                "SYNC_OAUTH2_OIDC_IMAP_HOST: where users sign in, and which IMAP server "
+                "takes the tokens"
             )
         return self
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mail import oauth2_login
 from mail.accounts import ImapAccount
 from mail.address_policy import HostRefused, resolve
 from mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
@@ -90,7 +91,10 @@ def _open(
 def _login(client: IMAPClient, account: ImapAccount) -> IMAPClient:
     client.normalise_times = False
     try:
-        client.login(account.username, account.password)
+        if account.auth == "oauth2":  # `password` holds the access token
+            oauth2_login.authenticate(client, account.username, account.password)
+        else:
+            _log_in(client, account.username, account.password)
     except LoginError as error:
         client.shutdown()
         raise LoginRefused(
@@ -104,6 +108,26 @@ def _login(client: IMAPClient, account: ImapAccount) -> IMAPClient:
             f"{_said(error)}"
         ) from None
     return client
+
+
+def _log_in(client: IMAPClient, username: str, password: str) -> None:
+    """LOGIN with both arguments as quoted strings (RFC 3501); AUTHENTICATE PLAIN (RFC 4616,
+    UTF-8) for what a quoted string cannot carry (non-ASCII, control characters)."""
+    if _quotable(username) and _quotable(password):
+        # imaplib quotes LOGIN's password itself but sends the user name as given: a space,
+        # a quote or a trailing {n} in it broke the command.
+        client.login(_quoted(username), password)
+    else:
+        client.plain_login(username, password)
+
+
+def _quotable(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
+
+
+def _quoted(text: str) -> str:
+    """An IMAP quoted string: `\\` and `"` escaped, the rest as is (printable ASCII only)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def verify(account: ImapAccount, allowed_hosts: frozenset[str], timeout: float = 10.0) -> None:

@@ -15,7 +15,8 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from mail.database import database_errors
-from mail.message_batch import FolderRef, StoredMessage, copy_batch
+from mail.message_batch import FolderRef, Skipped, StoredMessage, copy_batch
+from mail.skipped_mail import record_skipped
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
@@ -113,16 +114,23 @@ class MessageStore:
             conn.execute(DROP_FOLDER_MESSAGES, ref.params())
             conn.execute(START_OVER, ref.params())
 
-    def save(self, ref: FolderRef, messages: Sequence[StoredMessage]) -> None:
-        """Upsert a batch (ascending UIDs) and move the checkpoint past it, atomically."""
-        if not messages:
-            return
+    def save(
+        self, ref: FolderRef, messages: Sequence[StoredMessage], skipped: Sequence[Skipped] = ()
+    ) -> list[Skipped]:
+        """Upsert a batch (ascending UIDs), list what cannot be stored in mail_skipped, and move
+        the checkpoint past all of it, atomically. Returns every message skipped."""
+        if not messages and not skipped:
+            return []
         with database_errors(), self._engine.begin() as conn:
             _lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
-            copy_batch(driver, ref, messages)
-            conn.execute(ADVANCE, {**ref.params(), "uid": max(m.uid for m in messages)})
+            refused = copy_batch(driver, ref, messages) if messages else []
+            everything = [*skipped, *refused]
+            record_skipped(conn, ref, everything)
+            highest = max([m.uid for m in messages] + [s.uid for s in skipped])
+            conn.execute(ADVANCE, {**ref.params(), "uid": highest})
+        return everything
 
     def local_uids(self, ref: FolderRef) -> list[int]:
         with database_errors(), self._engine.connect() as conn:
@@ -200,3 +208,17 @@ def _lock(conn: Connection, ref: FolderRef) -> None:
     found = conn.execute(LOCK_CHECKPOINT, ref.params()).scalar_one_or_none()
     if found != ref.uidvalidity:
         raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
+
+
+HIGHEST_UIDS = text(
+    "SELECT user_id, max(uid) FROM mail_messages "
+    "WHERE user_id = ANY(:user_ids) AND folder = :folder GROUP BY user_id"
+)
+
+
+def highest_uids(engine: Engine, user_ids: Sequence[str], folder: str) -> dict[str, int]:
+    """The highest UID stored in `folder` per user (users with none stored are left out): a
+    watcher compares it with the server's UIDNEXT to notice mail that came while unwatched."""
+    with database_errors(), engine.connect() as conn:
+        rows = conn.execute(HIGHEST_UIDS, {"user_ids": list(user_ids), "folder": folder}).all()
+    return {user_id: int(uid) for user_id, uid in rows}

@@ -11,6 +11,7 @@ from coordinator.domain.events import (
     CancelRequested,
     Envelope,
     Event,
+    FollowUpSyncQueued,
     FullSyncQueued,
     SyncCancelled,
     SyncCompleted,
@@ -40,6 +41,7 @@ class StatusRow:
     error_message: str | None = None
     full_sync_queued: bool = False
     last_version: int = 0
+    follow_up_queued: bool = False
 
 
 def apply_status(row: StatusRow | None, envelope: Envelope) -> StatusRow:
@@ -119,8 +121,15 @@ def _task_changes(event: Event) -> dict[str, Any]:
         return {"is_syncing": False, "status": "expired"}
     if isinstance(event, FullSyncQueued):
         return {"full_sync_queued": True}
+    if isinstance(event, FollowUpSyncQueued):
+        return {"follow_up_queued": True}
     if isinstance(event, CancelRequested):
         return {}
     if isinstance(event, SyncCancelled):
-        return {"is_syncing": False, "status": "cancelled", "full_sync_queued": False}
+        return {
+            "is_syncing": False,
+            "status": "cancelled",
+            "full_sync_queued": False,
+            "follow_up_queued": False,
+        }
     raise TypeError(f"unknown event {event!r}")

@@ -35,6 +35,7 @@ STATUS_TYPES = {
     "error_message": "text",
     "full_sync_queued": "boolean",
     "last_version": "bigint",
+    "follow_up_queued": "boolean",
 }
 TASK_TYPES = {
     "task_id": "text",

@@ -11,6 +11,7 @@ from coordinator.domain.events import (
     CancelRequested,
     Envelope,
     Event,
+    FollowUpSyncQueued,
     FullSyncQueued,
     SyncCancelled,
     SyncCompleted,
@@ -107,6 +108,6 @@ def _changes(row: dict[str, Any], event: Event) -> dict[str, Any]:
         return {"status": "expired", "finished_at": event.lease_expired_at}
     if isinstance(event, SyncCancelled):
         return {"status": "cancelled", "finished_at": event.finished_at}
-    if isinstance(event, FullSyncQueued | CancelRequested):
+    if isinstance(event, FullSyncQueued | FollowUpSyncQueued | CancelRequested):
         return {}
     raise TypeError(f"unknown event {event!r}")

@@ -28,6 +28,22 @@ if [ ! -x /usr/bin/chromium ]; then
       "the status page's browser tests need it at /usr/bin/chromium" >&2
   fi
 fi
+# The OAuth2 tests run a real OpenID Connect provider: npm's oidc-provider, pinned, under Node,
+# in the git-ignored .oidc/ (tests/oidc/provider.mjs configures and serves it).
+OIDC_PROVIDER=oidc-provider@9.13.3
+if ! grep -qs '"version": "9.13.3"' .oidc/node_modules/oidc-provider/package.json; then
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    [ -n "${apt_updated:-}" ] || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    mkdir -p .oidc
+    npm install --silent --no-audit --no-fund --prefix .oidc "$OIDC_PROVIDER" >/dev/null
+  else
+    echo "npm is missing: install Node.js and npm (apt-get install nodejs npm);" \
+      "the OAuth2 tests run $OIDC_PROVIDER" >&2
+  fi
+fi
 # Apache Kafka (the real-Kafka test tier, `syncctl dev --kafka apache`): the broker's jars from
 # Maven Central, run by the machine's Java 17+. Fetched once per pinned version.
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/apache-kafka/pom.xml)

@@ -6,7 +6,7 @@ import imaplib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imapclient import IMAPClient
@@ -14,9 +14,10 @@ from imapclient.exceptions import IMAPClientError
 
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
+from mail.access_tokens import AccessTokens
 from mail.accounts import AccountStore, ImapAccount
 from mail.database import MailStoreUnavailable
-from mail.imap_connection import MailProblem, close, connect
+from mail.imap_connection import LoginRefused, MailProblem, close, connect
 from mail.message_store import FolderMoved, MessageStore, Owner
 from mail.password_box import UnreadablePassword
 
@@ -38,11 +39,16 @@ class ImapExecutor:
     """Syncs the task's user's IMAP account into the message store."""
 
     def __init__(
-        self, accounts: AccountStore, messages: MessageStore, settings: ImapSettings
+        self,
+        accounts: AccountStore,
+        messages: MessageStore,
+        settings: ImapSettings,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._accounts = accounts
         self._messages = messages
         self._settings = settings
+        self._tokens = tokens  # OAuth2 accounts' access tokens
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
         try:
@@ -51,20 +57,27 @@ class ImapExecutor:
             raise TaskFailed(str(error)) from None
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
-        s = self._settings
         try:
-            client = connect(
-                account,
-                allowed_hosts=s.allowed_hosts,
-                attempts=s.connect_attempts,
-                timeout=s.timeout_seconds,
-                first_backoff=s.first_backoff_seconds,
-            )
-        except MailProblem as error:
+            client, account = self._login(account, task.user_id)
+        except (MailProblem, MailStoreUnavailable, UnreadablePassword) as error:
             raise TaskFailed(str(error)) from None
+        reconnected = False
         try:
-            return self._sync(client, account, task, report, stopping)
-        except MailProblem as error:
+            while True:
+                try:
+                    return self._sync(client, account, task, report, stopping)
+                except (OSError, imaplib.IMAP4.abort):
+                    # An OAuth2 session may be ended when its token expires (Exchange Online:
+                    # "BYE Session invalidated - AccessTokenExpired"): one new login, and the
+                    # sync goes on from the last committed batch.
+                    if account.auth != "oauth2" or reconnected:
+                        raise
+                    reconnected = True
+                    log.info("IMAP session of %s ended mid-sync; logging in again", task.user_id)
+                    dropped = client
+                    client, account = self._login(account, task.user_id)
+                    close(dropped)
+        except (MailProblem, UnreadablePassword) as error:
             raise TaskFailed(str(error)) from None
         except FolderMoved as error:
             raise TaskFailed(f"{error}; this sync stops") from None
@@ -79,6 +92,30 @@ class ImapExecutor:
             ) from None
         finally:
             close(client)
+
+    def _login(self, account: ImapAccount, user_id: str) -> tuple[IMAPClient, ImapAccount]:
+        """A logged-in client; an OAuth2 account logs in with a current access token, and
+        once more with a refreshed one if the server refuses it (revoked before it expired)."""
+        if account.auth != "oauth2":
+            return self._connect(account), account
+        if self._tokens is None:
+            raise MailProblem("this worker has no OAuth2 providers configured")
+        token = self._tokens.current(user_id)
+        try:
+            return self._connect(replace(account, password=token)), account
+        except LoginRefused:
+            token = self._tokens.current(user_id, refused=token)
+        return self._connect(replace(account, password=token)), account
+
+    def _connect(self, account: ImapAccount) -> IMAPClient:
+        s = self._settings
+        return connect(
+            account,
+            allowed_hosts=s.allowed_hosts,
+            attempts=s.connect_attempts,
+            timeout=s.timeout_seconds,
+            first_backoff=s.first_backoff_seconds,
+        )
 
     def _sync(
         self,
@@ -120,12 +157,14 @@ class ImapExecutor:
             totals.fetched += outcome.fetched
             totals.flags_updated += outcome.flags_updated
             totals.removed += outcome.removed
+            totals.skipped += outcome.skipped
         return {
             "folders": len(plans),
             "fetched": totals.fetched,
             "total": progress.total,
             "flags_updated": totals.flags_updated,
             "removed": totals.removed,
+            "skipped": totals.skipped,
             "started_over": sum(1 for p in plans if p.started_over),
             "seconds": round(time.monotonic() - started, 3),
         }

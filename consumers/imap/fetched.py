@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mail.message_batch import StoredMessage
+from consumers.imap.header_text import header_date, header_text
+from mail.message_batch import Skipped, StoredMessage
 
 HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT FROM TO DATE)]"
 RAW = b"BODY[]<0>"
 # When this much of each message is fetched anyway, its headers are read from those bytes:
 # one literal per message instead of two (imapclient's parsing is most of a fetch's cost).
 HEADERS_FROM_RAW_BYTES = 64 * 1024
-MAX_HEADER_TEXT = 2000
+MAX_REASON = 500
+MAX_SIZE = 2**31 - 1  # the size column is an integer; a server's bogus size is cut to it
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The five fields kept, each with its folded continuation lines. A regular expression over
 # the header block costs a tenth of the email package's parser, which builds every header.
 FIELD = re.compile(
@@ -34,20 +36,46 @@ def fetch_items(raw_max_bytes: int) -> list[bytes]:
     return items
 
 
+def readable(
+    uids: Sequence[int], answer: dict[int, Any], raw_max_bytes: int
+) -> tuple[list[StoredMessage], list[Skipped]]:
+    """The batch's messages as rows, and those that cannot be made one, with the reason.
+
+    No message's content stops the batch: headers are read by rules that always answer
+    (header_text), and an answer that still cannot be read is listed, not raised.
+    """
+    messages: list[StoredMessage] = []
+    skipped: list[Skipped] = []
+    for uid in uids:
+        if uid not in answer:
+            continue  # expunged between the SEARCH and the FETCH
+        try:
+            messages.append(stored(uid, answer[uid], raw_max_bytes))
+        except Exception as error:  # any one answer's shape: that message is listed, not lost
+            reason = (
+                f"the server's answer for it could not be read ({type(error).__name__}: {error})"
+            )
+            skipped.append(Skipped(uid, reason[:MAX_REASON]))
+    return messages, skipped
+
+
 def stored(uid: int, data: dict[bytes, Any], raw_max_bytes: int) -> StoredMessage:
     """The message to store from the server's answer for `uid`."""
     raw = data.get(RAW) if raw_max_bytes > 0 else None
     head = data.get(HEADER) if raw_max_bytes < HEADERS_FROM_RAW_BYTES else _head(raw)
     headers = header_fields(head or b"")
-    size = int(data.get(b"RFC822.SIZE") or 0)
+    size = min(int(data.get(b"RFC822.SIZE") or 0), MAX_SIZE)
+    sent_at = header_date(headers.get("date"))
+    received_at = data.get(b"INTERNALDATE")
     return StoredMessage(
         uid=uid,
-        message_id=_text(headers.get("message-id")),
-        subject=_text(headers.get("subject")),
-        sender=_text(headers.get("from")),
-        recipients=_text(headers.get("to")),
-        sent_at=_date(headers.get("date")),
-        received_at=_aware(data[b"INTERNALDATE"]),
+        message_id=header_text(headers.get("message-id")),
+        subject=header_text(headers.get("subject")),
+        sender=header_text(headers.get("from")),
+        recipients=header_text(headers.get("to")),
+        sent_at=sent_at,
+        # A server that gave no arrival time: the Date header, else the epoch (sorts last).
+        received_at=_aware(received_at) if isinstance(received_at, datetime) else sent_at or EPOCH,
         flags=flags_of(data),
         size=size,
         raw=bytes(raw) if raw is not None else None,
@@ -55,13 +83,13 @@ def stored(uid: int, data: dict[bytes, Any], raw_max_bytes: int) -> StoredMessag
     )
 
 
-def header_fields(head: bytes) -> dict[str, str]:
+def header_fields(head: bytes) -> dict[str, bytes]:
     """Message-ID, Subject, From, To and Date by lower-case name; the first of each wins."""
-    found: dict[str, str] = {}
+    found: dict[str, bytes] = {}
     for name, value in FIELD.findall(head):
         key = name.decode().lower()
         if key not in found:
-            found[key] = value.decode("utf-8", "replace").strip()
+            found[key] = value
     return found
 
 
@@ -73,30 +101,6 @@ def _head(raw: bytes | None) -> bytes:
     if end < 0:
         end = raw.find(b"\n\n")
     return raw if end < 0 else raw[: end + 2]
-
-
-def _text(value: Any) -> str | None:
-    """A header as readable text: RFC 2047 words decoded, no NUL, bounded."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.isascii() and "=?" not in value:
-        return " ".join(value.replace("\x00", "").split())[:MAX_HEADER_TEXT]  # the usual case
-    try:
-        text = str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
-        text = str(value)
-    text = " ".join(text.replace("\x00", "").split())
-    text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
-    return text[:MAX_HEADER_TEXT]
-
-
-def _date(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _aware(parsedate_to_datetime(str(value)))
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@ UIDVALIDITY (or a folder never synced) starts the folder over.
 from __future__ import annotations
 
 import imaplib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from consumers.imap.fast_fetch import fetch_raw
-from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, flags_of, stored
+from consumers.imap.fetched import HEADERS_FROM_RAW_BYTES, fetch_items, flags_of, readable
 from mail.imap_connection import MailProblem
 from mail.message_batch import FolderRef
 from mail.message_store import MessageStore, Owner
 
+log = logging.getLogger("consumers.imap")
 FLAG_CHUNK = 1000  # UIDs whose flags are compared per round trip
 
 
@@ -39,6 +41,7 @@ class FolderOutcome:
     fetched: int = 0
     flags_updated: int = 0
     removed: int = 0
+    skipped: int = 0  # listed in mail_skipped with the reason, not stored
 
 
 def select(client: IMAPClient, folder: str, address: str) -> dict[bytes, Any]:
@@ -113,25 +116,38 @@ def run(
     items = fetch_items(raw_max_bytes)
     fast = raw_max_bytes >= HEADERS_FROM_RAW_BYTES  # headers come from the raw bytes
 
-    def write(batch: list[int], answer: dict[int, Any]) -> int:
-        messages = [stored(uid, answer[uid], raw_max_bytes) for uid in batch if uid in answer]
-        store.save(ref, messages)
-        return len(messages)
+    def write(batch: list[int], answer: dict[int, Any]) -> tuple[int, int]:
+        messages, unreadable = readable(batch, answer, raw_max_bytes)
+        skipped = store.save(ref, messages, unreadable)
+        for one in skipped:
+            log.warning(
+                "message not stored, listed in mail_skipped: user=%s folder=%r uid=%d: %s",
+                ref.user_id,
+                ref.folder,
+                one.uid,
+                one.reason,
+            )
+        return len(messages) + len(unreadable) - len(skipped), len(skipped)
+
+    def committed(written: Future[tuple[int, int]]) -> None:
+        fetched, skipped = written.result()  # committed (or its error raised here)
+        outcome.fetched += fetched
+        outcome.skipped += skipped
 
     # A batch is parsed and written while the next is fetched; at most two are held at once.
     with ThreadPoolExecutor(1, thread_name_prefix="mail-writer") as writer:
-        writing: Future[int] | None = None
+        writing: Future[tuple[int, int]] | None = None
         planned = 0
         for batch in _chunks(folder_plan.to_fetch, batch_size):
             answer = fast and fetch_raw(client, batch, raw_max_bytes)
             if not answer:
                 answer = client.fetch(batch, items)
             if writing is not None:
-                outcome.fetched += writing.result()  # committed (or its error raised here)
+                committed(writing)
                 after_batch(planned)
             writing, planned = writer.submit(write, batch, answer), len(batch)
         if writing is not None:
-            outcome.fetched += writing.result()
+            committed(writing)
             after_batch(planned)
     for chunk in _chunks(folder_plan.stored_uids, FLAG_CHUNK):
         check_stop(f"refreshing the flags of {ref.folder!r}")

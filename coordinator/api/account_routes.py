@@ -109,4 +109,11 @@ def _response(view: AccountView) -> AccountResponse:
         username=view.username,
         folders=list(view.folders) if view.folders is not None else None,
         updated_at=view.updated_at,
+        auth=view.auth,
+        provider=view.provider,
+        state=view.state,
+        state_reason=view.state_reason,
+        reconnect=f"/accounts/oauth2/{view.provider}/start"
+        if view.state == "reauth_required"
+        else None,
     )

@@ -16,12 +16,16 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from coordinator.api import (
     account_routes,
     cancel_routes,
+    docs_page,
     mail_deps,
     mail_routes,
+    oauth2_deps,
+    oauth2_routes,
     ops_routes,
     page_routes,
     read_routes,
     report_routes,
+    skipped_routes,
     start_routes,
     stream_routes,
 )
@@ -35,7 +39,7 @@ from coordinator.api.metrics import (
     forget_dead_workers,
     metrics_folder,
 )
-from coordinator.api.middleware import RequestGuard
+from coordinator.api.middleware import RequestGuard, ResponseHeaders
 from coordinator.api.openapi import install_openapi
 from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
@@ -100,14 +104,18 @@ def create_app(settings: Settings) -> FastAPI:
         "Every error is an RFC 9457 problem document (application/problem+json).",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # docs_page serves /docs from packaged files; no CDN, no ReDoc
+        redoc_url=None,
     )
     app.state.tokens, app.state.status_hub = tokens, hub
     routes = (start_routes, cancel_routes, report_routes, stream_routes, read_routes, ops_routes)
     for module in routes:
         app.include_router(module.router)
     page_routes.install(app)
+    docs_page.install(app)
     mail_deps.install(app, settings)
-    for module in (account_routes, mail_routes):
+    oauth2_deps.install(app, settings)
+    for module in (account_routes, oauth2_routes, mail_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
@@ -120,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             UserGate,
             lines=lines,
-            known_user=tokens.known_user,
+            known_user=tokens.admission_user,
             active=settings.user_active_requests,
             alone=settings.user_active_requests_alone,
             crowd=CrowdMark.from_environment(),
@@ -130,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             # An open status stream idles for minutes; it has its own bound per user.
             exempt_paths=frozenset({STREAM_PATH}),
         )
+    app.add_middleware(ResponseHeaders)  # outermost: the gate's 429s get them too
     return app
 
 

@@ -1,7 +1,8 @@
 """Bearer JWT rules: bounded, typed claims, `sub` a printable user id.
 
 User tokens are RS256/ES256 from the identity provider's JWKS when one is configured,
-else HS256 (dev). Worker report tokens are always HS256 with the `sync:report` scope.
+else HS256 (dev). Worker report tokens are always HS256 with the `sync:report` scope, and are
+never user tokens: a token verified under one rule is remembered under that rule only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ MAX_USER_ID_LENGTH = 256
 MAX_TOKEN_LENGTH = 8192
 MAX_HEADER_SEGMENT = 1024  # base64url characters of the JOSE header
 NUMERIC_CLAIMS = ("exp", "nbf", "iat")
+LATEST_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z: later ones are not dates
+USER_RULE, REPORT_RULE = "user", "report"  # what a token was verified as (cache keys)
 JWKS_ALGORITHMS = ("RS256", "ES256")
 
 
@@ -67,43 +70,33 @@ class TokenVerifier:
         )
 
     def user(self, token: str | None) -> str:
-        """The user id of a user token."""
-        return self._subject(token, from_identity_provider=self.jwks is not None)
+        """The user id of a user token; a worker's report token is refused."""
+        return self._subject(token, USER_RULE)
 
     def user_at_once(self, token: str) -> str | None:
         """The user of a valid user token, without waiting on the identity provider: None for
         an invalid token, and for a new one that needs the JWKS (`user` decides those)."""
         if self.jwks is not None:
-            return self.cache.get(token.strip(), "True:")
+            return self.cache.get(token.strip(), USER_RULE)
         try:
             return self.user(token)
         except TokenRejected:
             return None
 
-    def known_user(self, token: str) -> str | None:
-        """The user of a valid token, without waiting: a token verified recently is taken from
-        the cache, a new HS256 one is verified now (and cached for the route that follows).
-        None for an invalid token, and for a new one that would need the identity
-        provider's keys (the route verifies it off the event loop)."""
-        known = self.cache.get(token, f"{self.jwks is not None}:") or self.cache.get(
-            token, f"False:{REPORT_SCOPE}"
-        )
-        if known is not None or self.jwks is not None:
-            return known
-        try:
-            return self.user(token)
-        except TokenRejected:
-            return None
+    def admission_user(self, token: str) -> str | None:
+        """Whose request this is, for the per-user gate only, never to authorize anything: a
+        user token as `user_at_once` finds it, or a report token verified before (reports
+        wait in their user's line too). None when that is not known at once."""
+        return self.cache.get(token, REPORT_RULE) or self.user_at_once(token)
 
     def reporter(self, token: str | None) -> str:
         """The user id of a worker's report token, which must carry the report scope."""
-        return self._subject(token, from_identity_provider=False, scope=REPORT_SCOPE)
+        return self._subject(token, REPORT_RULE)
 
-    def _subject(self, token: str | None, from_identity_provider: bool, scope: str = "") -> str:
+    def _subject(self, token: str | None, rule: str) -> str:
         token = (token or "").strip()
         if not token:
             raise TokenRejected("missing", "a bearer token is required", error=None)
-        rule = f"{from_identity_provider}:{scope}"
         known = self.cache.get(token, rule)
         if known is not None:
             return known
@@ -111,6 +104,7 @@ class TokenVerifier:
         _check_claim_types(unverified)
         key: Any = self.secret
         algorithm = header.get("alg")
+        from_identity_provider = rule == USER_RULE and self.jwks is not None
         if from_identity_provider:
             if algorithm not in JWKS_ALGORITHMS or self.jwks is None:
                 raise TokenRejected("algorithm", "user tokens must be RS256 or ES256")
@@ -124,10 +118,16 @@ class TokenVerifier:
         elif algorithm != "HS256":
             raise TokenRejected("algorithm", "this token must be HS256")
         claims = self._verified(token, key, str(algorithm), from_identity_provider)
-        if scope and scope not in str(claims.get("scope", "")).split():
+        scopes = str(claims.get("scope", "")).split()
+        if rule == REPORT_RULE and REPORT_SCOPE not in scopes:
             raise TokenRejected(
-                "scope", f"token lacks the {scope!r} scope", status=403, error="insufficient_scope"
+                "scope",
+                f"token lacks the {REPORT_SCOPE!r} scope",
+                status=403,
+                error="insufficient_scope",
             )
+        if rule == USER_RULE and REPORT_SCOPE in scopes:
+            raise TokenRejected("report_token", "a worker's report token is not a user token")
         user_id = _user_id(claims.get("sub"))
         self.cache.put(token, rule, user_id, float(claims["exp"]))
         return user_id
@@ -182,7 +182,8 @@ def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _check_claim_types(claims: dict[str, Any]) -> None:
-    """RFC 7519 NumericDate: a JSON number, never a numeric string, never NaN or infinity."""
+    """RFC 7519 NumericDate: a JSON number, never a numeric string, never NaN or infinity,
+    and a date (0 to the end of year 9999), checked before any arithmetic on it."""
     for name in NUMERIC_CLAIMS:
         value = claims.get(name)
         if value is None and name not in claims:
@@ -191,6 +192,11 @@ def _check_claim_types(claims: dict[str, Any]) -> None:
             raise TokenRejected("claim_type", f"{name} must be a JSON number (NumericDate)")
         if isinstance(value, float) and not math.isfinite(value):
             raise TokenRejected("claim_type", f"{name} must be a finite number")
+        if not 0 <= value <= LATEST_NUMERIC_DATE:
+            raise TokenRejected(
+                "claim_range",
+                f"{name} must be a date from 0 to {LATEST_NUMERIC_DATE} (the end of year 9999)",
+            )
 
 
 def _user_id(subject: object) -> str:

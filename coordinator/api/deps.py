@@ -49,8 +49,8 @@ async def get_user_id(request: Request, credentials: Credentials) -> str:
     verifier = _verifier(request)
     token = credentials.credentials if credentials else None
     if verifier.jwks is not None:
-        # A token verified before needs no key: only a new one may wait for a JWKS fetch.
-        known = verifier.known_user(token) if token else None
+        # A user token verified before needs no key: only a new one may wait for a JWKS fetch.
+        known = verifier.user_at_once(token) if token else None
         if known is not None:
             return known
         return await run_in_threadpool(verifier.user, token)

@@ -40,6 +40,19 @@ class AccountResponse(BaseModel):
     username: str
     folders: list[str] | None
     updated_at: datetime
+    auth: Literal["password", "oauth2"] = Field(
+        "password", description="How the worker logs in: the password, or an OAuth2 token"
+    )
+    provider: str | None = Field(None, description="The OAuth2 provider (oauth2 accounts)")
+    state: Literal["connected", "reauth_required"] = Field(
+        "connected",
+        description="reauth_required: the provider no longer honours the grant; syncs fail "
+        "until the mailbox is connected again (see `reconnect`)",
+    )
+    state_reason: str | None = Field(None, description="What the provider said")
+    reconnect: str | None = Field(
+        None, description="When reauth_required: the route that connects the mailbox again"
+    )
 
 
 class FolderResponse(BaseModel):
@@ -70,3 +83,30 @@ class MessageResponse(BaseModel):
 class MessagePage(BaseModel):
     messages: list[MessageResponse]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next, older page")
+
+
+class OAuth2ProviderResponse(BaseModel):
+    provider: str = Field(description="The name in /accounts/oauth2/{provider}/start")
+    title: str
+    imap_host: str
+    imap_port: int
+
+
+class OAuth2ProvidersResponse(BaseModel):
+    providers: list[OAuth2ProviderResponse]
+
+
+class OAuth2StartResponse(BaseModel):
+    authorization_url: str = Field(description="Navigate the browser here")
+    expires_at: datetime = Field(description="The connect must be completed before this")
+
+
+class SkippedMessage(BaseModel):
+    folder: str
+    uid: int
+    reason: str = Field(description="Why it could not be stored")
+    skipped_at: datetime
+
+
+class SkippedList(BaseModel):
+    skipped: list[SkippedMessage]

@@ -1,4 +1,5 @@
-"""ASGI middleware around every request: correlation id, body size limit, last-resort 500."""
+"""ASGI middleware around every request: correlation id, body size limit, last-resort 500,
+and the headers every response carries."""
 
 from __future__ import annotations
 
@@ -14,6 +15,32 @@ from coordinator.telemetry import tracing
 from coordinator.telemetry.logs import bind
 
 log = logging.getLogger("coordinator.api")
+# Every answer may carry a user's data (status, tasks, mail, problem details): no cache keeps
+# it unless the response says otherwise (only the page's static files do), and no browser
+# guesses another type than the one declared.
+RESPONSE_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+
+class ResponseHeaders:
+    """Adds RESPONSE_HEADERS to every HTTP response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [pair for pair in RESPONSE_HEADERS if pair[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestGuard:

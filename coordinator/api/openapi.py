@@ -19,6 +19,7 @@ DESCRIPTIONS = {
     422: "Invalid parameters or body (see `errors`), or Idempotency-Key reuse",
     429: "Too many of this user's commands waiting; see Retry-After",
     500: "Unexpected error; quote `correlation_id` to support",
+    502: "An upstream server (the OAuth2 provider) could not be reached or failed",
     503: "Database or identity provider unavailable, or the user's state busy; see Retry-After",
 }
 RETRY_AFTER = {

@@ -34,11 +34,24 @@ class PageFiles(StaticFiles):
         return response
 
 
+# The page's icon (and any browser's /favicon.ico request): an envelope, drawn in SVG.
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect x="1" y="3" width="14" height="10" rx="2" fill="#2563eb"/>'
+    '<path d="M2 4l6 5 6-5" fill="none" stroke="#fff" stroke-width="1.5"/></svg>'
+)
+
+
 def install(app: FastAPI) -> None:
     """Serve the page at /ui/ and send / there."""
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=307)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def icon() -> Response:
+        headers = {**PAGE_HEADERS, "Cache-Control": "max-age=86400"}
+        return Response(ICON, media_type="image/svg+xml", headers=headers)
 
     app.mount("/ui", PageFiles(directory=PAGE_DIR, html=True), name="ui")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.api.input_rules import ErrorText, Percent, Stats
+from coordinator.domain.events import StartReason
 
 
 class SyncResponse(BaseModel):
@@ -55,6 +56,11 @@ class StatusResponse(BaseModel):
     full_sync_queued: bool = Field(
         False, description="A full sync waits behind the running task and starts when it ends"
     )
+    follow_up_queued: bool = Field(
+        False,
+        description="New mail was noticed while the task runs: an incremental sync starts "
+        "when it ends",
+    )
     version: int = Field(0, description="Last stream version the view has applied")
     caught_up: bool = Field(True, description="False if min_version was not reached in time")
 
@@ -73,11 +79,13 @@ class TaskResponse(BaseModel):
     stats: dict[str, Any] = Field(default_factory=dict)
     error_message: str | None = None
     replaces_task_id: str | None = None
-    start_reason: Literal["first_click", "replaced_expired", "queued_full_sync"] | None = Field(
+    start_reason: StartReason | None = Field(
         None,
         description="Why it started: a click found no live task (first_click), a click "
-        "replaced a task whose lease ran out (replaced_expired), or the coordinator started a "
-        "full sync that waited behind the task before (queued_full_sync)",
+        "replaced a task whose lease ran out (replaced_expired), the coordinator started a "
+        "full sync that waited behind the task before (queued_full_sync), a watcher noticed "
+        "new mail with no sync running (new_mail), or the coordinator started the incremental "
+        "sync new mail queued behind the task before (queued_follow_up)",
     )
 
 

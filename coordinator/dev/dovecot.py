@@ -27,8 +27,10 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_failure_delay = 0
+# Any login name: the tests log in with spaces, quotes, backslashes and non-ASCII in it.
+auth_username_chars =
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 first_valid_uid = {uid}
@@ -39,8 +41,9 @@ mail_location = maildir:~/
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd.d/%u
+  mechanisms = plain login
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={home}
 }}
@@ -69,6 +72,38 @@ protocol imap {{
 """
 
 
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = {mechanisms}
+  args = {root}/oauth2.conf.ext
+}}
+"""
+# Bearer tokens checked by the provider's introspection endpoint (RFC 7662), which also sees a
+# revoked token; the client authenticates with client_secret_post.
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+client_id = {client_id}
+client_secret = {client_secret}
+force_introspection = yes
+username_attribute = sub
+active_attribute = active
+active_value = true
+"""
+
+
+@dataclass(frozen=True)
+class OAuth2Passdb:
+    """Where an optional `oauth2` passdb introspects the tokens it is shown (XOAUTH2,
+    OAUTHBEARER), and as which client of the provider."""
+
+    introspection_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    mechanisms: str = "xoauth2 oauthbearer"  # what the server advertises
+
+
 def dovecot_binary() -> str | None:
     """Where Dovecot is installed, or None."""
     return shutil.which("dovecot") or next(
@@ -88,8 +123,9 @@ class Dovecot:
 
     def add_user(self, name: str, password: str) -> None:
         """A login that works at once."""
-        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"login names here are letters, digits, '-', '_', '.': {name!r}")
+        if not name.isprintable() or ":" in name or "/" in name or name.startswith("."):
+            # ':' separates the passwd-file's fields and the name is a file's name there.
+            raise ValueError(f"login names here are printable, without ':' or '/': {name!r}")
         self.users[name] = password
         home = self.maildir(name)
         if not home.exists():  # made here, so Dovecot's first login does not log a chdir error
@@ -98,7 +134,9 @@ class Dovecot:
         # A file per login: Dovecot checks a known passwd-file for changes at most once a
         # second, but opens a file it has not seen yet at once.
         path = self.root / "passwd.d" / name
-        path.write_text(f"{name}:{password}\n")
+        # Dovecot looks a passwd-file up by the name escaped as its variables are (\, " and ').
+        key = "".join("\\" + c if c in "\\\"'" else c for c in name)
+        path.write_text(f"{key}:{password}\n")
         path.chmod(0o644)
 
     def maildir(self, user: str) -> Path:
@@ -109,12 +147,28 @@ class Dovecot:
     def config_path(self) -> Path:
         return self.root / "dovecot.conf"
 
+    def kick(self, user: str) -> None:
+        """End the user's sessions now (`doveadm kick`), as a server does when it drops a
+        session (Exchange Online when the session's OAuth2 token expires)."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run(
+            [doveadm, "-c", str(self.config_path()), "kick", user],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
     def stop(self) -> None:
         stop_processes(self.process)
 
 
-def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
-    """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`."""
+def start_dovecot(
+    root: Path, port: int | None = None, oauth2: OAuth2Passdb | None = None
+) -> Dovecot:
+    """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`.
+
+    With `oauth2`, logins by XOAUTH2/OAUTHBEARER are checked by the provider it names, beside
+    the passwd-file logins (PLAIN/LOGIN), for the same mailboxes."""
     binary = dovecot_binary()
     if binary is None:
         raise RuntimeError(f"Dovecot is not installed: {INSTALL_HINT}")
@@ -134,8 +188,20 @@ def start_dovecot(root: Path, port: int | None = None) -> Dovecot:
     for sub in ("run", "state", "mail", "passwd.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     os.chown(root / "mail", mail_user.pw_uid, mail_user.pw_gid)
+    if oauth2 is not None:
+        (root / "oauth2.conf.ext").write_text(
+            OAUTH2_CONFIG.format(
+                introspection_url=oauth2.introspection_url,
+                client_id=oauth2.client_id,
+                client_secret=oauth2.client_secret,
+            )
+        )
     (root / "dovecot.conf").write_text(
         CONFIG.format(
+            oauth2_mechanisms=f" {oauth2.mechanisms}" if oauth2 else "",
+            oauth2_passdb=OAUTH2_PASSDB.format(root=root, mechanisms=oauth2.mechanisms)
+            if oauth2
+            else "",
             root=root,
             port=port,
             login_user=login,

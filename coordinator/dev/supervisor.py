@@ -23,7 +23,7 @@ from coordinator.dev.processes import NotReady, stop_processes, wait_ready
 from coordinator.dev_stack import DevStack, remove_stack, write_stack
 from coordinator.settings import Settings, require_hs256_key
 
-CHILDREN = ("api", "relay", "project", "work", "reap")
+CHILDREN = ("api", "relay", "project", "work", "reap", "watch")
 DEV_BROKERS = 3  # docker-compose.yml's shape: replication factor 3, min.insync.replicas 2
 DEMO_USER = "demo-user"
 

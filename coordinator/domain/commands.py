@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
+from coordinator.domain.events import Trigger
+
 
 @dataclass(frozen=True)
 class RequestMeta:
@@ -20,11 +22,13 @@ class RequestMeta:
 
 @dataclass(frozen=True)
 class StartRequested:
-    """The user pressed Sync: start a sync, or join the live one."""
+    """The user pressed Sync, or a watcher saw new mail: start a sync, or join the live one
+    (a notice also queues one follow-up behind it)."""
 
     user_id: str
     force_full: bool
     meta: RequestMeta
+    trigger: Trigger = "click"
 
 
 @dataclass(frozen=True)

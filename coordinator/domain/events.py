@@ -13,8 +13,14 @@ from coordinator.domain.upcasting import current_version, upcast
 SyncType = Literal["full", "incremental"]
 # first_click: a click found no live task; replaced_expired: a click found the live task's
 # lease run out and replaced it; queued_full_sync: the coordinator started a full sync that
-# waited behind the task that just ended.
-StartReason = Literal["first_click", "replaced_expired", "queued_full_sync"]
+# waited behind the task that just ended; new_mail: a watcher's new-mail notice found no live
+# task; queued_follow_up: the coordinator started the incremental sync a notice queued behind
+# the task that just ended.
+StartReason = Literal[
+    "first_click", "replaced_expired", "queued_full_sync", "new_mail", "queued_follow_up"
+]
+# What asked for a start: a person's click, or a watcher that saw the mailbox change.
+Trigger = Literal["click", "new_mail"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,16 @@ class FullSyncQueued:
 
 
 @dataclass(frozen=True)
+class FollowUpSyncQueued:
+    """New mail was noticed while a sync runs; an incremental sync starts when that one ends,
+    so mail that arrived after the running sync passed its folder is not missed."""
+
+    event_type: ClassVar[str] = "FollowUpSyncQueued"
+    task_id: str  # the running task it waits behind
+    trigger: Trigger = "new_mail"
+
+
+@dataclass(frozen=True)
 class CancelRequested:
     """The task's owner asked to stop the task (SyncCancelled follows in the same command)."""
 
@@ -113,6 +129,7 @@ class SyncCancelled:
     task_id: str
     finished_at: datetime
     dropped_full_sync: bool = False  # a queued full sync was dropped with it
+    dropped_follow_up: bool = False  # a queued follow-up sync was dropped with it
 
 
 Event = (
@@ -123,6 +140,7 @@ Event = (
     | SyncCompleted
     | SyncFailed
     | FullSyncQueued
+    | FollowUpSyncQueued
     | CancelRequested
     | SyncCancelled
 )
@@ -136,6 +154,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SyncCompleted,
         SyncFailed,
         FullSyncQueued,
+        FollowUpSyncQueued,
         CancelRequested,
         SyncCancelled,
     )

@@ -20,7 +20,9 @@ from coordinator.domain.commands import (
 from coordinator.domain.events import (
     CancelRequested,
     Event,
+    FollowUpSyncQueued,
     FullSyncQueued,
+    StartReason,
     SyncCancelled,
     SyncCompleted,
     SyncExpired,
@@ -92,6 +94,7 @@ class UserSyncState:
     percent: float = 0.0
     full_sync_queued: bool = False
     queued_by: str | None = None  # the client that asked for the queued full sync
+    follow_up_queued: bool = False  # an incremental sync starts when this task ends
 
     def is_live(self, now: datetime) -> bool:
         """Live = not finished and the lease has not run out yet."""
@@ -170,8 +173,11 @@ def _start(
         )
         if waits_for_full_sync(state, command.force_full) and not state.full_sync_queued:
             return [reused, FullSyncQueued(task_id=state.task_id, requested_by=command.meta.client)]
+        if needs_follow_up(state, command):
+            return [reused, FollowUpSyncQueued(task_id=state.task_id, trigger=command.trigger)]
         return [reused]
     expired = _expire_if_dead(state, now, detected_by="start")
+    reason: StartReason = "replaced_expired" if expired else "first_click"
     started = SyncStarted(
         task_id=make_task_id(),
         # A full sync that waited behind the dead task is not dropped by this click.
@@ -179,10 +185,21 @@ def _start(
         started_at=now,
         lease_expires_at=now + lease,
         replaces_task_id=state.task_id if expired else None,
-        reason="replaced_expired" if expired else "first_click",
+        reason="new_mail" if command.trigger == "new_mail" else reason,
         requested_by=command.meta.client,
     )
     return [*expired, started]
+
+
+def needs_follow_up(state: UserSyncState, command: StartRequested) -> bool:
+    """A new-mail notice during a sync queues one incremental behind it (invariant 12): the
+    running sync may have passed INBOX already. A queued full sync covers it too."""
+    return (
+        command.trigger != "click"
+        and not state.follow_up_queued
+        and not state.full_sync_queued
+        and not command.force_full
+    )
 
 
 def _then_queued(
@@ -192,21 +209,23 @@ def _then_queued(
     lease: timedelta,
     make_task_id: Callable[[], str],
 ) -> list[Event]:
-    """The ending, then the full sync that waited behind the task, started by the coordinator.
+    """The ending, then the sync that waited behind the task (a queued full sync, else a
+    queued follow-up), started by the coordinator.
 
     In the same command as the ending, so the queued request cannot be lost between the two.
     """
-    if not ending or not state.full_sync_queued:
+    if not ending or not (state.full_sync_queued or state.follow_up_queued):
         return ending
     expired = isinstance(ending[0], SyncExpired)
+    full = state.full_sync_queued
     started = SyncStarted(
         task_id=make_task_id(),
-        sync_type="full",
+        sync_type="full" if full else "incremental",
         started_at=now,
         lease_expires_at=now + lease,
         replaces_task_id=state.task_id if expired else None,
-        reason="queued_full_sync",
-        requested_by=state.queued_by,
+        reason="queued_full_sync" if full else "queued_follow_up",
+        requested_by=state.queued_by if full else None,
     )
     return [*ending, started]
 
@@ -227,7 +246,10 @@ def _cancel(state: UserSyncState, command: CancelSync, now: datetime) -> list[Ev
     return [
         CancelRequested(task_id=command.task_id, requested_by=command.meta.client),
         SyncCancelled(
-            task_id=command.task_id, finished_at=now, dropped_full_sync=state.full_sync_queued
+            task_id=command.task_id,
+            finished_at=now,
+            dropped_full_sync=state.full_sync_queued,
+            dropped_follow_up=state.follow_up_queued,
         ),
     ]
 
@@ -257,6 +279,13 @@ def _fence(
         raise TaskFenced(command.task_id, "its lease ran out")
 
 
+NOTHING_QUEUED: dict[str, Any] = {
+    "full_sync_queued": False,
+    "queued_by": None,
+    "follow_up_queued": False,
+}
+
+
 def evolve(state: UserSyncState, event: Event) -> UserSyncState:
     """Apply one event to the state."""
     if isinstance(event, SyncStarted):
@@ -271,21 +300,21 @@ def evolve(state: UserSyncState, event: Event) -> UserSyncState:
         return replace(state, reuse_count=state.reuse_count + 1)
     if isinstance(event, SyncProgressed):
         return replace(state, percent=event.percent, lease_expires_at=event.lease_expires_at)
-    # An ending clears the queue: the full sync starts with it (the next event) or is dropped.
+    # An ending clears the queue: the queued sync starts with it (the next event) or is dropped.
     if isinstance(event, SyncExpired):
-        return replace(state, status="expired", full_sync_queued=False, queued_by=None)
+        return replace(state, status="expired", **NOTHING_QUEUED)
     if isinstance(event, SyncCompleted):
-        return replace(
-            state, status="completed", percent=100.0, full_sync_queued=False, queued_by=None
-        )
+        return replace(state, status="completed", percent=100.0, **NOTHING_QUEUED)
     if isinstance(event, SyncFailed):
-        return replace(state, status="failed", full_sync_queued=False, queued_by=None)
+        return replace(state, status="failed", **NOTHING_QUEUED)
     if isinstance(event, FullSyncQueued):
         return replace(state, full_sync_queued=True, queued_by=event.requested_by)
+    if isinstance(event, FollowUpSyncQueued):
+        return replace(state, follow_up_queued=True)
     if isinstance(event, CancelRequested):
         return state
     if isinstance(event, SyncCancelled):
-        return replace(state, status="cancelled", full_sync_queued=False, queued_by=None)
+        return replace(state, status="cancelled", **NOTHING_QUEUED)
     raise TypeError(f"unknown event {event!r}")
 
 

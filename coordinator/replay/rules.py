@@ -10,6 +10,7 @@ from typing import Any
 from coordinator.domain.events import (
     CancelRequested,
     Event,
+    FollowUpSyncQueued,
     FullSyncQueued,
     SyncCancelled,
     SyncCompleted,
@@ -40,12 +41,20 @@ UNDECODABLE = "undecodable-event"
 QUEUED_ONCE = "full-sync-queued-once"
 CANCEL_PAIR = "cancel-requested-first"
 QUEUED_STARTED = "queued-full-sync-started"
-# Endings after which a queued full sync must start at once (a cancel drops it instead).
+FOLLOW_UP_ONCE = "follow-up-queued-once"
+FOLLOW_UP_STARTED = "queued-follow-up-started"
+# Endings after which a queued sync must start at once (a cancel drops it instead).
 HONOURED_BY = (SyncCompleted, SyncFailed, SyncExpired)
 
 Finding = tuple[str, str] | None
 Report = (
-    SyncProgressed | SyncCompleted | SyncFailed | FullSyncQueued | CancelRequested | SyncCancelled
+    SyncProgressed
+    | SyncCompleted
+    | SyncFailed
+    | FullSyncQueued
+    | FollowUpSyncQueued
+    | CancelRequested
+    | SyncCancelled
 )
 
 
@@ -123,6 +132,19 @@ def _queued(state: UserSyncState, event: FullSyncQueued, at: datetime) -> Findin
     return None
 
 
+def _follow_up(state: UserSyncState, event: FollowUpSyncQueued, at: datetime) -> Finding:
+    reported = _reported(state, event, at)
+    if reported is not None:
+        return reported
+    if state.follow_up_queued:
+        return FOLLOW_UP_ONCE, f"queues a second follow-up sync behind task {event.task_id}"
+    if state.full_sync_queued:
+        return FOLLOW_UP_ONCE, (
+            f"queues a follow-up sync behind task {event.task_id}, which has a full sync queued"
+        )
+    return None
+
+
 # Each event type's rule, judged against the state before the event at the event's own time:
 # the same clock the aggregate decided with.
 LIFECYCLE: dict[type, Callable[[UserSyncState, Any, datetime], Finding]] = {
@@ -133,6 +155,7 @@ LIFECYCLE: dict[type, Callable[[UserSyncState, Any, datetime], Finding]] = {
     SyncFailed: _reported,
     SyncExpired: _expired,
     FullSyncQueued: _queued,
+    FollowUpSyncQueued: _follow_up,
     CancelRequested: _reported,
     SyncCancelled: _reported,
 }
@@ -166,7 +189,8 @@ class StreamCheck:
         self._state = UserSyncState()
         self._last_version = 0
         self._previous: Event | None = None
-        self._owed: str | None = None  # a task that ended with a full sync queued behind it
+        # A task that ended with a sync queued behind it: ("full" | "follow_up", task id).
+        self._owed: tuple[str, str] | None = None
 
     def feed(self, event: StoredEvent) -> list[Violation]:
         """Violations at this event (usually none)."""
@@ -195,26 +219,45 @@ class StreamCheck:
             found.append(Violation(CANCEL_PAIR, self.stream_id, event.version, unpaired))
         unstarted = self._queued_start(decoded)
         if unstarted is not None:
-            found.append(Violation(QUEUED_STARTED, self.stream_id, event.version, unstarted))
-        queued = self._state.full_sync_queued and isinstance(decoded, HONOURED_BY)
-        self._owed = decoded.task_id if queued else None
+            found.append(Violation(unstarted[0], self.stream_id, event.version, unstarted[1]))
+        self._owed = self._owed_after(decoded)
         self._state, self._previous = evolve(self._state, decoded), decoded
         return found
 
-    def _queued_start(self, event: Event) -> str | None:
-        """A queued full sync starts right after the task it waited behind ends, and only then."""
-        is_full_start = isinstance(event, SyncStarted) and event.sync_type == "full"
-        if self._owed is not None and not is_full_start:
-            return (
-                f"a full sync was queued behind task {self._owed}, which ended just before, "
+    def _owed_after(self, event: Event) -> tuple[str, str] | None:
+        """The start a queue makes due when this event ends its task: (kind, task)."""
+        if not isinstance(event, HONOURED_BY):
+            return None
+        if self._state.full_sync_queued:
+            return "full", event.task_id
+        if self._state.follow_up_queued:
+            return "follow_up", event.task_id
+        return None
+
+    def _queued_start(self, event: Event) -> tuple[str, str] | None:
+        """A queued sync starts right after the task it waited behind ends, and only then: a
+        full sync when one was queued, else the follow-up."""
+        kind, task = self._owed or (None, None)
+        started = event if isinstance(event, SyncStarted) else None
+        if kind == "full" and (started is None or started.sync_type != "full"):
+            return QUEUED_STARTED, (
+                f"a full sync was queued behind task {task}, which ended just before, "
                 f"but the next event is {event.event_type}"
             )
-        if (
-            isinstance(event, SyncStarted)
-            and event.reason == "queued_full_sync"
-            and self._owed is None
-        ):
-            return f"task {event.task_id} says it is a queued full sync, but none was owed"
+        # Any start covers new mail (a click that found the task expired starts it itself).
+        if kind == "follow_up" and started is None:
+            return FOLLOW_UP_STARTED, (
+                f"a follow-up sync was queued behind task {task}, which ended just before, "
+                f"but the next event is {event.event_type}"
+            )
+        if started is not None and started.reason == "queued_full_sync" and kind != "full":
+            return QUEUED_STARTED, (
+                f"task {started.task_id} says it is a queued full sync, but none was owed"
+            )
+        if started is not None and started.reason == "queued_follow_up" and kind != "follow_up":
+            return FOLLOW_UP_STARTED, (
+                f"task {started.task_id} says it is a queued follow-up sync, but none was owed"
+            )
         return None
 
     def finish(self) -> list[Violation]:

@@ -10,6 +10,7 @@ from typing import Any
 from coordinator.domain.events import (
     CancelRequested,
     Event,
+    FollowUpSyncQueued,
     FullSyncQueued,
     SyncCancelled,
     SyncCompleted,
@@ -30,6 +31,10 @@ def reason(event: Event) -> str:
         said = "started"
         if event.reason == "queued_full_sync":
             said = "started the full sync that was queued behind the task before"
+        if event.reason == "queued_follow_up":
+            said = "started the follow-up sync new mail queued behind the task before"
+        if event.reason == "new_mail":
+            said = "started because a watcher noticed new mail"
         if event.replaces_task_id:
             said += f" replacing task {event.replaces_task_id}"
         return said + (f" (client {event.requested_by})" if event.requested_by else "")
@@ -50,10 +55,14 @@ def reason(event: Event) -> str:
         return f"failed: {event.error}"
     if isinstance(event, FullSyncQueued):
         return f"full sync queued: it starts when incremental task {event.task_id} ends"
+    if isinstance(event, FollowUpSyncQueued):
+        return f"new mail noticed: an incremental sync starts when task {event.task_id} ends"
     if isinstance(event, CancelRequested):
         return "cancel requested by the task's owner"
     if isinstance(event, SyncCancelled):
         dropped = "; the queued full sync was dropped with it" if event.dropped_full_sync else ""
+        if event.dropped_follow_up:
+            dropped += "; the queued follow-up sync was dropped with it"
         return f"cancelled at the owner's request{dropped}"
     raise TypeError(f"unknown event {event!r}")
 
@@ -187,6 +196,7 @@ def state_lines(state: UserSyncState, as_of: datetime, version: int) -> list[str
         f"  reused       {state.reuse_count} times",
         f"  progress     {state.percent:g}%",
         f"  full queued  {'yes' if state.full_sync_queued else 'no'}",
+        f"  follow-up    {'yes' if state.follow_up_queued else 'no'}",
     ]
 
 

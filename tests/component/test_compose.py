@@ -72,6 +72,7 @@ NEEDS: dict[str, set[str]] = {
     "project": {DATABASE, KAFKA},
     "work": {KAFKA, JWT, "SYNC_API_URL", DATABASE, "SYNC_MAIL_KEY", "SYNC_WORKER_EXECUTOR"},
     "reap": {DATABASE},
+    "watch": {DATABASE, "SYNC_MAIL_KEY"},
     "webhooks": {DATABASE, KAFKA, "SYNC_WEBHOOK_URL", "SYNC_WEBHOOK_SECRET"},
 }
 

@@ -44,6 +44,7 @@ def one_event_of_each_type() -> dict[str, dict[str, Any]]:
         (StartRequested("u1", False, META), T0 + timedelta(hours=2)),  # expired, replaced
         (FailSync("u1", "t3", "imap timeout", META), T0 + timedelta(hours=2, minutes=1)),
         (StartRequested("u1", False, META), T0 + timedelta(hours=2, minutes=2)),
+        (StartRequested("u1", False, META, "new_mail"), T0 + timedelta(hours=2, minutes=2)),
         (CancelSync("u1", "t4", META), T0 + timedelta(hours=2, minutes=3)),
     ]
     ids = iter(["t1", "t2", "t3", "t4"])

@@ -7,7 +7,13 @@ import time
 import jwt
 import pytest
 
-from coordinator.api.auth import REPORT_SCOPE, TokenRejected, TokenVerifier, issue_token
+from coordinator.api.auth import (
+    REPORT_SCOPE,
+    USER_RULE,
+    TokenRejected,
+    TokenVerifier,
+    issue_token,
+)
 from coordinator.api.token_cache import TokenCache
 
 KEY = "k" * 32
@@ -40,8 +46,8 @@ def test_a_failure_is_never_remembered() -> None:
     for _ in range(2):
         with pytest.raises(TokenRejected, match="signature"):
             verifier.user(forged)
-    assert verifier.cache.get(forged, "False:") is None
-    assert verifier.known_user(forged) is None
+    assert verifier.cache.get(forged, USER_RULE) is None
+    assert verifier.admission_user(forged) is None
 
 
 def test_the_gate_verifies_a_new_hs256_token_once_for_the_route_after_it(
@@ -49,7 +55,7 @@ def test_the_gate_verifies_a_new_hs256_token_once_for_the_route_after_it(
 ) -> None:
     verifier = TokenVerifier(KEY)
     token = issue_token("alice", KEY)
-    assert verifier.known_user(token) == "alice"  # verified at the gate, then cached
+    assert verifier.admission_user(token) == "alice"  # verified at the gate, then cached
     monkeypatch.setattr(jwt, "decode", lambda *a, **k: pytest.fail("verified twice"))
     assert verifier.user(token) == "alice"
 
@@ -58,10 +64,10 @@ def test_an_entry_ends_at_exp(monkeypatch: pytest.MonkeyPatch) -> None:
     verifier = TokenVerifier(KEY)
     token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 2}, KEY, "HS256")
     assert verifier.user(token) == "alice"
-    assert verifier.cache.get(token, "False:") == "alice"
+    assert verifier.cache.get(token, USER_RULE) == "alice"
     later = time.time() + 3
     monkeypatch.setattr(time, "time", lambda: later)
-    assert verifier.cache.get(token, "False:") is None  # the token is checked in full again
+    assert verifier.cache.get(token, USER_RULE) is None  # the token is checked in full again
 
 
 def test_max_age_and_size_bound_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +84,14 @@ def test_max_age_and_size_bound_the_cache(monkeypatch: pytest.MonkeyPatch) -> No
     off = TokenCache(size=0)
     off.put("a", "rule", "a", far)
     assert off.get("a", "rule") is None
+
+
+def test_a_cached_report_token_is_known_to_the_gate_but_never_a_user() -> None:
+    verifier = TokenVerifier(KEY)
+    report = issue_token("alice", KEY, scope=REPORT_SCOPE)
+    assert verifier.reporter(report) == "alice"
+    assert verifier.admission_user(report) == "alice"  # waits in alice's line
+    assert verifier.user_at_once(report) is None
+    with pytest.raises(TokenRejected) as refused:
+        verifier.user(report)
+    assert (refused.value.status, refused.value.reason) == (401, "report_token")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 from tests.e2e.processes import Api, running_api
 from tests.e2e.stack import Stack, running_stack
@@ -48,3 +52,20 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     ) as stack:
         warm_up(stack)
         yield stack
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, once for every page test."""
+    from tests.e2e.page_driver import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    from tests.e2e.page_driver import new_page
+
+    with new_page(browser) as page:
+        yield page

@@ -65,7 +65,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 def running_api(
     database_url: str, extra_env: dict[str, str] | None = None, **settings: str
 ) -> Iterator[Api]:
-    port = free_port()
+    port = int(settings.pop("api_port", 0)) or free_port()  # fixed ahead: a redirect URI
     process = spawn(
         "api",
         extra_env=extra_env,

@@ -5,46 +5,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.e2e.page_driver import WAIT_MS, sign_in
 from tests.e2e.stack import Stack
 from tests.random_refs import random_user
 
-CHROMIUM = "/usr/bin/chromium"  # Playwright's own browser download cannot be reached here
-WAIT_MS = 60_000  # the longest any page change may take on a loaded machine
 # Set to a path (docs/img/status-page.png) to refresh the README's screenshot.
 SCREENSHOT = os.environ.get("SYNC_PAGE_SCREENSHOT")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "no chromium: run scripts/install.sh as root"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 900, "height": 720})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page: Page, stack: Stack, user: str) -> None:
-    """Open the page the way `syncctl dev`'s link does: the token in the URL fragment."""
-    page.goto(f"{stack.api.base_url}/ui/#token={stack.api.token(user)}")
-    expect(page.locator("#who")).to_have_text(f"Signed in as {user}")
-    expect(page.locator("#live")).to_have_text("live updates: on", timeout=WAIT_MS)
-    assert "token" not in page.url  # dropped from the address bar once kept
 
 
 def tasks_of(stack: Stack, user: str) -> list[dict[str, Any]]:
@@ -133,6 +104,7 @@ def test_errors_are_shown_in_words(live_stack: Stack, page: Page) -> None:
         "Your token was refused or has expired: sign in again.", timeout=WAIT_MS
     )
     expect(page.locator("#signin")).to_be_visible()
+    expect(page.locator("#sync")).to_be_disabled()
     user, ttl = random_user("page"), 5
     expires = time.time() + ttl
     page.locator("#token-input").fill(live_stack.api.token(user, ttl=ttl))

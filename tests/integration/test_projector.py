@@ -63,7 +63,8 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 
 
 def random_workload(engine: Engine, users: list[str], commands: int, seed: int) -> None:
-    """Starts, reuses, queued full syncs, progress, endings of every kind, through the handlers."""
+    """Starts (clicks and new-mail notices), reuses, queued full syncs and follow-ups,
+    progress, endings of every kind, through the handlers."""
     rng = random.Random(seed)
     store = PostgresEventStore(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
@@ -76,7 +77,9 @@ def random_workload(engine: Engine, users: list[str], commands: int, seed: int) 
         try:
             if roll < 0.35:
                 deps = lapsing if rng.random() < 0.2 else lease
-                handle(StartRequested(user, rng.random() < 0.3, meta), deps)
+                full = rng.random() < 0.3
+                notice = rng.random() < 0.3
+                handle(StartRequested(user, full, meta, "new_mail" if notice else "click"), deps)
             elif roll < 0.6:
                 percent = round(rng.uniform(0, 99), 2)
                 handle(ReportProgress(user, task, percent, stats, meta), lease)

@@ -12,9 +12,16 @@ const REASONS = {
   replaced_expired: "a click (replaced an expired task)",
   queued_full_sync: "the queued full sync",
 };
+const SIGN_IN_AGAIN = "Your token was refused or has expired: sign in again.";
+const UNREACHABLE = "cannot reach the server";
 let token = null;
 let current = null; // the last status row received
 let historyKey = "";
+let expiryTimer = null;
+let streamStop = null; // aborts the status stream at sign-out
+
+// Raised by `call` once the page is signed out: the sign-in message is already on screen.
+class SignedOut extends Error {}
 
 function takeToken() {
   const fragment = new URLSearchParams(location.hash.slice(1));
@@ -25,18 +32,29 @@ function takeToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-function subjectOf(jwt) {
+function claimsOf(jwt) {
   try {
     const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part)).sub || "?";
+    return JSON.parse(atob(part));
   } catch {
-    return "?";
+    return {};
   }
 }
 
-function showError(text) {
+// `unreachable`: the error is about the connection, and goes away once the server answers.
+function showError(text, unreachable = false) {
   $("error").textContent = text;
   $("error").hidden = !text;
+  $("error").dataset.unreachable = unreachable ? "yes" : "";
+}
+
+function heardFromServer() {
+  if ($("error").dataset.unreachable) showError("");
+}
+
+function showFailure(what, error) {
+  if (error instanceof SignedOut) return; // "sign in again" stays
+  showError(`${what}: ${error.message}`, error.message === UNREACHABLE);
 }
 
 // A problem document (RFC 9457) in words: its detail, else its title and status.
@@ -49,18 +67,25 @@ async function problemText(response) {
   return `the server answered ${response.status}`;
 }
 
-async function call(method, path) {
+async function call(method, path, body = undefined) {
+  if (!token) throw new SignedOut(SIGN_IN_AGAIN);
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+    response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
   } catch {
-    throw new Error("cannot reach the server");
+    throw new Error(UNREACHABLE);
   }
+  heardFromServer();
   if (!response.ok) {
-    if (response.status === 401) signOut();
+    if (response.status === 401) {
+      signOut();
+      throw new SignedOut(SIGN_IN_AGAIN);
+    }
     throw new Error(await problemText(response));
   }
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
 function describeClick(answer) {
@@ -84,7 +109,7 @@ async function onSync() {
     describeClick(await call("POST", `/sync/smart?force_full=${full}`));
     showError("");
   } catch (error) {
-    showError(`Sync: ${error.message}`);
+    showFailure("Sync", error);
   }
 }
 
@@ -97,7 +122,7 @@ async function onStop() {
     $("outcome").dataset.outcome = "cancelled";
     showError("");
   } catch (error) {
-    showError(`Stop: ${error.message}`);
+    showFailure("Stop", error);
   }
 }
 
@@ -116,7 +141,7 @@ function render(status) {
     ? `${stats.imported ?? 0} of ${stats.total} messages`
     : "";
   $("queued").hidden = !status.full_sync_queued;
-  $("stop").disabled = !status.is_syncing;
+  $("stop").disabled = !token || !status.is_syncing;
   const live = status.task_id && document.querySelector(
     `#tasks tr[data-task-id="${CSS.escape(status.task_id)}"]`);
   if (live) live.cells[3].textContent = `${Math.round(percent)} %`;
@@ -132,7 +157,7 @@ async function loadHistory() {
   try {
     page = await call("GET", "/sync/tasks?limit=10");
   } catch (error) {
-    showError(`Task history: ${error.message}`);
+    showFailure("Task history", error);
     return;
   }
   const body = $("tasks").tBodies[0];
@@ -161,24 +186,31 @@ async function loadHistory() {
 async function followStatus() {
   let lastId = null;
   let wait = 1000;
+  const live = (text) => { if (token) $("live").textContent = `live updates: ${text}`; };
   while (token) {
     const headers = { Authorization: `Bearer ${token}` };
     if (lastId !== null) headers["Last-Event-ID"] = lastId;
+    streamStop = new AbortController();
     try {
-      const response = await fetch("/sync/status/stream", { headers, cache: "no-store" });
+      const response = await fetch("/sync/status/stream",
+        { headers, cache: "no-store", signal: streamStop.signal });
+      if (response.status === 401) {
+        signOut();
+        return;
+      }
       if (!response.ok) {
-        if (response.status === 401) signOut();
         const retry = Number(response.headers.get("Retry-After")) || 0;
         wait = Math.max(wait, retry * 1000);
-        $("live").textContent = `live updates: ${await problemText(response)}`;
+        live(await problemText(response));
       } else {
-        $("live").textContent = "live updates: on";
+        live("on");
+        heardFromServer();
         wait = 1000;
         lastId = await readEvents(response.body, lastId);
-        $("live").textContent = "live updates: reconnecting";
+        live("reconnecting");
       }
     } catch {
-      $("live").textContent = "live updates: reconnecting (server unreachable)";
+      live("reconnecting (server unreachable)");
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
     wait = Math.min(wait * 2, 15000);
@@ -212,12 +244,30 @@ async function readEvents(stream, lastId) {
   }
 }
 
+// Nothing is sent without a token: every action is disabled until the next sign-in.
+function setSignedIn(signedIn) {
+  for (const id of ["sync", "full"]) $(id).disabled = !signedIn;
+  if (!signedIn) $("stop").disabled = true;
+}
+
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
+  clearTimeout(expiryTimer);
+  if (streamStop) streamStop.abort();
+  setSignedIn(false);
   $("who").textContent = "Not signed in";
   $("signin").hidden = false;
-  showError("Your token was refused or has expired: sign in again.");
+  $("live").textContent = "live updates: sign in first";
+  showError(SIGN_IN_AGAIN);
+}
+
+// Sign out when the token's `exp` passes, rather than send a token the server will refuse.
+function signOutAtExpiry(claims) {
+  if (typeof claims.exp !== "number") return;
+  const left = claims.exp * 1000 - Date.now();
+  if (left <= 0) signOut();
+  else expiryTimer = setTimeout(signOut, Math.min(left, 2 ** 31 - 1));
 }
 
 function start() {
@@ -230,11 +280,15 @@ function start() {
     location.reload();
   });
   if (!token) {
+    setSignedIn(false);
     $("signin").hidden = false;
     $("live").textContent = "live updates: sign in first";
     return;
   }
-  $("who").textContent = `Signed in as ${subjectOf(token)}`;
+  const claims = claimsOf(token);
+  $("who").textContent = `Signed in as ${claims.sub || "?"}`;
+  signOutAtExpiry(claims);
+  if (!token) return;
   followStatus();
 }
 
