@@ -76,7 +76,7 @@ class AccessTokens:
             except ProviderUnreachable as error:
                 raise RefreshFailed(f"{error}; the next sync tries again") from None
             else:
-                save_refresh(conn, self._box, user_id, tokens)
+                save_refresh(conn, self._box, user_id, tokens, grant.refresh_token)
                 log.info(
                     "access token refreshed for %s (refresh token %s)",
                     user_id,

@@ -29,7 +29,7 @@ LOCK = text(
 REFRESHED = text(
     "UPDATE mail_oauth2_tokens SET access_token = :access, "
     "access_expires_at = clock_timestamp() + make_interval(secs => :expires_in), "
-    "refresh_token = coalesce(:refresh, refresh_token), refreshes = refreshes + 1, "
+    "refresh_token = :refresh, refreshes = refreshes + 1, "
     "updated_at = clock_timestamp() WHERE user_id = :user_id"
 )
 EXPIRED = text(
@@ -93,16 +93,18 @@ def lock_grant(conn: Connection, box: PasswordBox, user_id: str) -> LockedGrant 
     )
 
 
-def save_refresh(conn: Connection, box: PasswordBox, user_id: str, tokens: Tokens) -> None:
-    """The new access token, and the refresh token when the provider rotated it."""
-    rotated = tokens.refresh_token
+def save_refresh(
+    conn: Connection, box: PasswordBox, user_id: str, tokens: Tokens, spent: str
+) -> None:
+    """The new access token, and the refresh token: the rotated one, else the one `spent`,
+    sealed again so that it moves to SYNC_MAIL_KEY's first key (key rotation)."""
     conn.execute(
         REFRESHED,
         {
             "user_id": user_id,
             "access": box.seal(tokens.access_token),
             "expires_in": tokens.expires_in,
-            "refresh": box.seal(rotated) if rotated is not None else None,
+            "refresh": box.seal(tokens.refresh_token or spent),
         },
     )
 

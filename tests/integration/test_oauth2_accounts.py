@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from consumers.executors import TaskFailed, TaskSpec
@@ -33,6 +34,7 @@ from tests.oidc_server import OidcProvider, start_oidc_provider
 from tests.random_refs import random_user
 
 KEY = new_key()
+NEW_KEY = new_key()  # the next SYNC_MAIL_KEY, after a rotation
 LOOPBACK = "127.0.0.1"
 TESTSERVER = "http://testserver"  # TestClient's base URL: the redirect URI's origin
 START = "/accounts/oauth2/oidc/start"
@@ -141,7 +143,8 @@ def grant(engine: Engine, user: str) -> dict[str, Any]:
             .mappings()
             .one()
         )
-    return {**row, "refresh_token": PasswordBox(KEY).open(bytes(row["refresh_token"]))}
+    box = PasswordBox(f"{NEW_KEY},{KEY}")
+    return {**row, "refresh_token": box.open(bytes(row["refresh_token"]))}
 
 
 def wait_until_due(engine: Engine, user: str) -> None:
@@ -298,10 +301,20 @@ def test_a_due_token_is_refreshed_and_the_rotated_refresh_token_is_the_one_kept(
     assert refreshes(provider) == before + 1 and second["refreshes"] == 1
     assert second["refresh_token"] != first  # rotated, and kept
     wait_until_due(engine, user)
-    sync(settings, user)  # spends the rotated token: the old one would revoke the grant
+    # The operator rotates SYNC_MAIL_KEY; a worker with the new key first spends the rotated
+    # refresh token (the first one would revoke the grant) and seals the new ones under it.
+    rotated_keys = settings.model_copy(update={"mail_key": SecretStr(f"{NEW_KEY},{KEY}")})
+    assert sync(rotated_keys, user)["fetched"] == 0
     assert refreshes(provider) == before + 2
     assert grant(engine, user)["state"] == "connected"
     assert "refresh_token:invalid_grant" not in provider.counts()
+    with engine.connect() as conn:
+        sealed = conn.execute(
+            text("SELECT refresh_token, access_token FROM mail_oauth2_tokens WHERE user_id = :u"),
+            {"u": user},
+        ).one()
+    for token in sealed:
+        PasswordBox(NEW_KEY).open(bytes(token))  # the old key is no longer needed
 
 
 def test_a_session_ended_mid_sync_when_its_token_expired_logs_in_again_and_finishes(
