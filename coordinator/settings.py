@@ -240,6 +240,10 @@ class Settings(BaseSettings):
         description="Also send the deprecated X-Sync-Signature headers (until 2027-06-01)",
     )
     webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    request_log_level: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        default="INFO",
+        description="Level of the API's line per request (logged at INFO; WARNING: none)",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text or one JSON object per line"
     )

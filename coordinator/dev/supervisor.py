@@ -13,7 +13,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-from coordinator.adapters.kafka.topic import ensure_topic_waiting
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
 from coordinator.dev.apache_kafka import KAFKA_VERSION, start_cluster
@@ -72,7 +71,7 @@ def run_dev(settings: Settings) -> int:
             SYNC_API_URL=f"http://{settings.api_host}:{port}",
         )
         upgrade(url)
-        create_topic(settings.model_copy(update=_replication_of(env)), bootstrap)
+        create_topic(env)
         mailbox = start_dev_mail(settings, data_dir, url, DEMO_USER, env, cleanup)
         if mailbox:
             _say(mailbox)
@@ -136,29 +135,15 @@ def start_broker(
     return broker.bootstrap
 
 
-def create_topic(settings: Settings, bootstrap: str) -> None:
-    """The topic with its layout, before any process can ask a broker for it."""
-    layout = ensure_topic_waiting(
-        bootstrap,
-        settings.kafka_topic,
-        settings.kafka_partitions,
-        settings.kafka_replication_factor,
-        settings.kafka_min_insync_replicas,
-        wait_seconds=30,
-    )
-    _say(
-        f"topic {settings.kafka_topic}: {layout.partitions} partitions, "
-        f"{layout.replication_factor} replicas"
-    )
-
-
-def _replication_of(env: dict[str, str]) -> dict[str, int]:
-    """The replication settings `start_broker` gave the children, as Settings fields."""
-    found = {
-        "kafka_replication_factor": env.get("SYNC_KAFKA_REPLICATION_FACTOR"),
-        "kafka_min_insync_replicas": env.get("SYNC_KAFKA_MIN_INSYNC_REPLICAS"),
-    }
-    return {name: int(value) for name, value in found.items() if value}
+def create_topic(env: dict[str, str]) -> None:
+    """The topic with its layout, before any process can ask a broker for it: `syncctl
+    topic`, as compose's topic service runs it (a process of its own, so no client of the
+    supervisor's is left connected to the broker)."""
+    command = [sys.executable, "-m", "coordinator.cli", "topic", "--wait", "30"]
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    if made.returncode != 0:
+        raise SystemExit(f"the topic could not be created: {made.stderr.strip()}")
+    _say(made.stdout.strip())
 
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

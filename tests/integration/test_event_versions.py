@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import psycopg
 import pytest
@@ -26,7 +27,7 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import SyncStarted
+from coordinator.domain.events import StartReason, SyncStarted
 from coordinator.service.handlers import Dependencies, handle
 from projections.projector import apply_batch
 from projections.store import ProjectionStore
@@ -130,11 +131,7 @@ def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas
         envelope_read = decode(raw, record.partition, record.offset)
         assert envelope_read is not None
         if isinstance(envelope_read.data, SyncStarted):
-            assert envelope_read.data.reason in (
-                "first_click",
-                "replaced_expired",
-                "queued_full_sync",
-            )
+            assert envelope_read.data.reason in get_args(StartReason)
         deliveries.append(Delivery(record.partition, record.offset, envelope_read))
     projections = ProjectionStore(database_url)
     try:
