@@ -3,10 +3,10 @@ FROM python:3.12-slim
 ENV PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY coordinator ./coordinator
 COPY projections ./projections
 COPY consumers ./consumers
-COPY mail ./mail
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["syncctl"]

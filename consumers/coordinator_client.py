@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from coordinator.telemetry import tracing
+from core.telemetry import tracing
 
 log = logging.getLogger("consumers.coordinator_client")
 REPORT_SCOPE = "sync:report"

@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from datetime import UTC, datetime
 
-import jwt
-
-from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient, Fenced, ReportFailed
-from consumers.executors import DemoExecutor, Executor, Stopped, TaskFailed, TaskSpec
-from consumers.imap.wiring import imap_executor
-from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
-from coordinator.domain.events import SyncCancelled, SyncStarted
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import log_context
+from consumers.coordinator_client import CoordinatorClient, Fenced, ReportFailed
+from consumers.executors import Executor, Stopped, TaskFailed, TaskSpec
+from core.domain.events import SyncCancelled, SyncStarted
+from core.kafka.event_source import Delivery
+from core.telemetry import tracing
+from core.telemetry.logs import log_context
 
 log = logging.getLogger("consumers.sync_worker")
 CONSUMER = tracing.SpanKind.CONSUMER
@@ -163,50 +157,3 @@ class SyncWorker:
                 stop.set()
             wait_all(late, timeout=30)
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def make_executor(settings: Settings) -> Executor:
-    """The executor named in settings."""
-    if settings.worker_executor == "demo":
-        return DemoExecutor(settings.demo_messages, settings.demo_pace)
-    if settings.worker_executor == "imap":
-        return imap_executor(settings)
-    raise SystemExit(f"unknown executor {settings.worker_executor!r}; known: demo, imap")
-
-
-def run_worker(settings: Settings) -> int:
-    """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
-    stop = stop_on_signals()
-    secret = settings.require_jwt_secret()  # the worker signs its own HS256 report tokens
-
-    def token_for(user_id: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "scope": REPORT_SCOPE, "iat": now, "exp": now + 300}
-        return jwt.encode(claims, secret, "HS256")
-
-    client = CoordinatorClient(settings.api_url, token_for)
-    executor = make_executor(settings)
-    worker = SyncWorker(
-        executor, client, settings.worker_concurrency, settings.worker_grace_seconds
-    )
-    source = EventSource(
-        SourceConfig(
-            bootstrap=settings.require_kafka_bootstrap(),
-            topic=settings.kafka_topic,
-            group=settings.worker_group,
-            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
-            instance_id=settings.consumer_instance_id,
-        )
-    )
-    log.info("worker consuming %s as %s", settings.kafka_topic, settings.worker_group)
-    try:
-        while not stop.is_set():
-            batch = source.poll(timeout_ms=500)
-            worker.take(batch)
-            source.commit(batch)  # a task lost with this process is reaped after its lease
-            worker.forget_finished()
-    finally:
-        worker.shutdown()
-        source.close()
-        client.close()
-    return 0

@@ -14,25 +14,20 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import httpx
-
 from consumers.webhook_sender import (
     FIRST_BACKOFF_SECONDS,
     Receiver,
     Stopping,
     WebhookSender,
-    receiver_from,
 )
 from consumers.webhook_signing import sign, verify
 from consumers.webhook_store import DeliveryStoreUnavailable, WebhookStore
-from coordinator.adapters.kafka.event_source import Delivery, EventSource, SourceConfig
-from coordinator.domain.events import Envelope
-from coordinator.settings import Settings
-from coordinator.stopping import stop_on_signals
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import log_context
+from core.domain.events import Envelope
+from core.kafka.event_source import Delivery, EventSource
+from core.telemetry import tracing
+from core.telemetry.logs import log_context
 
-__all__ = ["TERMINAL", "WebhookDispatcher", "run_dispatcher", "sign", "verify"]
+__all__ = ["TERMINAL", "WebhookDispatcher", "sign", "verify"]
 log = logging.getLogger("consumers.webhook_dispatcher")
 T = TypeVar("T")
 
@@ -141,33 +136,3 @@ class WebhookDispatcher:
             log.warning("offset commit failed (%r); records will be read again", error)
         self._pending.clear()
         self._committed_at = time.monotonic()
-
-
-def run_dispatcher(settings: Settings) -> int:
-    """`syncctl webhooks`: dispatch until SIGTERM or SIGINT."""
-    receiver = receiver_from(settings)
-    stop = stop_on_signals()
-    store = WebhookStore(settings.require_database_url())
-    source = EventSource(
-        SourceConfig(
-            bootstrap=settings.require_kafka_bootstrap(),
-            topic=settings.kafka_topic,
-            group=settings.webhook_group,
-            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
-            instance_id=settings.consumer_instance_id,
-            # One record per poll: a receiver's retries then delay the next poll by one
-            # event's backoff, not a whole batch's, which keeps the group membership.
-            max_records=1,
-        )
-    )
-    client = httpx.Client(timeout=receiver.timeout_seconds)
-    log.info("dispatching %s to %s", sorted(TERMINAL), receiver.url)
-    try:
-        WebhookDispatcher(
-            source, store, WebhookSender(receiver, stop, client), receiver, stop
-        ).run()
-    finally:
-        client.close()
-        source.close()
-        store.close()
-    return 0

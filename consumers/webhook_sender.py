@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from consumers.webhook_signing import BadSecret, parse_secrets, sign, standard_headers
-from coordinator.settings import Settings
-from coordinator.telemetry import tracing
+from core.settings import Settings
+from core.telemetry import tracing
 
 log = logging.getLogger("consumers.webhook_dispatcher")
 # A 4xx says the request itself is wrong, so sending it again cannot help; except

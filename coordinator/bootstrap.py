@@ -9,12 +9,12 @@ from datetime import timedelta
 from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
-from coordinator.adapters.postgres.engine import make_engine, translated_errors
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import OutboxStore, libpq_url
+from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies
-from coordinator.settings import Settings
+from core.database import libpq_url, make_engine, translated_errors
+from core.settings import Settings
 from projections.read_models import ReadModels
 
 

@@ -13,8 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from coordinator.domain.events import EVENT_TYPES, Envelope
-from coordinator.domain.upcasting import PAST_SHAPES, current_version
+from core.domain.events import EVENT_TYPES, Envelope
+from core.domain.upcasting import PAST_SHAPES, current_version
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ENVELOPE_FILE = "envelope.schema.json"

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from coordinator.adapters.kafka.event_source import Delivery
-from coordinator.domain.events import Envelope, SyncStarted
+from core.domain.events import Envelope, SyncStarted
+from core.kafka.event_source import Delivery
 from projections.row_cache import RowCache, Written
 from projections.status_view import StatusRow, fold_status
 from projections.store import ProjectionBatch, ProjectionStore

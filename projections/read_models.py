@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.engine import translated_errors
+from core.database import translated_errors
 
 STATUS = text("SELECT * FROM sync_status WHERE user_id = :user_id")
 STATUSES = text("SELECT * FROM sync_status WHERE user_id = ANY(:user_ids)")

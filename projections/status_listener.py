@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from coordinator.adapters.postgres.outbox_store import libpq_url
+from core.database import libpq_url
 from projections import status_notices
 
 log = logging.getLogger("coordinator.status_listener")

@@ -14,8 +14,8 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 
-from coordinator.domain.events import Envelope, envelope_from_stored
-from coordinator.domain.frozen import frozen_from_fields
+from core.domain.events import Envelope, envelope_from_stored
+from core.domain.frozen import frozen_from_fields
 from projections import status_notices
 from projections.row_cache import DEFAULT_CAPACITY, RowCache
 from projections.status_view import StatusRow

@@ -7,7 +7,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from coordinator.domain.events import (
+from core.domain.events import (
     CancelRequested,
     Envelope,
     Event,
@@ -21,7 +21,7 @@ from coordinator.domain.events import (
     SyncReused,
     SyncStarted,
 )
-from coordinator.domain.frozen import frozen_from_fields
+from core.domain.frozen import frozen_from_fields
 
 
 @dataclass(frozen=True)

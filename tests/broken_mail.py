@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
 
 SAMPLES = Path(__file__).parent / "fixtures" / "broken_mail"
 LONG_LINE_BYTES = 100 * 1024

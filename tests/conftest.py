@@ -69,7 +69,7 @@ def database_url(server_url: str) -> str:
 
 @pytest.fixture
 def engine(shared_database_url: str) -> Iterator[Engine]:
-    from coordinator.adapters.postgres.engine import make_engine
+    from core.database import make_engine
 
     engine = make_engine(shared_database_url, pool_size=20)
     yield engine

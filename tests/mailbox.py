@@ -9,8 +9,8 @@ from uuid import uuid4
 
 from imapclient import IMAPClient
 
+from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
 from tests.random_refs import random_user
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,3 +57,14 @@ def append(
             client.multiappend(folder, msgs)
             ids += [f"<{tag}-{n}@example.org>" for n in numbers]
     return ids
+
+
+def new_uidvalidity(dovecot: Dovecot, account: ImapAccount) -> None:
+    """INBOX gets a new UIDVALIDITY and keeps its UIDs, as after a restored or rebuilt index:
+    the maildir's uidlist names another one and Dovecot's index is dropped."""
+    home = dovecot.maildir(account.username)
+    uidlist = home / "dovecot-uidlist"
+    version, validity, rest = uidlist.read_text().split(" ", 2)
+    uidlist.write_text(f"{version} V{int(validity[1:]) + 1000} {rest}")  # keeps its owner
+    for index in home.glob("dovecot.index*"):
+        index.unlink()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.settings import Settings
-from mail.access_tokens import AccessTokens
-from mail.database import mail_engine
-from mail.oauth2_client import OAuth2Client
-from mail.oauth2_providers import configured_providers
-from mail.password_box import PasswordBox
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.database import mail_engine
+from consumers.mail.oauth2_client import OAuth2Client
+from consumers.mail.oauth2_providers import configured_providers
+from consumers.mail.password_box import PasswordBox
+from core.settings import Settings
 
 GATE: Any = None  # in each worker process: the barrier every party passes before asking
 

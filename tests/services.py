@@ -11,8 +11,8 @@ import psycopg
 from sqlalchemy import make_url
 
 from coordinator.adapters.postgres.migrate import upgrade
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.dev.embedded import start_postgres, start_tansu
+from core.database import libpq_url
 from tests.random_refs import random_name
 
 TEMPLATE_DB = "sync_test_template"

@@ -17,17 +17,17 @@ import psycopg
 
 from coordinator.adapters.postgres.command_sql import INSERT_EVENT, INSERT_OUTBOX
 from coordinator.adapters.postgres.event_store import event_rows
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import (
+from core.database import libpq_url
+from core.domain.commands import (
     Command,
     CompleteSync,
     ReportProgress,
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import Envelope, stamp
-from coordinator.domain.hash_chain import GENESIS
-from coordinator.domain.user_sync import UserSyncState, decide, fold
+from core.domain.events import Envelope, stamp
+from core.domain.hash_chain import GENESIS
+from core.domain.user_sync import UserSyncState, decide, fold
 from tests.random_refs import random_name
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)

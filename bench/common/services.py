@@ -20,7 +20,7 @@ from sqlalchemy import make_url
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.dev.embedded import free_port, start_postgres
 from coordinator.dev.processes import stop_processes, wait_ready
-from coordinator.domain.user_sync import UserSyncState, stream_id_for
+from core.domain.user_sync import UserSyncState, stream_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_EVENTS = 100_000

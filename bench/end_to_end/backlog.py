@@ -2,7 +2,7 @@
 
 Writing 100,000 events through the API would take minutes, so they are generated: each user
 runs tasks in cycles (started, reused twice, progressed twice, completed) with versions
-1..n, stamped by coordinator.domain.events.stamp. The same envelopes go into `events` (with
+1..n, stamped by core.domain.events.stamp. The same envelopes go into `events` (with
 a real hash chain, and `streams` rows with the folded snapshot) so that gap filling finds
 what it looks for, and onto the topic through the relay's own to_message and KafkaPublisher:
 same key, headers and value as the outbox relay sends. The topic takes them round robin over
@@ -23,7 +23,8 @@ from coordinator.adapters.kafka.publisher import KafkaPublisher
 from coordinator.adapters.postgres.command_sql import EVENT_COLUMNS
 from coordinator.adapters.postgres.event_store import event_rows
 from coordinator.adapters.postgres.outbox_store import OutboxRow
-from coordinator.domain.events import (
+from coordinator.relay.outbox_relay import to_message
+from core.domain.events import (
     Envelope,
     Event,
     SyncCompleted,
@@ -32,9 +33,8 @@ from coordinator.domain.events import (
     SyncStarted,
     stamp,
 )
-from coordinator.domain.hash_chain import GENESIS
-from coordinator.domain.user_sync import fold, new_task_id, stream_id_for
-from coordinator.relay.outbox_relay import to_message
+from core.domain.hash_chain import GENESIS
+from core.domain.user_sync import fold, new_task_id, stream_id_for
 
 CYCLE = ("started", "reused", "reused", "progressed", "progressed", "completed")
 LEASE = timedelta(minutes=30)

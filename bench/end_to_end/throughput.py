@@ -47,7 +47,7 @@ from bench.end_to_end.stack import (
 
 TARGET_RATIO = 0.5
 MAX_RECORDS = 2000  # projections.projector.run_projector's max_records
-FETCH_MAX_WAIT_MS = 50  # coordinator.adapters.kafka.event_source.SourceConfig's default
+FETCH_MAX_WAIT_MS = 50  # core.kafka.event_source.SourceConfig's default
 PROGRESS = "SELECT count(*), coalesce(sum(last_version), 0) FROM sync_status"
 POLL_SECONDS = 0.05
 TIMEOUT_SECONDS = 900.0

@@ -8,8 +8,8 @@ import time
 
 from imapclient import IMAPClient
 
+from consumers.mail.accounts import ImapAccount
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
 
 WORDS = ("sync", "mail", "folder", "report", "meeting", "invoice", "draft", "build", "notes")
 

@@ -36,7 +36,7 @@ from uuid import UUID
 import psycopg
 
 from bench.common.services import fresh_database, libpq, server_url
-from coordinator.domain.commands import (
+from core.domain.commands import (
     Command,
     CompleteSync,
     ExpireStaleSync,
@@ -45,9 +45,9 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import stamp
-from coordinator.domain.hash_chain import GENESIS, chain_envelope
-from coordinator.domain.user_sync import UserSyncState, decide, evolve
+from core.domain.events import stamp
+from core.domain.hash_chain import GENESIS, chain_envelope
+from core.domain.user_sync import UserSyncState, decide, evolve
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = timedelta(minutes=30)
@@ -192,8 +192,8 @@ def tool_read(url: str) -> int:
 
 def child(kind: str, url: str) -> None:
     """One measurement in this process; prints its figures as JSON."""
-    from coordinator.replay.cli import run_replay
-    from coordinator.settings import Settings
+    from coordinator import cli
+    from core.settings import Settings
 
     # Everything the command imports is imported first, so "grew" is the data's share.
     for module in PRELOAD:
@@ -208,7 +208,7 @@ def child(kind: str, url: str) -> None:
         code = 0 if tool_read(url) else 1
     else:
         out = io.StringIO()
-        code = run_replay(Settings(database_url=url), [kind], out, io.StringIO())
+        code = cli.run(Settings(database_url=url), ["replay", kind], out, io.StringIO())
     seconds = time.perf_counter() - started
     peak = _proc_status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"code": code, "seconds": seconds, "peak_kb": peak, "before_kb": before}))
@@ -239,10 +239,12 @@ def run_size(stack: ExitStack, server: str, events: int, users: int, repeat: int
     written = generate(url, events, users, seed=events)
     log(f"wrote {written:,} events for {users:,} users in {time.perf_counter() - began:.0f}s")
     # The live views as the projector would hold them, so the measured rebuilds find no diff.
-    from coordinator.replay.cli import run_replay
-    from coordinator.settings import Settings
+    from coordinator import cli
+    from core.settings import Settings
 
-    run_replay(Settings(database_url=url), ["rebuild", "--swap"], io.StringIO(), io.StringIO())
+    cli.run(
+        Settings(database_url=url), ["replay", "rebuild", "--swap"], io.StringIO(), io.StringIO()
+    )
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for round_ in range(repeat):
         for kind in KINDS:

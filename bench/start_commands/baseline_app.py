@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from coordinator.adapters.postgres import command_sql as store
-from coordinator.domain.user_sync import stream_id_for
+from core.domain.user_sync import stream_id_for
 
 POOL_MIN, POOL_MAX = 20, 20  # the API keeps SYNC_DB_POOL_SIZE (20) connections, no overflow
 LEASE = timedelta(seconds=1800)

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -14,12 +15,17 @@ from imapclient.exceptions import IMAPClientError
 
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
-from mail.access_tokens import AccessTokens
-from mail.accounts import AccountStore, ImapAccount
-from mail.database import MailStoreUnavailable
-from mail.imap_connection import LoginRefused, MailProblem, close, connect
-from mail.message_store import FolderMoved, MessageStore, Owner
-from mail.password_box import UnreadablePassword
+from consumers.imap import server_commands as imap
+from consumers.imap.folder_state import Known, Mode, ServerStatus, State, Work, decide
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.database import MailStoreUnavailable
+from consumers.mail.folder_checkpoints import Checkpoint
+from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.message_batch import FolderRef
+from consumers.mail.message_store import FolderMoved, MessageStore, Owner
+from consumers.mail.password_box import UnreadablePassword
+from consumers.mail.tls_policy import client_context
 
 log = logging.getLogger("consumers.imap")
 
@@ -32,7 +38,11 @@ class ImapSettings:
     timeout_seconds: float = 30.0
     report_every_seconds: float = 1.0
     first_backoff_seconds: float = 0.5
-    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (mail.address_policy)
+    allowed_hosts: frozenset[str] = frozenset()  # SYNC_MAIL_ALLOWED_HOSTS (address_policy.py)
+    ca_bundle: str = ""  # SYNC_MAIL_CA_BUNDLE (tls_policy.py); empty: the system's roots
+    flag_walk_seconds: float = 1800.0
+    extensions_off: frozenset[str] = frozenset()  # upper case: QRESYNC, CONDSTORE, ESEARCH
+    changes_retention_seconds: float = 7 * 86400.0
 
 
 class ImapExecutor:
@@ -48,6 +58,7 @@ class ImapExecutor:
         self._accounts = accounts
         self._messages = messages
         self._settings = settings
+        self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
         self._tokens = tokens  # OAuth2 accounts' access tokens
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
@@ -115,6 +126,7 @@ class ImapExecutor:
             attempts=s.connect_attempts,
             timeout=s.timeout_seconds,
             first_backoff=s.first_backoff_seconds,
+            tls=self._tls,
         )
 
     def _sync(
@@ -126,48 +138,83 @@ class ImapExecutor:
         stopping: threading.Event,
     ) -> dict[str, Any]:
         started = time.monotonic()
-        full = task.sync_type == "full"
-        address = account.address()
-        owner = Owner(account.host, account.port, account.username)
+        s, store, user = self._settings, self._messages, task.user_id
         folders = _folders(client, account)
-        if full:
-            for gone in set(self._messages.synced_folders(task.user_id)) - set(folders):
-                self._messages.drop_folder(task.user_id, gone)
-        plans = []
-        for folder in folders:  # one SELECT and SEARCH each: a cancel must not wait for all
-            _check_stop(stopping, f"planning {folder!r}")
-            plans.append(
-                folder_sync.plan(client, self._messages, task.user_id, folder, full, owner)
-            )
-        progress = _Progress(report, sum(len(p.to_fetch) for p in plans), stopping, self._settings)
+        known = store.checkpoints(user)
+        for gone in set(known) - set(folders):
+            store.drop_folder(user, gone)
+        mode = imap.server_mode(client, s.extensions_off)
+        plans = [
+            self._plan(client, user, folder, known.get(folder), mode, task.sync_type, stopping)
+            for folder in folders
+        ]
+        progress = _Progress(report, sum(p[3].estimate for p in plans), stopping, s)
         progress.report_now()
-        totals = folder_sync.FolderOutcome()
-        for folder_plan in plans:
-            _check_stop(stopping, f"syncing {folder_plan.ref.folder!r}")
-            outcome = folder_sync.run(
-                client,
-                self._messages,
-                folder_plan,
-                batch_size=self._settings.batch_size,
-                raw_max_bytes=self._settings.raw_max_bytes,
-                address=address,
-                after_batch=progress.advance,
-                check_stop=lambda doing: _check_stop(stopping, doing),
-            )
-            totals.fetched += outcome.fetched
-            totals.flags_updated += outcome.flags_updated
-            totals.removed += outcome.removed
-            totals.skipped += outcome.skipped
+        session = folder_sync.Session(
+            client,
+            store,
+            user,
+            Owner(account.host, account.port, account.username),
+            mode,
+            imap.esearch(client, s.extensions_off),
+            s.batch_size,
+            s.raw_max_bytes,
+            check_stop=lambda doing: _check_stop(stopping, doing),
+            after_batch=progress.advance,
+            correct_total=progress.correct,
+        )
+        outcomes = [folder_sync.sync_folder(session, *plan) for plan in plans]
+        store.touch(user, [p[0] for p in plans if p[3].state is State.UNCHANGED])
+        store.prune_changes(user, s.changes_retention_seconds)
         return {
             "folders": len(plans),
-            "fetched": totals.fetched,
+            "fetched": sum(o.fetched for o in outcomes),
             "total": progress.total,
-            "flags_updated": totals.flags_updated,
-            "removed": totals.removed,
-            "skipped": totals.skipped,
-            "started_over": sum(1 for p in plans if p.started_over),
+            "flags_updated": sum(o.flags_updated for o in outcomes),
+            "removed": sum(o.removed for o in outcomes),
+            "skipped": sum(o.skipped for o in outcomes),
+            "started_over": sum(1 for o in outcomes if o.started_over),
+            "rekeyed": sum(1 for o in outcomes if o.rekeyed),
+            "unchanged": sum(1 for p in plans if p[3].state is State.UNCHANGED),
+            "mode": mode.value,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    def _plan(
+        self,
+        client: IMAPClient,
+        user: str,
+        folder: str,
+        checkpoint: Checkpoint | None,
+        mode: Mode,
+        sync_type: str,
+        stopping: threading.Event,
+    ) -> tuple[str, ServerStatus, Checkpoint | None, Work]:
+        """One STATUS round trip, compared with the folder's checkpoint: the work it leaves."""
+        _check_stop(stopping, f"planning {folder!r}")
+        server = imap.status(client, folder, mode)
+        full = sync_type == "full"
+        if checkpoint is None:
+            return folder, server, None, decide(None, server, mode, full=full, walk_due=True)
+        stored = None
+        if full or not checkpoint.first_sync_done:
+            ref = FolderRef(user, folder, checkpoint.uidvalidity)
+            stored = self._messages.count(ref)
+        walked = checkpoint.flags_walked_at
+        due = (
+            walked is None
+            or (datetime.now(UTC) - walked).total_seconds() >= self._settings.flag_walk_seconds
+        )
+        known = Known(
+            checkpoint.uidvalidity,
+            checkpoint.highest_uid,
+            checkpoint.low_uid,
+            checkpoint.uidnext,
+            checkpoint.messages,
+            checkpoint.highest_modseq,
+            stored,
+        )
+        return folder, server, checkpoint, decide(known, server, mode, full=full, walk_due=due)
 
 
 class _Progress:
@@ -192,6 +239,10 @@ class _Progress:
             )
         if time.monotonic() - self._last >= self._every:
             self.report_now()
+
+    def correct(self, delta: int) -> None:
+        """A folder's real count of messages to fetch is known now."""
+        self.total = max(self.done, self.total + delta)
 
     def report_now(self) -> None:
         percent = 100.0 * self.done / self.total if self.total else 0.0

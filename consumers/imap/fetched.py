@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.imap.header_text import header_date, header_text
-from mail.message_batch import Skipped, StoredMessage
+from consumers.mail.message_batch import Skipped, StoredMessage
 
 HEADER = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT FROM TO DATE)]"
 RAW = b"BODY[]<0>"

@@ -8,14 +8,15 @@ import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from consumers.mail.accounts import AccountView, ImapAccount
+from consumers.mail.address_policy import HostRefused, resolve
+from consumers.mail.imap_connection import MailProblem, verify
+from consumers.mail.tls_policy import PlaintextRefused, refuse_plaintext
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountChecks, AccountsDep, ChecksDep
 from coordinator.api.mail_schemas import AccountRequest, AccountResponse
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
-from mail.accounts import AccountView, ImapAccount
-from mail.address_policy import HostRefused, resolve
-from mail.imap_connection import MailProblem, verify
 
 router = APIRouter(prefix="/accounts", tags=["mail"])
 VERIFY_TIMEOUT_SECONDS = 10.0  # the whole check: connect, greeting, TLS, login, folders
@@ -57,6 +58,8 @@ async def put_account(
         )
     except HostRefused as error:
         return problem(request.scope, 422, str(error), kind="mail-host-not-allowed")
+    except PlaintextRefused as error:
+        return problem(request.scope, 422, str(error), kind="mail-plaintext-refused")
     except MailProblem as error:
         return problem(request.scope, 422, str(error), kind="mail-login-failed", reason="imap")
     finally:
@@ -77,9 +80,10 @@ def _busy(checks: AccountChecks, user_id: str) -> str | None:
 def _check(account: ImapAccount, checks: AccountChecks, login: bool) -> None:
     """The host's address must be allowed; with `login`, the login and folders too (bounded)."""
     if login:
-        verify(account, checks.allowed_hosts, VERIFY_TIMEOUT_SECONDS)
+        verify(account, checks.allowed_hosts, VERIFY_TIMEOUT_SECONDS, checks.tls)
     else:
         resolve(account.host, account.port, checks.allowed_hosts)
+        refuse_plaintext(account.host, account.port, account.security, checks.allowed_hosts)
 
 
 @router.get(

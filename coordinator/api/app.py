@@ -18,6 +18,7 @@ from coordinator.api import (
     account_routes,
     cancel_routes,
     docs_page,
+    mail_change_routes,
     mail_deps,
     mail_routes,
     oauth2_deps,
@@ -47,7 +48,7 @@ from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
 from coordinator.bootstrap import bootstrap
-from coordinator.settings import Settings
+from core.settings import Settings
 from projections.status_listener import StatusListener
 
 REPORT_PATH = re.compile(r"/sync/tasks/[^/]+/(progress|complete|fail)")
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     docs_page.install(app)
     mail_deps.install(app, settings)
     oauth2_deps.install(app, settings)
-    for module in (account_routes, oauth2_routes, mail_routes, skipped_routes):
+    for module in (account_routes, oauth2_routes, mail_routes, mail_change_routes, skipped_routes):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)
@@ -125,7 +126,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         StartShortcut, tokens=tokens, retry_after_seconds=settings.retry_after_seconds
     )
-    app.add_middleware(RequestGuard, body_limit=body_limits(settings))
+    app.add_middleware(
+        RequestGuard,
+        body_limit=body_limits(settings),
+        body_seconds=settings.request_body_seconds,
+    )
     if settings.user_active_requests:
         app.add_middleware(
             UserGate,

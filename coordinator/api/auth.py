@@ -16,7 +16,7 @@ import jwt
 
 from coordinator.api.jwks import JwksKeys, UnknownKey
 from coordinator.api.token_cache import TokenCache
-from coordinator.settings import Settings, require_hs256_key
+from core.settings import Settings, require_hs256_key
 
 REPORT_SCOPE = "sync:report"
 MAX_USER_ID_LENGTH = 256

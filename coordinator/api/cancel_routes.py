@@ -9,8 +9,8 @@ from coordinator.api.input_rules import client_name
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import CancelResponse
 from coordinator.api.submission import submit
-from coordinator.domain.commands import CancelSync, RequestMeta
 from coordinator.service.outcomes import TaskOutcome
+from core.domain.commands import CancelSync, RequestMeta
 
 router = APIRouter(tags=["sync"])
 # 404: not a task of this user; 409: it has already ended (reason says how); 429: queue full.

@@ -13,10 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coordinator.api.auth import TokenVerifier
-from coordinator.api.input_rules import TASK_ID_PATTERN
+from coordinator.api.input_rules import HEADER_PATTERN, MAX_HEADER_TEXT, TASK_ID_PATTERN
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
-from coordinator.settings import Settings
+from core.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -67,8 +67,8 @@ async def get_correlation_id(
     x_request_id: Annotated[
         str | None,
         Header(
-            max_length=200,
-            pattern=r"^[!-~]+$",
+            max_length=MAX_HEADER_TEXT,
+            pattern=HEADER_PATTERN,
             description="Correlation id echoed into events and error documents",
         ),
     ] = None,

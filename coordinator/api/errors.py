@@ -14,16 +14,10 @@ from starlette.types import Scope
 from coordinator.api.auth import TokenRejected
 from coordinator.api.jwks import KeysUnavailable
 from coordinator.api.problems import clip, problem
-from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from coordinator.service.handlers import IdempotencyKeyReused
-from coordinator.service.ports import (
-    ClientGone,
-    ConflictRetriesExhausted,
-    EventTooLarge,
-    QueueFull,
-    StoreBusy,
-    StoreUnavailable,
-)
+from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
+from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
+from core.store_errors import StoreBusy, StoreUnavailable
 
 MAX_LISTED_ERRORS = 20
 

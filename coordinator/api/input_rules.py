@@ -20,7 +20,6 @@ MAX_STRING_LENGTH = 1000
 MAX_STATS_BYTES = 16 * 1024  # with the error text, keeps every event far below a Kafka record
 MAX_ERROR_LENGTH = 4000
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,200}$"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
@@ -123,8 +122,11 @@ Percent = Annotated[
 
 
 MAX_CLIENT_LENGTH = 200
-# A header value as X-Request-ID and Idempotency-Key are declared: printable ASCII, 1-200.
-HEADER_TEXT = re.compile(r"[!-~]{1,200}")
+# The one rule for the header values a client chooses (X-Request-ID, Idempotency-Key):
+# printable ASCII without spaces, 1-200 characters; routes declare it, middleware checks it.
+MAX_HEADER_TEXT = 200
+HEADER_PATTERN = rf"^[!-~]{{1,{MAX_HEADER_TEXT}}}$"
+HEADER_TEXT = re.compile(HEADER_PATTERN)
 UNPRINTABLE = re.compile(r"[^ -~]")
 
 

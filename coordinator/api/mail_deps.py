@@ -6,17 +6,19 @@ at start with the reason instead of failing inside a request.
 
 from __future__ import annotations
 
+import ssl
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 
+from consumers.mail.accounts import AccountStore
+from consumers.mail.address_policy import allowed_hosts
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox
+from consumers.mail.tls_policy import client_context
 from coordinator.bootstrap import Wiring
-from coordinator.settings import Settings
-from mail.accounts import AccountStore
-from mail.address_policy import allowed_hosts
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox
+from core.settings import Settings
 
 CHECKS_AT_ONCE = 4  # account checks (DNS, login) in flight across all users, each time-bounded
 
@@ -25,8 +27,9 @@ class AccountChecks:
     """A small thread limiter of its own, so checks never take the shared pool's threads, and at
     most one check per user at a time."""
 
-    def __init__(self, allowed: frozenset[str]) -> None:
+    def __init__(self, allowed: frozenset[str], tls: ssl.SSLContext) -> None:
         self.allowed_hosts = allowed
+        self.tls = tls  # verifies the servers' certificates (SYNC_MAIL_CA_BUNDLE)
         self.running: set[str] = set()
         self._limiter: anyio.CapacityLimiter | None = None
 
@@ -38,10 +41,14 @@ class AccountChecks:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Opens SYNC_MAIL_KEY now (SystemExit with the reason if malformed)."""
+    """Opens SYNC_MAIL_KEY and SYNC_MAIL_CA_BUNDLE now (SystemExit with the reason if bad)."""
     key = settings.mail_key.get_secret_value()
     app.state.mail_box = PasswordBox(key) if key else None
-    app.state.mail_checks = AccountChecks(allowed_hosts(settings.mail_allowed_hosts))
+    try:
+        tls = client_context(settings.mail_ca_bundle)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    app.state.mail_checks = AccountChecks(allowed_hosts(settings.mail_allowed_hosts), tls)
 
 
 async def get_accounts(request: Request) -> AccountStore:

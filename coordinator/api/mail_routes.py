@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
+from coordinator.api import cursors
+from coordinator.api.cursors import CURSOR_PATTERN
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import MessagesDep
 from coordinator.api.mail_schemas import (
@@ -22,7 +22,6 @@ from coordinator.api.mail_schemas import (
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 
 router = APIRouter(prefix="/mail", tags=["mail"])
-MAIL_CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,600}$"
 
 
 @router.get("/folders", response_model=FolderList, responses=problem_responses(*AUTHENTICATED))
@@ -39,40 +38,26 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
-        Query(max_length=600, pattern=MAIL_CURSOR_PATTERN, description="next_cursor of a page"),
+        Query(max_length=600, pattern=CURSOR_PATTERN, description="next_cursor of a page"),
     ] = None,
 ) -> MessagePage:
     """The caller's messages, newest first (by the server's INTERNALDATE)."""
-    rows = messages.page(user_id, folder, limit, _decode(cursor) if cursor else None)
+    rows = messages.page(user_id, folder, limit, _after(cursor) if cursor else None)
     page = [MessageResponse(**row) for row in rows]
     last = page[-1] if len(page) == limit else None
     return MessagePage(
         messages=page,
-        next_cursor=_encode(last.received_at, last.folder, last.uid) if last else None,
+        next_cursor=cursors.encode(last.received_at, last.folder, last.uid) if last else None,
     )
 
 
-def _encode(received_at: datetime, folder: str, uid: int) -> str:
-    raw = json.dumps([received_at.isoformat(), folder, uid]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode(cursor: str) -> tuple[datetime, str, int]:
-    """The key a cursor carries; anything this API did not make is a 422."""
-    try:
-        at, folder, uid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        received_at = datetime.fromisoformat(at)
-        valid = (
-            _folder_name(folder)
-            and isinstance(uid, int)
-            and received_at.tzinfo is not None
-            and 0 < uid < 2**32
-        )
-    except (ValueError, TypeError):
-        valid = False
-    if not valid:
-        raise HTTPException(422, "cursor is not one this API returned")
+def _after(cursor: str) -> tuple[datetime, str, int]:
+    received_at, (folder, uid) = cursors.decode(cursor, _folder_name, _uid)
     return received_at, folder, uid
+
+
+def _uid(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**32
 
 
 def _folder_name(folder: object) -> bool:

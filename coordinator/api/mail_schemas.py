@@ -85,6 +85,37 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next, older page")
 
 
+ChangeKind = Literal[
+    "message_added", "flags_changed", "message_removed", "mailbox_reset", "folder_removed"
+]
+
+
+class ChangeResponse(BaseModel):
+    """One entry of the caller's mail change log; which fields are set depends on `kind`."""
+
+    position: int = Field(description="Its place in the caller's log; pass as `cursor` to go on")
+    kind: ChangeKind
+    folder: str
+    uidvalidity: int | None = Field(description="The folder's UIDVALIDITY (unset: folder_removed)")
+    uid: int | None = Field(description="message_added, flags_changed, message_removed")
+    previous_uidvalidity: int | None = Field(description="mailbox_reset: the one before")
+    rekeyed: bool | None = Field(
+        description="mailbox_reset: true = every message kept, now under `uidvalidity`; "
+        "false = every message of the folder dropped (message_added entries follow)"
+    )
+    message: MessageResponse | None = Field(
+        description="message_added and flags_changed: the message as it was stored then"
+    )
+    recorded_at: datetime
+
+
+class ChangePage(BaseModel):
+    changes: list[ChangeResponse]
+    next_cursor: str = Field(description="Pass as `cursor` for the entries after this page")
+    head: str = Field(description="The newest position written; start a mirror from it")
+    more: bool = Field(description="Whether entries after this page exist already")
+
+
 class OAuth2ProviderResponse(BaseModel):
     provider: str = Field(description="The name in /accounts/oauth2/{provider}/start")
     title: str

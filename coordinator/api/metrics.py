@@ -16,14 +16,9 @@ from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from coordinator.adapters.postgres.outbox_store import OutboxStore
-from coordinator.domain.user_sync import TaskFenced
-from coordinator.service.ports import (
-    ClientGone,
-    ConflictRetriesExhausted,
-    EventTooLarge,
-    QueueFull,
-    StoreUnavailable,
-)
+from coordinator.service.ports import ClientGone, ConflictRetriesExhausted, EventTooLarge, QueueFull
+from core.domain.user_sync import TaskFenced
+from core.store_errors import StoreUnavailable
 from projections.read_models import ReadModels
 
 log = logging.getLogger("coordinator.metrics")

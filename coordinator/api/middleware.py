@@ -3,6 +3,7 @@ and the headers every response carries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from uuid import uuid4
@@ -11,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.api.input_rules import HEADER_TEXT
 from coordinator.api.problems import problem
-from coordinator.telemetry import tracing
-from coordinator.telemetry.logs import bind
+from core.telemetry import tracing
+from core.telemetry.logs import bind
 
 log = logging.getLogger("coordinator.api")
 # Every answer may carry a user's data (status, tasks, mail, problem details): no cache keeps
@@ -46,13 +47,17 @@ class ResponseHeaders:
 class RequestGuard:
     """Names the request, refuses oversized bodies before any work, turns crashes into 500s.
 
-    The body is read here, up to the path's limit, and replayed to the app: a client that
-    sends more (with or without Content-Length) gets a 413 and nothing else runs.
+    The body is read here, up to the path's limit and within `body_seconds`, and replayed to
+    the app: a client that sends more (with or without Content-Length) gets a 413, one that
+    sends it too slowly a 408 and the connection closed, and nothing else runs.
     """
 
-    def __init__(self, app: ASGIApp, body_limit: Callable[[str], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, body_limit: Callable[[str], int], body_seconds: float = 10.0
+    ) -> None:
         self.app = app
         self.body_limit = body_limit
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +92,7 @@ class RequestGuard:
             await problem(scope, 500, detail)(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        """A receive that replays the body, or None after answering 400/413."""
+        """A receive that replays the body, or None after answering 400/408/413."""
         limit = self.body_limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
@@ -99,26 +104,41 @@ class RequestGuard:
             if int(declared) > limit:
                 await _too_large(scope, receive, send, limit)
                 return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                chunks = []
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await _too_large(scope, receive, send, limit)
-                return None
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.body_seconds):
+                chunks = await _body(receive, limit)
+        except TimeoutError:
+            detail = f"the request body did not arrive within {self.body_seconds:g} s"
+            headers = {"Connection": "close"}  # what is still on its way is not read
+            await problem(scope, 408, detail, kind="request-timeout", headers=headers)(
+                scope, receive, send
+            )
+            return None
+        if chunks is None:
+            await _too_large(scope, receive, send, limit)
+            return None
         pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
 
         async def replay() -> Message:
             return pending.pop() if pending else await receive()
 
         return replay
+
+
+async def _body(receive: Receive, limit: int) -> list[bytes] | None:
+    """The body's chunks, or None once it is over `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return []
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:

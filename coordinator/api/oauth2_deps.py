@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
+from consumers.mail.oauth2_client import OAuth2Client
+from consumers.mail.oauth2_flows import FlowStore
+from consumers.mail.oauth2_providers import configured_providers
+from consumers.mail.password_box import PasswordBox
 from coordinator.bootstrap import Wiring
-from coordinator.settings import Settings
-from mail.oauth2_client import OAuth2Client
-from mail.oauth2_flows import FlowStore
-from mail.oauth2_providers import configured_providers
-from mail.password_box import PasswordBox
+from core.settings import Settings
 
 
 @dataclass

@@ -16,6 +16,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.oauth2_client import (
+    IdTokenInvalid,
+    IssuerMismatch,
+    OAuth2Client,
+    ProviderRefused,
+    ProviderUnreachable,
+)
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountsDep
 from coordinator.api.mail_schemas import (
@@ -26,14 +34,6 @@ from coordinator.api.mail_schemas import (
 from coordinator.api.oauth2_deps import OAuth2Dep, OAuth2Setup
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
-from mail.accounts import ImapAccount
-from mail.oauth2_client import (
-    IdTokenInvalid,
-    IssuerMismatch,
-    OAuth2Client,
-    ProviderRefused,
-    ProviderUnreachable,
-)
 
 router = APIRouter(prefix="/accounts/oauth2", tags=["mail"])
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,30}$")]

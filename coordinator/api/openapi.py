@@ -14,10 +14,13 @@ DESCRIPTIONS = {
     401: "Missing, expired or invalid bearer token; see WWW-Authenticate and `reason`",
     403: "Token lacks the required scope",
     404: "No such resource for this user",
+    408: "The request line, headers or body did not arrive in time; the connection is closed",
     409: "Conflict: version conflicts outlasted the retries, or the task is fenced",
+    410: "Gone: the changes after this cursor are past the retention window",
     413: "Request body over this endpoint's limit, or the event it would record too large",
     422: "Invalid parameters or body (see `errors`), or Idempotency-Key reuse",
     429: "Too many of this user's commands waiting; see Retry-After",
+    431: "Too many header fields, or the request line and headers too large",
     500: "Unexpected error; quote `correlation_id` to support",
     502: "An upstream server (the OAuth2 provider) could not be reached or failed",
     503: "Database or identity provider unavailable, or the user's state busy; see Retry-After",
@@ -36,7 +39,7 @@ HEADERS = {
     429: {"Retry-After": RETRY_AFTER},
     503: {"Retry-After": RETRY_AFTER},
 }
-ALWAYS = (400, 413, 500)  # the request guard can answer these on any operation
+ALWAYS = (400, 408, 413, 431, 500)  # the request guard or the server, on any operation
 AUTHENTICATED = (*ALWAYS, 401, 422, 503)
 
 

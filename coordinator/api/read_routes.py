@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 from datetime import datetime
@@ -12,8 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 
+from coordinator.api import cursors
+from coordinator.api.cursors import CURSOR_PATTERN
 from coordinator.api.deps import SettingsDep, TaskId, UserId, WiringDep
-from coordinator.api.input_rules import CURSOR_PATTERN, TASK_ID_PATTERN
+from coordinator.api.input_rules import TASK_ID_PATTERN
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.schemas import StatusResponse, TaskPage, TaskResponse
 
@@ -56,11 +57,11 @@ def recent_tasks(
     ] = None,
 ) -> TaskPage:
     """The caller's tasks, newest first."""
-    rows = wiring.read_models.recent_tasks(user_id, limit, _decode(cursor) if cursor else None)
+    rows = wiring.read_models.recent_tasks(user_id, limit, _after(cursor) if cursor else None)
     tasks = [TaskResponse.model_validate(r) for r in rows]
     last = tasks[-1] if len(tasks) == limit else None
     return TaskPage(
-        tasks=tasks, next_cursor=_encode(last.started_at, last.task_id) if last else None
+        tasks=tasks, next_cursor=cursors.encode(last.started_at, last.task_id) if last else None
     )
 
 
@@ -77,17 +78,10 @@ def one_task(task_id: TaskId, user_id: UserId, wiring: WiringDep) -> TaskRespons
     return TaskResponse.model_validate(row)
 
 
-def _encode(started_at: datetime, task_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{started_at.isoformat()}|{task_id}".encode()).decode()
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    """The (started_at, task_id) a cursor carries; anything this API did not make is a 422."""
-    try:
-        started, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        started_at = datetime.fromisoformat(started)
-    except ValueError:
-        started_at = None
-    if started_at is None or started_at.tzinfo is None or not TASK_PATTERN.match(task_id):
-        raise HTTPException(422, "cursor is not one this API returned")
+def _after(cursor: str) -> tuple[datetime, str]:
+    started_at, (task_id,) = cursors.decode(cursor, _task_id)
     return started_at, task_id
+
+
+def _task_id(value: object) -> bool:
+    return isinstance(value, str) and TASK_PATTERN.match(value) is not None

@@ -13,8 +13,8 @@ from coordinator.api.schemas import (
     ReportResponse,
 )
 from coordinator.api.submission import submit
-from coordinator.domain.commands import CompleteSync, FailSync, ReportProgress, RequestMeta
 from coordinator.service.outcomes import TaskOutcome
+from core.domain.commands import CompleteSync, FailSync, ReportProgress, RequestMeta
 
 router = APIRouter(prefix="/sync/tasks/{task_id}", tags=["worker reports"])
 # 409: not the live task, the worker must stop; 429: this user's queue is full.

@@ -17,9 +17,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coordinator.telemetry import incoming_trace, tracing
-from coordinator.telemetry.logs import current_context
-from coordinator.telemetry.traceparent import trace_id_of
+from core.telemetry import incoming_trace, tracing
+from core.telemetry.logs import current_context
+from core.telemetry.traceparent import trace_id_of
 
 log = logging.getLogger("coordinator.api.requests")
 ID_FIELDS = ("user_id", "correlation_id", "trace_id")

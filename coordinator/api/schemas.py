@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.api.input_rules import ErrorText, Percent, Stats
-from coordinator.domain.events import StartReason
+from core.domain.events import StartReason
 
 
 class SyncResponse(BaseModel):

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from consumers.mail.skipped_mail import SkippedMail
 from coordinator.api.deps import UserId
 from coordinator.api.mail_schemas import PRINTABLE, SkippedList, SkippedMessage
 from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.bootstrap import Wiring
-from mail.skipped_mail import SkippedMail
 
 router = APIRouter(prefix="/mail", tags=["mail"])
 

@@ -16,22 +16,20 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordinator.api.auth import TokenVerifier
 from coordinator.api.errors import problem_for
 from coordinator.api.input_rules import HEADER_TEXT
-from coordinator.api.start_routes import start_command, start_response
+from coordinator.api.start_click import start_command, start_response
 from coordinator.api.submission import submit
-from coordinator.domain.commands import StartRequested
-from coordinator.telemetry import tracing
+from core.domain.commands import StartRequested
+from core.telemetry import tracing
 
 START_PATH = "/sync/smart"
-# What pydantic reads as a bool, as the route's `force_full: bool` query parameter does.
-BOOLEANS = {
-    **dict.fromkeys(("0", "off", "f", "false", "n", "no"), False),
-    **dict.fromkeys(("1", "on", "t", "true", "y", "yes"), True),
-}
+# The route's `force_full: bool` query parameter is read by pydantic: so is the shortcut's.
+QUERY_BOOL = TypeAdapter(bool)
 READ_HEADERS = (b"authorization", b"idempotency-key", b"x-request-id", b"user-agent")
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -99,4 +97,7 @@ def _force_full(query: bytes) -> bool | None:
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     if len(pairs) != 1 or pairs[0][0] != "force_full":
         return None
-    return BOOLEANS.get(pairs[0][1].lower())
+    try:
+        return QUERY_BOOL.validate_python(pairs[0][1])
+    except ValidationError:
+        return None

@@ -9,11 +9,11 @@ from starlette.types import Receive
 
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring
-from coordinator.domain.commands import Command
 from coordinator.service.coalescer import CommandCoalescer
 from coordinator.service.outcomes import Outcome, StartOutcome
 from coordinator.service.ports import ClientGone
-from coordinator.telemetry.logs import bind
+from core.domain.commands import Command
+from core.telemetry.logs import bind
 
 
 async def submit(

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.database import mail_engine
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import INSTALL_HINT, dovecot_binary, start_dovecot
 from coordinator.dev.embedded import free_port, port_is_free
-from coordinator.settings import Settings
-from mail.accounts import AccountStore, ImapAccount
-from mail.database import mail_engine
-from mail.password_box import PasswordBox, new_key
+from core.settings import Settings
 
 DEMO_LOGIN = "demo"
 SUBJECTS = (
@@ -73,7 +73,7 @@ def start_dev_mail(
     password = kept_secret(root / "demo_password", secrets.token_urlsafe(16))
     server.add_user(DEMO_LOGIN, password)
     account = ImapAccount(server.host, port, "none", DEMO_LOGIN, password)
-    # A loopback host is refused unless listed (mail.address_policy): list this private one.
+    # A loopback host is refused unless listed (address_policy.py): list this private one.
     listed = [h for h in settings.mail_allowed_hosts.split(",") if h.strip()]
     env["SYNC_MAIL_ALLOWED_HOSTS"] = ",".join([*listed, server.host])
     seeded = _seed(account)

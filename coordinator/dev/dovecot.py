@@ -68,8 +68,28 @@ service anvil {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
+  {imap_capability}
 }}
+# What a caller adds (TLS certificates, listeners, limits) goes in this file before the start.
+!include_try {root}/local.conf
 """
+
+
+# What Dovecot 2.3 offers after login (`doveconf -d imap_capability` is empty: built in).
+CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
+)
+
+
+def _capability_without(without: frozenset[str]) -> str:
+    if not without:
+        return ""
+    kept = [c for c in CAPABILITIES.split() if c.upper() not in without]
+    return f"imap_capability = {' '.join(kept)}"
 
 
 OAUTH2_PASSDB = """\
@@ -163,12 +183,16 @@ class Dovecot:
 
 
 def start_dovecot(
-    root: Path, port: int | None = None, oauth2: OAuth2Passdb | None = None
+    root: Path,
+    port: int | None = None,
+    oauth2: OAuth2Passdb | None = None,
+    without: frozenset[str] = frozenset(),
 ) -> Dovecot:
     """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`.
 
     With `oauth2`, logins by XOAUTH2/OAUTHBEARER are checked by the provider it names, beside
-    the passwd-file logins (PLAIN/LOGIN), for the same mailboxes."""
+    the passwd-file logins (PLAIN/LOGIN), for the same mailboxes. `without` names capabilities
+    it must not offer (say CONDSTORE and QRESYNC, as servers without them answer)."""
     binary = dovecot_binary()
     if binary is None:
         raise RuntimeError(f"Dovecot is not installed: {INSTALL_HINT}")
@@ -211,6 +235,7 @@ def start_dovecot(
             internal_user=internal,
             uid=mail_user.pw_uid,
             gid=mail_user.pw_gid,
+            imap_capability=_capability_without(without),
         )
     )
     log = open(root / "dovecot.out", "ab")  # noqa: SIM115

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth import issue_token
@@ -19,8 +17,9 @@ from coordinator.dev.apache_kafka import KAFKA_VERSION, start_cluster
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.processes import NotReady, stop_processes, wait_ready
-from coordinator.dev_stack import DevStack, remove_stack, write_stack
-from coordinator.settings import Settings, require_hs256_key
+from core.dev_stack import DevStack, remove_stack, write_stack
+from core.settings import Settings, require_hs256_key
+from core.stopping import stop_on_signals
 
 CHILDREN = ("api", "relay", "project", "work", "reap", "watch")
 DEV_BROKERS = 3  # docker-compose.yml's shape: replication factor 3, min.insync.replicas 2
@@ -45,14 +44,7 @@ def run_dev(settings: Settings) -> int:
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = stop_on_signals()
     with ExitStack() as cleanup:
         url = settings.database_url
         if not url:
@@ -102,9 +94,9 @@ def run_dev(settings: Settings) -> int:
         if mailbox:
             _say(f"curl -s -H 'Authorization: Bearer {token}' '{base}/mail/messages?limit=5'")
         _say("Ctrl-C stops everything.\n")
-        while not stopping:
+        while not stop.is_set():
             for name, child in children.items():
-                if child.poll() is not None and not stopping:
+                if child.poll() is not None and not stop.is_set():
                     _say(f"{name} exited with {child.returncode}; restarting it")
                     children[name] = _spawn(name, env)
             time.sleep(0.5)

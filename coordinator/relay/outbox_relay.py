@@ -23,8 +23,8 @@ from coordinator.adapters.kafka.publisher import (
 )
 from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
-from coordinator.service.ports import StoreUnavailable
-from coordinator.telemetry import tracing
+from core.store_errors import StoreUnavailable
+from core.telemetry import tracing
 
 log = logging.getLogger("coordinator.relay")
 CRASH_EXIT_CODE = 17

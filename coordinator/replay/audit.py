@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol, TextIO
 
-from coordinator.domain.events import Event
-from coordinator.domain.user_sync import UserSyncState, fold
 from coordinator.replay.records import StoredEvent, StreamRow, UndecodableEvent, decode_event
 from coordinator.replay.timeline import (
     HEADER,
@@ -18,6 +16,8 @@ from coordinator.replay.timeline import (
     state_json,
     state_lines,
 )
+from core.domain.events import Event
+from core.domain.user_sync import UserSyncState, fold
 
 
 class AuditSource(Protocol):

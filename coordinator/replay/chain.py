@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from coordinator.domain.hash_chain import GENESIS, chain_hash
 from coordinator.replay.records import StoredEvent, StreamRow, Violation
+from core.domain.hash_chain import GENESIS, chain_hash
 
 HASH_CHAIN = "hash-chain"
 CHAIN_HEAD = "chain-head"

@@ -13,9 +13,9 @@ from psycopg.types.json import set_json_loads
 
 from coordinator.adapters.postgres.dead_letters import LIST as DEAD_LETTERS
 from coordinator.adapters.postgres.dead_letters import DeadLetter
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.replay.records import OutboxEntry, StoredEvent, StreamRow
-from coordinator.service.ports import StoreUnavailable
+from core.database import libpq_url
+from core.store_errors import StoreUnavailable
 
 T = TypeVar("T")
 EVENT_COLUMNS = (

@@ -8,9 +8,9 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Protocol
 
-from coordinator.domain.events import Envelope
 from coordinator.replay.progress import Progress
 from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, to_envelope
+from core.domain.events import Envelope
 from projections.status_view import StatusRow, apply_status
 from projections.task_history import TaskRow, apply_task
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from coordinator.domain.events import (
+from core.domain.events import (
     EVENT_TYPES,
     Envelope,
     Event,

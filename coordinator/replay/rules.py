@@ -7,7 +7,16 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from coordinator.domain.events import (
+from coordinator.replay.chain import ChainCheck
+from coordinator.replay.records import (
+    StoredEvent,
+    StreamRow,
+    UndecodableEvent,
+    Violation,
+    decode_event,
+    show_time,
+)
+from core.domain.events import (
     CancelRequested,
     Event,
     FollowUpSyncQueued,
@@ -20,16 +29,7 @@ from coordinator.domain.events import (
     SyncReused,
     SyncStarted,
 )
-from coordinator.domain.user_sync import UserSyncState, evolve
-from coordinator.replay.chain import ChainCheck
-from coordinator.replay.records import (
-    StoredEvent,
-    StreamRow,
-    UndecodableEvent,
-    Violation,
-    decode_event,
-    show_time,
-)
+from core.domain.user_sync import UserSyncState, evolve
 
 VERSIONS = "versions-contiguous"
 STREAM_VERSION = "stream-version"

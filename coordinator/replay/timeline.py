@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from coordinator.domain.events import (
+from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, show_time
+from core.domain.events import (
     CancelRequested,
     Event,
     FollowUpSyncQueued,
@@ -20,9 +21,8 @@ from coordinator.domain.events import (
     SyncReused,
     SyncStarted,
 )
-from coordinator.domain.user_sync import UserSyncState
-from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, show_time
-from coordinator.telemetry.traceparent import trace_id_of
+from core.domain.user_sync import UserSyncState
+from core.telemetry.traceparent import trace_id_of
 
 
 def reason(event: Event) -> str:

@@ -8,7 +8,7 @@ so a storm of one user, or of many, leaves pooled connections for everyone else;
 handed out in the order asked, and each user asks for one at a time, so a busy user cannot
 jump the line.
 
-Traced (see coordinator/telemetry/tracing.py), each command has a span under its request's,
+Traced (see core/telemetry/tracing.py), each command has a span under its request's,
 from its arrival to its answer, and its events carry that span's traceparent; the batch's
 transaction span is the child of the first command's span and links the others.
 """
@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from coordinator.domain.commands import Command
 from coordinator.service.handlers import Dependencies, handle_batch, handle_batch_async
 from coordinator.service.outcomes import Outcome
 from coordinator.service.ports import AsyncEventStore, QueueFull
-from coordinator.telemetry import incoming_trace, tracing
+from core.domain.commands import Command
+from core.telemetry import incoming_trace, tracing
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from coordinator.domain.commands import (
+from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
+from coordinator.service.ports import (
+    AsyncEventStore,
+    ConflictRetriesExhausted,
+    EventStore,
+    EventTooLarge,
+    LockedStream,
+    Lookups,
+)
+from core.domain.commands import (
     CancelSync,
     Command,
     CompleteSync,
@@ -21,8 +30,8 @@ from coordinator.domain.commands import (
     ReportProgress,
     StartRequested,
 )
-from coordinator.domain.events import SyncExpired, SyncReused
-from coordinator.domain.user_sync import (
+from core.domain.events import SyncExpired, SyncReused
+from core.domain.user_sync import (
     ENDED_BY,
     TaskEnded,
     TaskFenced,
@@ -30,16 +39,7 @@ from coordinator.domain.user_sync import (
     decide,
     waits_for_full_sync,
 )
-from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
-from coordinator.service.ports import (
-    AsyncEventStore,
-    ConcurrencyConflict,
-    ConflictRetriesExhausted,
-    EventStore,
-    EventTooLarge,
-    LockedStream,
-    Lookups,
-)
+from core.store_errors import ConcurrencyConflict
 
 __all__ = [
     "HANDLERS",

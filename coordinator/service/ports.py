@@ -1,4 +1,4 @@
-"""What the handlers need from storage, and how storage says it failed."""
+"""What the handlers need from storage, and the errors of the command path."""
 
 from __future__ import annotations
 
@@ -9,21 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event
-from coordinator.domain.user_sync import UserSyncState
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or did not answer in time; the caller may retry."""
-
-
-class StoreBusy(StoreUnavailable):
-    """The user's stream stayed locked past the lock timeout; the caller may retry."""
-
-
-class ConcurrencyConflict(Exception):
-    """The stream moved past the expected version; the command must be decided again."""
+from core.domain.commands import RequestMeta
+from core.domain.events import Envelope, Event
+from core.domain.user_sync import UserSyncState
 
 
 class ConflictRetriesExhausted(Exception):

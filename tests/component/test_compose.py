@@ -19,7 +19,7 @@ import yaml
 
 from coordinator.cli import build_parser
 from coordinator.dev.supervisor import CHILDREN
-from coordinator.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW_TEXT = (ROOT / "docker-compose.yml").read_text()

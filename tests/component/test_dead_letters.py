@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from kafka import errors
 
+from coordinator import cli
 from coordinator.adapters.kafka.publisher import Message, encode, refused_for_good, too_large
-from coordinator.relay.dead_letter_cli import run_deadletters
 from coordinator.replay.kafka_check import TopicCheck
 from coordinator.replay.output import Tally
 from coordinator.replay.records import DeadLetterEntry, OutboxEntry, StoredEvent, StreamRow
 from coordinator.replay.verify import verify_store
-from coordinator.settings import Settings
+from core.settings import Settings
 
 AT = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -134,4 +134,7 @@ def test_verify_reports_each_dead_letter_with_its_reason_and_repair() -> None:
 )
 def test_bad_arguments_exit_2_before_touching_the_database(argv: list[str]) -> None:
     # No database is configured: reaching it would exit with SystemExit instead of 2.
-    assert run_deadletters(Settings(database_url=None), argv, out=StringIO(), err=StringIO()) == 2
+    assert (
+        cli.run(Settings(database_url=None), ["deadletters", *argv], out=StringIO(), err=StringIO())
+        == 2
+    )

@@ -8,7 +8,7 @@ import sys
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from coordinator.telemetry.logs import TEXT_FORMAT, JsonFormatter, log_context
+from core.telemetry.logs import TEXT_FORMAT, JsonFormatter, log_context
 
 
 def record(message: str, *args: object, exc: bool = False) -> logging.LogRecord:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from consumers.mail.accounts import ImapAccount
 from coordinator.api.app import create_app
 from coordinator.dev.dev_mail import kept_secret
-from mail.accounts import ImapAccount
 from tests.integration.app_harness import settings_for
 
 NOWHERE = "postgresql+psycopg://nobody@127.0.0.1:1/none"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coordinator.settings import Settings
-from mail.oauth2_login import NoOAuth2Mechanism, initial_response, mechanism
-from mail.oauth2_providers import configured_providers
+from consumers.mail.oauth2_login import NoOAuth2Mechanism, initial_response, mechanism
+from consumers.mail.oauth2_providers import configured_providers
+from core.settings import Settings
 
 
 def test_oauthbearer_is_chosen_first_then_xoauth2() -> None:

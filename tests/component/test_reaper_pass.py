@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coordinator.adapters.memory.event_store import MemoryEventStore
-from coordinator.reaper import reap_once
+from coordinator.entrypoints.reap import reap_once
 from coordinator.service.handlers import Dependencies
 from tests.unit.test_handler_rules import LEASE, Clock, clock, start, store, types
 

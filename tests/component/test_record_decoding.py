@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from coordinator.adapters.kafka.event_source import decode
-from coordinator.domain.events import EVENT_TYPES, envelope_from_json
+from core.domain.events import EVENT_TYPES, envelope_from_json
+from core.kafka.event_source import decode
 from tests.component.test_schemas import ENVELOPES, started_v1
 
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from coordinator.replay.cli import iso_time, run_replay
+from coordinator import cli
+from coordinator.entrypoints.replay import iso_time
 from coordinator.replay.output import ViolationWriter
 from coordinator.replay.progress import Progress
 from coordinator.replay.records import Violation
-from coordinator.settings import Settings
+from core.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -43,12 +44,12 @@ def test_iso_times(text: str, moment: datetime) -> None:
 def test_bad_arguments_exit_2_before_touching_the_database(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_replay(Settings(database_url=None), argv) == 2
+    assert cli.run(Settings(database_url=None), ["replay", *argv]) == 2
     assert "usage: syncctl replay" in capsys.readouterr().err
 
 
 def test_help_exits_0_and_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_replay(Settings(database_url=None), ["--help"]) == 0
+    assert cli.run(Settings(database_url=None), ["replay", "--help"]) == 0
     assert "exit codes: 0 clean" in capsys.readouterr().out
 
 

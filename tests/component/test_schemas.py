@@ -12,7 +12,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter, ValidationError
 
-from coordinator.domain.commands import (
+from coordinator.schema_export import ENVELOPE_FILE, envelope_model, envelope_union, export_schemas
+from core.domain.commands import (
     CancelSync,
     Command,
     CompleteSync,
@@ -21,10 +22,9 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import EVENT_TYPES, Event, SyncStarted, envelope_from_json, stamp
-from coordinator.domain.upcasting import PAST_SHAPES
-from coordinator.domain.user_sync import UserSyncState, decide, fold
-from coordinator.schema_export import ENVELOPE_FILE, envelope_model, envelope_union, export_schemas
+from core.domain.events import EVENT_TYPES, Event, SyncStarted, envelope_from_json, stamp
+from core.domain.upcasting import PAST_SHAPES
+from core.domain.user_sync import UserSyncState, decide, fold
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from coordinator.dev_stack import DevStack, remove_stack, write_stack
-from coordinator.settings import Settings
+from core.dev_stack import DevStack, remove_stack, write_stack
+from core.settings import Settings
 
 
 def test_min_insync_replicas_above_the_replication_factor_is_refused() -> None:
@@ -38,7 +38,7 @@ def test_unset_urls_come_from_the_running_dev_stack_and_the_log_says_so(
 ) -> None:
     write_stack(tmp_path, DevStack("postgresql+psycopg://dev@/sync", "127.0.0.1:9", os.getpid()))
     settings = settings_beside(tmp_path, database_url="", kafka_bootstrap="")
-    with caplog.at_level(logging.INFO, logger="coordinator.settings"):
+    with caplog.at_level(logging.INFO, logger="core.settings"):
         assert settings.require_database_url() == "postgresql+psycopg://dev@/sync"
         assert settings.require_kafka_bootstrap() == "127.0.0.1:9"
     assert (

@@ -10,7 +10,7 @@ import pytest
 from coordinator.api.app import create_app
 from coordinator.api.auth import REPORT_SCOPE, TokenRejected, TokenVerifier, issue_token
 from coordinator.dev.supervisor import dev_secret
-from coordinator.settings import Settings
+from core.settings import Settings
 
 KEY = "k" * 32
 

@@ -17,11 +17,11 @@ import pytest
 
 from coordinator.adapters.memory.event_store import MemoryEventStore
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.domain.events import SyncStarted
-from coordinator.domain.user_sync import decide, fold
 from coordinator.service.handlers import Dependencies, handle
 from coordinator.service.ports import EventStore, EventTooLarge
+from core.domain.commands import RequestMeta, StartRequested
+from core.domain.events import SyncStarted
+from core.domain.user_sync import decide, fold
 from tests.random_refs import random_user
 
 LEASE = timedelta(minutes=30)

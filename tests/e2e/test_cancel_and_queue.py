@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from coordinator.adapters.postgres.engine import make_engine
+from core.database import make_engine
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_sync_lifecycle import click, status, warm_up, watch_until
 from tests.random_refs import random_user

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.dev.embedded import free_port, start_tansu
 from coordinator.relay.outbox_relay import CRASH_EXIT_CODE
+from core.database import make_engine
 from tests.e2e.processes import Api, running_api, running_relay
 from tests.kafka_topic import by_user, read_topic
 from tests.random_refs import random_name, random_user

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, create_engine, text
 
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.password_box import new_key
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
-from mail.password_box import new_key
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_sync_lifecycle import ENDED, EVERYTHING, click, watch_until
 from tests.mailbox import append, new_login

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.password_box import new_key
 from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
 from coordinator.dev.embedded import free_port
-from mail.accounts import ImapAccount
-from mail.password_box import new_key
 from tests.e2e.page_driver import WAIT_MS, sign_in
 from tests.e2e.stack import Stack, running_stack
 from tests.mailbox import append

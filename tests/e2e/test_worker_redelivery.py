@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
 from consumers.executors import Report, TaskSpec
 from consumers.sync_worker import SyncWorker
-from coordinator.adapters.kafka.event_source import Delivery
 from coordinator.api.auth import issue_token
-from coordinator.domain.events import Envelope, SyncStarted
+from core.domain.events import Envelope, SyncStarted
+from core.kafka.event_source import Delivery
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api
 from tests.random_refs import random_user

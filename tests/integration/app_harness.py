@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from coordinator.api.app import create_app
-from coordinator.settings import Settings
+from core.settings import Settings
 
 SECRET = f"integration-secret-{uuid4().hex}"
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from consumers.mail.password_box import new_key
 from coordinator.cli import main
 from coordinator.dev.dovecot import Dovecot
-from mail.password_box import new_key
 from tests.mailbox import new_login
 from tests.random_refs import random_user
 

@@ -15,11 +15,11 @@ from sqlalchemy import Engine
 
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail import address_policy
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.cli import main
-from mail import address_policy
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.random_refs import random_user
 

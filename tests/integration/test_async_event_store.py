@@ -13,12 +13,12 @@ from coordinator.adapters.postgres.async_event_store import (
     AsyncPostgresEventStore,
 )
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import CancelSync, Command, RequestMeta, StartRequested
-from coordinator.domain.user_sync import TaskEnded, TaskNotFound
 from coordinator.service.handlers import Dependencies, handle, handle_batch_async
 from coordinator.service.outcomes import Outcome, StartOutcome
-from coordinator.service.ports import StoreUnavailable
+from core.database import libpq_url
+from core.domain.commands import CancelSync, Command, RequestMeta, StartRequested
+from core.domain.user_sync import TaskEnded, TaskNotFound
+from core.store_errors import StoreUnavailable
 from tests.random_refs import random_user
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.service.coalescer import CommandCoalescer
-from coordinator.telemetry import tracing
+from core.telemetry import tracing
 from tests.integration.test_coalescer import click, coalescer
 from tests.random_refs import random_user
 

@@ -13,13 +13,13 @@ from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import Command, ReportProgress, RequestMeta, StartRequested
-from coordinator.domain.user_sync import TaskFenced
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies, IdempotencyKeyReused, handle, handle_batch
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import EventTooLarge, QueueFull
+from core.database import libpq_url
+from core.domain.commands import Command, ReportProgress, RequestMeta, StartRequested
+from core.domain.user_sync import TaskFenced
 from tests.random_refs import random_user
 from tests.stream_locks import row_locked as held_row
 

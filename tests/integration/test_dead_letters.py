@@ -18,14 +18,13 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.engine import make_engine
+from coordinator import cli
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.api.metrics import StoredStateCollector
 from coordinator.cli import main
-from coordinator.relay.dead_letter_cli import run_deadletters
 from coordinator.relay.outbox_relay import RelayConfig
-from coordinator.replay.cli import run_replay
-from coordinator.settings import Settings
+from core.database import make_engine
+from core.settings import Settings
 from projections.read_models import ReadModels
 from projections.status_view import StatusRow, apply_status
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox
@@ -135,7 +134,7 @@ def test_the_cli_lists_a_dead_letter_and_verify_reports_it(
     )
 
     table = StringIO()
-    assert run_deadletters(settings, ["list"], out=table) == 0
+    assert cli.run(settings, ["deadletters", "list"], out=table) == 0
     lines = table.getvalue().splitlines()
     assert lines[0].split()[:3] == ["DEAD", "AT", "EVENT"] and lines[-1] == "1 dead letters"
     assert refused.event_id in lines[1] and big.user_id in lines[1]
@@ -150,7 +149,7 @@ def test_the_cli_lists_a_dead_letter_and_verify_reports_it(
 
     # The store verifies clean but for the dead letter: exit 1, one finding, its repair named.
     out = StringIO()
-    assert run_replay(settings, ["verify", "--format", "json"], out=out, err=StringIO()) == 1
+    assert cli.run(settings, ["replay", "verify", "--format", "json"], out=out, err=StringIO()) == 1
     [finding] = json.loads(out.getvalue())["violations"]
     assert (finding["rule"], finding["stream_id"], finding["version"]) == (
         "dead-letter",
@@ -161,7 +160,7 @@ def test_the_cli_lists_a_dead_letter_and_verify_reports_it(
     # On the topic the event is absent for a known reason: a dead letter, not kafka-missing.
     out = StringIO()
     argv = ["verify", "--source", "kafka", "--format", "json"]
-    assert run_replay(settings, argv, out=out, err=StringIO()) == 1
+    assert cli.run(settings, ["replay", *argv], out=out, err=StringIO()) == 1
     report = json.loads(out.getvalue())
     assert report["summary"]["records"] == published
     assert [(v["rule"], v["version"]) for v in report["violations"]] == [("dead-letter", 2)]
@@ -215,7 +214,9 @@ def test_the_projector_fills_the_gap_and_republish_delivers_the_event_after_a_fi
         unknown = str(uuid4())
         out, err = StringIO(), StringIO()
         argv = ["republish", "--event-id", refused, "--event-id", unknown]
-        assert run_deadletters(settings, argv, out=out, err=err) == 1  # one id was no dead letter
+        assert (
+            cli.run(settings, ["deadletters", *argv], out=out, err=err) == 1
+        )  # one id was no dead letter
         assert f"republished {refused}" in out.getvalue()
         assert f"{unknown} is not a dead letter" in err.getvalue()
         assert OutboxStore(own_engine).dead_letters.count() == 0
@@ -236,4 +237,4 @@ def test_the_projector_fills_the_gap_and_republish_delivers_the_event_after_a_fi
     finally:
         projector.close()
     out = StringIO()
-    assert run_replay(settings, ["verify"], out=out, err=StringIO()) == 0, out.getvalue()
+    assert cli.run(settings, ["replay", "verify"], out=out, err=StringIO()) == 0, out.getvalue()

@@ -12,15 +12,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from coordinator.adapters.postgres.event_store import PostgresEventStore, PostgresLockedStream
-from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.domain.user_sync import decide, fold
 from coordinator.service.handlers import Dependencies, StartOutcome, handle
-from coordinator.service.ports import (
-    NO_LOOKUPS,
-    ConcurrencyConflict,
-    ConflictRetriesExhausted,
-    Lookups,
-)
+from coordinator.service.ports import NO_LOOKUPS, ConflictRetriesExhausted, Lookups
+from core.domain.commands import RequestMeta, StartRequested
+from core.domain.user_sync import decide, fold
+from core.store_errors import ConcurrencyConflict
 from tests.random_refs import random_user
 
 LEASE = timedelta(minutes=30)
@@ -150,7 +146,7 @@ def test_events_are_immutable(engine: Engine, statement: str) -> None:
 
 
 def test_truncate_of_events_is_refused(database_url: str) -> None:
-    from coordinator.adapters.postgres.engine import make_engine
+    from core.database import make_engine
 
     own = make_engine(database_url, pool_size=1)
     with pytest.raises(DBAPIError, match="events are immutable"), own.begin() as conn:

@@ -17,18 +17,17 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
-from coordinator.adapters.kafka.event_source import Delivery, decode
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import (
+from coordinator.service.handlers import Dependencies, handle
+from core.database import libpq_url, make_engine
+from core.domain.commands import (
     CompleteSync,
     ReportProgress,
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import StartReason, SyncStarted
-from coordinator.service.handlers import Dependencies, handle
+from core.domain.events import StartReason, SyncStarted
+from core.kafka.event_source import Delivery, decode
 from projections.projector import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import projected_views, random_workload, stored_views

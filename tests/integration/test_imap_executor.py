@@ -12,11 +12,11 @@ from sqlalchemy import Engine, text
 from consumers.coordinator_client import Fenced
 from consumers.executors import Stopped, TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
 from coordinator.dev.embedded import free_port
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.mailbox import append, imap, new_login
 from tests.random_refs import random_user
 
@@ -88,41 +88,6 @@ def test_incremental_fetches_exactly_the_new_messages(engine: Engine, dovecot: D
     assert (again["fetched"], again["total"], again["started_over"]) == (5, 5, 0)
     assert set(stored(engine, user)) == set(first + more)
     assert sync(engine, user)["fetched"] == 0
-
-
-def test_full_removes_expunged_and_refreshes_flags(engine: Engine, dovecot: Dovecot) -> None:
-    account = new_login(dovecot)
-    ids = append(account, 12)
-    user = register(engine, account)
-    sync(engine, user)
-    with imap(account) as client:
-        client.select_folder("INBOX")
-        uid_of = {mid: uid for mid, (uid, _) in stored(engine, user).items()}
-        client.add_flags([uid_of[ids[0]]], [b"\\Seen"])
-        client.add_flags([uid_of[ids[1]]], [b"\\Flagged"])
-        client.delete_messages([uid_of[ids[2]], uid_of[ids[3]]])
-        client.expunge()
-    assert sync(engine, user)["removed"] == 0  # incremental does not reconcile
-    full = sync(engine, user, "full")
-    assert (full["fetched"], full["removed"], full["flags_updated"]) == (0, 2, 2)
-    now = stored(engine, user)
-    assert set(now) == set(ids) - {ids[2], ids[3]}
-    assert now[ids[0]][1] == ["\\Seen"] and now[ids[1]][1] == ["\\Flagged"]
-
-
-def test_full_fetches_what_is_missing(engine: Engine, dovecot: Dovecot) -> None:
-    account = new_login(dovecot)
-    ids = append(account, 9)
-    user = register(engine, account)
-    sync(engine, user)
-    with engine.begin() as conn:
-        conn.execute(
-            text("DELETE FROM mail_messages WHERE user_id = :u AND message_id = ANY(:m)"),
-            {"u": user, "m": ids[2:5]},
-        )
-    assert sync(engine, user)["fetched"] == 0  # below the checkpoint: incremental skips them
-    assert sync(engine, user, "full")["fetched"] == 3
-    assert set(stored(engine, user)) == set(ids)
 
 
 def test_a_changed_uidvalidity_syncs_the_folder_again(engine: Engine, dovecot: Dovecot) -> None:

@@ -7,10 +7,10 @@ from uuid import uuid4
 
 import pytest
 
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.imap_connection import LoginRefused, close, connect
+from consumers.mail.password_box import new_key
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import ImapAccount
-from mail.imap_connection import LoginRefused, close, connect
-from mail.password_box import new_key
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.random_refs import random_user
 

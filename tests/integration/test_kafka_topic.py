@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from coordinator.adapters.kafka.publisher import PublishFailed
 from coordinator.adapters.kafka.topic import TopicLayout, ensure_topic
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.relay.outbox_relay import RelayConfig
+from core.database import make_engine
 from tests.e2e.processes import process_env
 from tests.integration.test_outbox_relay import RunningRelay, click_many, wait_for_empty_outbox
 from tests.random_refs import random_name, random_user

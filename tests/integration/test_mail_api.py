@@ -14,11 +14,11 @@ from sqlalchemy import Engine, text
 
 from consumers.executors import TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
 from coordinator.dev.embedded import free_port
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append, new_login
 from tests.random_refs import random_user

@@ -14,13 +14,13 @@ from sqlalchemy import Engine
 
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
+from consumers.mail.accounts import AccountStore
+from consumers.mail.address_policy import HostRefused, resolve
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import PasswordBox, new_key
+from consumers.mail.pinned_client import PinnedClient
 from coordinator.api.mail_deps import CHECKS_AT_ONCE
 from coordinator.dev.dovecot import Dovecot
-from mail.accounts import AccountStore
-from mail.address_policy import HostRefused, resolve
-from mail.message_store import MessageStore
-from mail.password_box import PasswordBox, new_key
-from mail.pinned_client import PinnedClient
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import new_login
 from tests.random_refs import random_user

@@ -15,14 +15,14 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.password_box import PasswordBox, new_key
+from consumers.mail.watch_leases import holders
 from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.dev.dovecot import Dovecot
-from coordinator.domain.commands import CompleteSync, RequestMeta
 from coordinator.service.handlers import Dependencies, handle_batch_async
-from mail.accounts import AccountStore, ImapAccount
-from mail.password_box import PasswordBox, new_key
-from mail.watch_leases import holders
+from core.database import libpq_url
+from core.domain.commands import CompleteSync, RequestMeta
 from tests.e2e.processes import spawn, stop
 from tests.mailbox import append, new_login
 from tests.random_refs import random_user
@@ -98,8 +98,8 @@ def connections(dovecot: Dovecot) -> Counter[str]:
 
 def complete(database_url: str, user: str, task_id: str) -> None:
     """What a worker reports at the end, through the same handler."""
-    from coordinator.adapters.postgres.engine import make_engine
     from coordinator.adapters.postgres.event_store import PostgresEventStore
+    from core.database import make_engine
 
     async def run() -> None:
         store = AsyncPostgresEventStore(libpq_url(database_url), 1)

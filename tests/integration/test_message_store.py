@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, text
 
-from mail.accounts import AccountStore, ImapAccount
-from mail.message_batch import FolderRef, StoredMessage
-from mail.message_store import FolderMoved, MessageStore, Owner
-from mail.password_box import PasswordBox, new_key
+from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.message_batch import FolderRef, StoredMessage
+from consumers.mail.message_store import FolderMoved, MessageStore, Owner
+from consumers.mail.password_box import PasswordBox, new_key
 from tests.random_refs import random_user
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -20,12 +20,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from consumers.executors import TaskFailed, TaskSpec
-from consumers.imap.wiring import imap_executor
+from consumers.mail.accounts import ImapAccount
+from consumers.mail.imap_connection import close, connect
+from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
-from coordinator.settings import Settings
-from mail.accounts import ImapAccount
-from mail.imap_connection import close, connect
-from mail.password_box import PasswordBox, new_key
+from coordinator.entrypoints.work import imap_executor
+from core.settings import Settings
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.mailbox import append
 from tests.oauth2_flow import authorize

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
-from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
 from coordinator.service.handlers import Dependencies, handle
+from core.database import make_engine
+from core.domain.commands import RequestMeta, StartRequested
 from tests.kafka_topic import by_user, read_topic
 from tests.random_refs import random_name, random_user
 

@@ -13,11 +13,11 @@ from sqlalchemy import Engine, text
 
 from consumers.executors import TaskSpec
 from consumers.imap.fetched import RAW, readable
+from consumers.mail.message_batch import FolderRef, Skipped, StoredMessage
+from consumers.mail.message_store import MessageStore
+from consumers.mail.password_box import new_key
+from consumers.mail.skipped_mail import SkippedMail
 from coordinator.dev.dovecot import Dovecot
-from mail.message_batch import FolderRef, Skipped, StoredMessage
-from mail.message_store import MessageStore
-from mail.password_box import new_key
-from mail.skipped_mail import SkippedMail
 from tests.broken_mail import broken_samples, deliver
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.integration.test_imap_executor import Reports, executor, register

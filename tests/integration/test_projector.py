@@ -21,13 +21,16 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, make_url, text
 
-from coordinator.adapters.kafka.event_source import Delivery, SourceConfig
 from coordinator.adapters.kafka.topic import ensure_topic
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.adapters.postgres.outbox_store import libpq_url
 from coordinator.dev.processes import stop_processes
-from coordinator.domain.commands import (
+from coordinator.relay.outbox_relay import RelayConfig
+from coordinator.service.handlers import (
+    Dependencies,
+    handle,
+)
+from core.database import libpq_url, make_engine
+from core.domain.commands import (
     CancelSync,
     CompleteSync,
     ExpireStaleSync,
@@ -36,13 +39,9 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import Envelope
-from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
-from coordinator.relay.outbox_relay import RelayConfig
-from coordinator.service.handlers import (
-    Dependencies,
-    handle,
-)
+from core.domain.events import Envelope
+from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
+from core.kafka.event_source import Delivery, SourceConfig
 from projections.projector import Projector, ProjectorConfig, apply_batch
 from projections.status_view import StatusRow, apply_status
 from projections.store import ProjectionStore

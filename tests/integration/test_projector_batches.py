@@ -9,10 +9,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.kafka.event_source import Delivery
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.events import (
+from core.database import make_engine
+from core.domain.events import (
     Envelope,
     FullSyncQueued,
     SyncCompleted,
@@ -20,6 +19,7 @@ from coordinator.domain.events import (
     SyncProgressed,
     SyncReused,
 )
+from core.kafka.event_source import Delivery
 from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import (

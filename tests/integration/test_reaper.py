@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.commands import CompleteSync, ReportProgress, RequestMeta, StartRequested
-from coordinator.domain.user_sync import TaskFenced
-from coordinator.reaper import reap_once
+from coordinator.entrypoints.reap import reap_once
 from coordinator.service.handlers import Dependencies, handle
+from core.database import make_engine
+from core.domain.commands import CompleteSync, ReportProgress, RequestMeta, StartRequested
+from core.domain.user_sync import TaskFenced
 from tests.random_refs import random_user
 
 META = RequestMeta("test")

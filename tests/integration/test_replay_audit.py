@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
+from coordinator import cli
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.commands import (
+from coordinator.service.handlers import Dependencies, handle
+from core.database import make_engine
+from core.domain.commands import (
     CompleteSync,
     ExpireStaleSync,
     FailSync,
@@ -20,11 +22,9 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import Envelope
-from coordinator.replay.cli import run_replay
-from coordinator.service.handlers import Dependencies, handle
-from coordinator.settings import Settings
-from coordinator.telemetry.traceparent import trace_id_of
+from core.domain.events import Envelope
+from core.settings import Settings
+from core.telemetry.traceparent import trace_id_of
 from tests.integration.test_replay_verify import replay
 from tests.random_refs import random_user
 
@@ -192,7 +192,7 @@ def test_unknown_user_and_bad_times(
     assert (code, out) == (1, "")
     assert "no history for user" in err
     settings = Settings(database_url=database_url)
-    assert run_replay(settings, ["audit", "--user", "x", "--since", "yesterday"]) == 2
+    assert cli.run(settings, ["replay", "audit", "--user", "x", "--since", "yesterday"]) == 2
     assert "'yesterday' is not an ISO 8601 time" in capsys.readouterr().err
-    assert run_replay(settings, ["audit", "--user", "x", "--as-of", "2026-13-01"]) == 2
-    assert run_replay(settings, ["audit"]) == 2
+    assert cli.run(settings, ["replay", "audit", "--user", "x", "--as-of", "2026-13-01"]) == 2
+    assert cli.run(settings, ["replay", "audit"]) == 2

@@ -10,9 +10,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
+from core.database import libpq_url, make_engine
 from tests.integration.test_replay_verify import Found, Users, reseal, scripted, tamper, verify
 
 

@@ -13,11 +13,10 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import RequestMeta, StartRequested
 from coordinator.service.handlers import Dependencies, handle
+from core.database import libpq_url, make_engine
+from core.domain.commands import RequestMeta, StartRequested
 from tests.integration.test_outbox_relay import RunningRelay, config, wait_for_empty_outbox
 from tests.integration.test_replay_verify import scripted, verify
 from tests.random_refs import random_name, random_user

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.kafka.event_source import Delivery
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.domain.events import Envelope
 from coordinator.replay.history import HistoryReader
 from coordinator.replay.rebuild import fold_into
 from coordinator.replay.shadow_views import ShadowViews
 from coordinator.replay.swap import promote
+from core.database import make_engine
+from core.domain.events import Envelope
+from core.kafka.event_source import Delivery
 from projections.projector import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import (

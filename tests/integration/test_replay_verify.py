@@ -16,25 +16,24 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
+from coordinator import cli
 from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
-from coordinator.adapters.postgres.outbox_store import libpq_url
-from coordinator.domain.commands import (
+from coordinator.service.handlers import (
+    Dependencies,
+    handle,
+)
+from core.database import libpq_url, make_engine
+from core.domain.commands import (
     CompleteSync,
     FailSync,
     ReportProgress,
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import EVENT_TYPES, data_from_json
-from coordinator.domain.hash_chain import GENESIS, chain_hash
-from coordinator.domain.user_sync import fold
-from coordinator.replay.cli import run_replay
-from coordinator.service.handlers import (
-    Dependencies,
-    handle,
-)
-from coordinator.settings import Settings
+from core.domain.events import EVENT_TYPES, data_from_json
+from core.domain.hash_chain import GENESIS, chain_hash
+from core.domain.user_sync import fold
+from core.settings import Settings
 from tests.e2e.processes import process_env
 from tests.integration.test_projector import random_workload
 from tests.random_refs import random_name, random_user
@@ -52,7 +51,7 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 def replay(url: str, *argv: str, **settings: Any) -> tuple[int, str, str]:
     """Run `syncctl replay ...` in-process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    code = run_replay(Settings(database_url=url, **settings), list(argv), out, err)
+    code = cli.run(Settings(database_url=url, **settings), ["replay", *argv], out, err)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -11,7 +11,7 @@ import logging
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.telemetry.logs import JsonFormatter
+from core.telemetry.logs import JsonFormatter
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.random_refs import random_user
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from coordinator.adapters.postgres.outbox_store import libpq_url
+from core.database import libpq_url
 from projections import status_notices
 from projections.status_listener import StatusListener
 from projections.status_view import StatusRow

@@ -25,18 +25,18 @@ from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from consumers.webhook_dispatcher import verify
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
-from coordinator.domain.commands import (
+from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
+from coordinator.service.handlers import Dependencies, handle
+from core.database import make_engine
+from core.domain.commands import (
     CompleteSync,
     FailSync,
     ReportProgress,
     RequestMeta,
     StartRequested,
 )
-from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
-from coordinator.service.handlers import Dependencies, handle
 from tests.e2e.processes import process_env, spawn, stop
 from tests.random_refs import random_name, random_user
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
 from coordinator.dev.apache_kafka import KafkaCluster
+from core.database import make_engine
 from tests.e2e.stack import Stack, running_stack
 from tests.kafka.cluster_state import CONSUMERS, REPLICATED, wait_fully_replicated
 from tests.kafka.load import (

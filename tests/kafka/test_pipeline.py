@@ -56,7 +56,7 @@ def test_clicks_run_to_completion_and_the_topic_matches_the_store(
 
 
 def stored_versions_of(url: str, users: list[str]) -> dict[str, list[int]]:
-    from coordinator.adapters.postgres.engine import make_engine
+    from core.database import make_engine
 
     engine = make_engine(url, pool_size=1)
     try:

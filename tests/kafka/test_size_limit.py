@@ -13,11 +13,11 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.engine import make_engine
+from coordinator import cli
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.dev.apache_kafka import KafkaCluster
-from coordinator.relay.dead_letter_cli import run_deadletters
-from coordinator.settings import Settings
+from core.database import make_engine
+from core.settings import Settings
 from tests.integration.test_dead_letters import interleaved, relay_config, relay_until_empty
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox
 from tests.kafka.load import first_seen
@@ -81,7 +81,7 @@ def test_a_record_over_the_topic_s_limit_is_set_aside_and_republished_after_a_ra
     raise_limit(cluster.bootstrap, topic, 1_000_000)
     settings = Settings(database_url=database_url)
     out = StringIO()
-    assert run_deadletters(settings, ["republish", "--all"], out=out, err=StringIO()) == 0
+    assert cli.run(settings, ["deadletters", "republish", "--all"], out=out, err=StringIO()) == 0
     relay = relay_until_empty(own_engine, database_url, relay_config(cluster.bootstrap, topic))
     assert (relay.relay.published, relay.relay.dead_lettered) == (1, 0)
     records = by_user(read_topic(cluster.bootstrap, topic, expect=3 * 31))

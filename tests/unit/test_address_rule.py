@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mail.address_policy import public
+from consumers.mail.address_policy import public
 
 # Each IPv6 form that carries an IPv4 address, with a public and a non-public one inside.
 REFUSED = {

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import (
+from coordinator.replay.rebuild import fold_stream
+from core.domain.commands import (
     CancelSync,
     CompleteSync,
     ExpireStaleSync,
@@ -17,9 +18,8 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import Envelope, stamp
-from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound, decide, fold
-from coordinator.replay.rebuild import fold_stream
+from core.domain.events import Envelope, stamp
+from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound, decide, fold
 from projections.status_view import StatusRow, fold_status
 from projections.task_history import TaskRow, fold_task
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import (
+from core.domain.commands import (
     CancelSync,
     CompleteSync,
     ExpireStaleSync,
@@ -14,14 +14,14 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import (
+from core.domain.events import (
     CancelRequested,
     Event,
     FullSyncQueued,
     SyncCancelled,
     SyncStarted,
 )
-from coordinator.domain.user_sync import (
+from core.domain.user_sync import (
     ENDED_BY,
     TaskEnded,
     TaskFenced,

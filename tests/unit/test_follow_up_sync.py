@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import (
+from core.domain.commands import (
     CancelSync,
     Command,
     CompleteSync,
@@ -15,14 +15,14 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.events import (
+from core.domain.events import (
     FollowUpSyncQueued,
     FullSyncQueued,
     SyncCancelled,
     SyncReused,
     SyncStarted,
 )
-from coordinator.domain.user_sync import UserSyncState, decide, fold
+from core.domain.user_sync import UserSyncState, decide, fold
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)

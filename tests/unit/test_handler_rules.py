@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coordinator.adapters.memory.event_store import MemoryEventStore
-from coordinator.domain.commands import (
+from coordinator.service.handlers import (
+    Dependencies,
+    IdempotencyKeyReused,
+    StartOutcome,
+    TaskOutcome,
+    handle,
+    handle_batch,
+)
+from core.domain.commands import (
     CancelSync,
     Command,
     CompleteSync,
@@ -21,15 +29,7 @@ from coordinator.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from coordinator.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
-from coordinator.service.handlers import (
-    Dependencies,
-    IdempotencyKeyReused,
-    StartOutcome,
-    TaskOutcome,
-    handle,
-    handle_batch,
-)
+from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 
 LEASE = timedelta(minutes=30)
 USER = "alice"

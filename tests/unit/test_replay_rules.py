@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.events import (
+from coordinator.replay.records import StoredEvent, StreamRow
+from coordinator.replay.rules import StreamCheck
+from core.domain.events import (
     CancelRequested,
     Event,
     FullSyncQueued,
@@ -20,11 +22,9 @@ from coordinator.domain.events import (
     SyncStarted,
     data_to_json,
 )
-from coordinator.domain.hash_chain import GENESIS, chain_hash
-from coordinator.domain.upcasting import current_version
-from coordinator.domain.user_sync import fold
-from coordinator.replay.records import StoredEvent, StreamRow
-from coordinator.replay.rules import StreamCheck
+from core.domain.hash_chain import GENESIS, chain_hash
+from core.domain.upcasting import current_version
+from core.domain.user_sync import fold
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from coordinator.domain.events import (
+from coordinator.replay.records import StoredEvent, show_time
+from coordinator.replay.timeline import Entry, collapse, entry, reason
+from core.domain.events import (
     Event,
     SyncCompleted,
     SyncExpired,
@@ -16,8 +18,6 @@ from coordinator.domain.events import (
     SyncStarted,
     data_to_json,
 )
-from coordinator.replay.records import StoredEvent, show_time
-from coordinator.replay.timeline import Entry, collapse, entry, reason
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE_END = T0 + timedelta(minutes=30)

@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.events import (
+from coordinator.replay import rebuild
+from coordinator.replay.diff import describe_row
+from coordinator.replay.rebuild import fold_into, fold_stream
+from coordinator.replay.records import StoredEvent, decode_event, to_envelope
+from coordinator.replay.swap import promote
+from core.domain.events import (
     Event,
     SyncCompleted,
     SyncProgressed,
@@ -15,11 +20,6 @@ from coordinator.domain.events import (
     SyncStarted,
     data_to_json,
 )
-from coordinator.replay import rebuild
-from coordinator.replay.diff import describe_row
-from coordinator.replay.rebuild import fold_into, fold_stream
-from coordinator.replay.records import StoredEvent, decode_event, to_envelope
-from coordinator.replay.swap import promote
 from projections.status_view import StatusRow
 from projections.task_history import TaskRow
 

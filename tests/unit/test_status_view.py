@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.events import (
+from core.domain.events import (
     Envelope,
     Event,
     SyncCompleted,

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import (
+from core.domain.commands import (
     CompleteSync,
     ExpireStaleSync,
     FailSync,
     ReportProgress,
     RequestMeta,
 )
-from coordinator.domain.events import SyncCompleted, SyncExpired, SyncFailed, SyncProgressed
-from coordinator.domain.user_sync import TaskFenced, UserSyncState, decide, fold
+from core.domain.events import SyncCompleted, SyncExpired, SyncFailed, SyncProgressed
+from core.domain.user_sync import TaskFenced, UserSyncState, decide, fold
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.domain.commands import RequestMeta, StartRequested
-from coordinator.domain.events import SyncExpired, SyncReused, SyncStarted
-from coordinator.domain.user_sync import UserSyncState, decide, evolve, fold
+from core.domain.commands import RequestMeta, StartRequested
+from core.domain.events import SyncExpired, SyncReused, SyncStarted
+from core.domain.user_sync import UserSyncState, decide, evolve, fold
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=30)

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event, stamp
-from coordinator.domain.hash_chain import GENESIS, chain_envelope
-from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
-from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
+from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
+from core.domain.commands import RequestMeta
+from core.domain.events import Envelope, Event, stamp
+from core.domain.hash_chain import GENESIS, chain_envelope
+from core.domain.user_sync import UserSyncState, fold, stream_id_for
+from core.store_errors import ConcurrencyConflict
 
 Keys = dict[tuple[str, str], tuple[str, dict[str, Any]]]  # (user, key) -> fingerprint, answer
 

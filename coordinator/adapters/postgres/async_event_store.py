@@ -18,9 +18,9 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from coordinator.adapters.postgres.command_sql import lock_reads, looked_up, lookup_reads
-from coordinator.adapters.postgres.engine import translated_errors
 from coordinator.adapters.postgres.event_store import PostgresLockedStream
 from coordinator.service.ports import Lookups
+from core.database import translated_errors
 
 CONNECT_TIMEOUT_SECONDS = 3  # as the engine's: a database that does not answer is a 503
 APPLICATION_NAME = "sync-commands"  # how pg_stat_activity shows these connections

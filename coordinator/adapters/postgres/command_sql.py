@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from coordinator.domain.user_sync import stream_id_for
 from coordinator.service.ports import Lookups
+from core.domain.user_sync import stream_id_for
 
 OUTBOX_CHANNEL = "sync_outbox"
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(value)s, true)"

@@ -12,7 +12,7 @@ from typing import Any, LiteralString, NamedTuple
 from sqlalchemy import Connection, Engine, text
 
 from coordinator.adapters.postgres.command_sql import OUTBOX_CHANNEL
-from coordinator.adapters.postgres.engine import translated_errors
+from core.database import translated_errors
 
 # One statement moves the rows, so a refused record is in exactly one of the two tables.
 # A record refused again after a republish replaces its older entry instead of failing.

@@ -25,12 +25,13 @@ from coordinator.adapters.postgres.command_sql import (
     looked_up,
     lookup_reads,
 )
-from coordinator.adapters.postgres.engine import translated_errors
-from coordinator.domain.commands import RequestMeta
-from coordinator.domain.events import Envelope, Event, envelope_from_stored, stamp
-from coordinator.domain.hash_chain import chain_envelope
-from coordinator.domain.user_sync import UserSyncState, fold, stream_id_for
-from coordinator.service.ports import NO_LOOKUPS, ConcurrencyConflict, EventTooLarge, Lookups
+from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
+from core.database import translated_errors
+from core.domain.commands import RequestMeta
+from core.domain.events import Envelope, Event, envelope_from_stored, stamp
+from core.domain.hash_chain import chain_envelope
+from core.domain.user_sync import UserSyncState, fold, stream_id_for
+from core.store_errors import ConcurrencyConflict
 
 EVENT_JSON = ("data", "metadata")  # fields of event_rows that hold JSON text already
 KEY_JSON = ("response",)

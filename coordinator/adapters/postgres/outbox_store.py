@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.command_sql import OUTBOX_CHANNEL
 from coordinator.adapters.postgres.dead_letters import DeadLetters, set_aside
-from coordinator.adapters.postgres.engine import translated_errors
+from core.database import libpq_url, translated_errors
 
 RELAY_LOCK_KEY = 7204186
 
@@ -70,12 +70,6 @@ class OutboxStore:
         with translated_errors(), self._engine.connect() as conn:
             row = conn.execute(BACKLOG).one()
         return int(row.rows), float(row.oldest_seconds)
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The same database as a plain libpq URL, for a dedicated psycopg connection."""
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 class RelayLeadership:

@@ -9,7 +9,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from coordinator.domain.hash_chain import GENESIS, chain_hash
+from core.domain.hash_chain import GENESIS, chain_hash
 
 revision = "0003"
 down_revision = "0002"

@@ -1,0 +1,1 @@
+"""Reading the sync-event topic: the consumer-group source and the record decoder."""
