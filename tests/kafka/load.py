@@ -31,7 +31,7 @@ class Clicks:
 def clicking(stack: Stack, users: list[str], per_second: float) -> Iterator[Clicks]:
     """Click round-robin over `users` at `per_second` in all until the block ends."""
     clicks, stop = Clicks(), threading.Event()
-    threads = 5
+    threads = 10  # each waits for its answer: a slow answer (a busy machine) delays one tenth
     pace = threads / per_second  # each thread's interval
 
     def run(mine: list[str]) -> None:
@@ -101,3 +101,16 @@ def first_seen(versions: list[int]) -> list[int]:
     for version in versions:
         seen.setdefault(version, None)
     return list(seen)
+
+
+def settled(stack: Stack, engine: Engine, users: list[str], ended: bool = True) -> bool:
+    """The outbox is empty and the status view shows each stream's last version; with
+    `ended`, every user's sync ended too (the worker has done all there was to do)."""
+    stored = stored_versions(engine, users)
+    for user in users:
+        answer = httpx.get(
+            f"{stack.api.base_url}/sync/status", headers=stack.api.headers(user), timeout=10
+        ).json()
+        if (ended and answer["is_syncing"]) or answer["version"] != stored[user][-1]:
+            return False
+    return outbox_backlog(engine) == 0

@@ -23,6 +23,7 @@ from tests.kafka.load import (
     clicking,
     first_seen,
     outbox_backlog,
+    settled,
     stored_versions,
     topic_versions,
     wait_until,
@@ -46,19 +47,6 @@ def backlog_metric(stack: Stack) -> float:
     return float(match.group(1))
 
 
-def settled(stack: Stack, engine: Engine, users: list[str], ended: bool = True) -> bool:
-    """The outbox is empty and the status view shows each stream's last version; with
-    `ended`, every user's sync ended too (the worker has done all there was to do)."""
-    stored = stored_versions(engine, users)
-    for user in users:
-        answer = httpx.get(
-            f"{stack.api.base_url}/sync/status", headers=stack.api.headers(user), timeout=10
-        ).json()
-        if (ended and answer["is_syncing"]) or answer["version"] != stored[user][-1]:
-            return False
-    return outbox_backlog(engine) == 0
-
-
 def test_one_broker_killed_under_load_loses_nothing_and_duplicates_nothing(
     cluster: KafkaCluster, database_url: str, own_engine: Engine
 ) -> None:
@@ -73,12 +61,14 @@ def test_one_broker_killed_under_load_loses_nothing_and_duplicates_nothing(
         **CONSUMERS,
     ) as stack:
         topic = stack.settings["kafka_topic"]
+        began = time.monotonic()
         with clicking(stack, users, per_second=50) as clicks:
             time.sleep(4)
             cluster.kill(2)  # SIGKILL: no controlled shutdown, leadership moves on fencing
             time.sleep(10)
         assert set(clicks.answered) == {202}, clicks.answered
-        assert sum(clicks.answered.values()) >= 50 * 12
+        rate = sum(clicks.answered.values()) / (time.monotonic() - began)
+        assert rate >= 45, f"the load reached {rate:.0f} clicks/s, not 50"
         # The projector and the worker carried on: every sync ended, the view caught up.
         wait_until(lambda: settled(stack, own_engine, users), "the syncs to end, views to catch up")
         stored = stored_versions(own_engine, users)
