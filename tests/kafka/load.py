@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ class Clicks:
     """Answers to the clicks sent so far, by status code."""
 
     answered: dict[int, int] = field(default_factory=dict)
+    sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, status: int) -> None:
@@ -29,33 +31,38 @@ class Clicks:
 
 @contextmanager
 def clicking(stack: Stack, users: list[str], per_second: float) -> Iterator[Clicks]:
-    """Click round-robin over `users` at `per_second` in all until the block ends."""
+    """Click round-robin over `users` at `per_second` until the block ends, each click sent on
+    its schedule without waiting for earlier answers (a slow answer delays no other click);
+    on the way out, every click sent is answered (or the block fails)."""
     clicks, stop = Clicks(), threading.Event()
-    threads = 10  # each waits for its answer: a slow answer (a busy machine) delays one tenth
-    pace = threads / per_second  # each thread's interval
 
-    def run(mine: list[str]) -> None:
-        with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
-            next_at, turn = time.monotonic(), 0
-            while not stop.is_set():
-                user = mine[turn % len(mine)]
-                turn += 1
-                answer = client.post("/sync/smart", headers=stack.api.headers(user))
+    async def run() -> None:
+        pending: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(base_url=stack.api.base_url, timeout=60) as client:
+
+            async def click(user: str) -> None:
+                answer = await client.post("/sync/smart", headers=stack.api.headers(user))
                 clicks.count(answer.status_code)
-                next_at += pace
-                stop.wait(max(0.0, next_at - time.monotonic()))
 
-    workers = [
-        threading.Thread(target=run, args=(users[i::threads],), daemon=True) for i in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
+            started, turn = time.monotonic(), 0
+            while not stop.is_set():
+                task = asyncio.create_task(click(users[turn % len(users)]))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                turn += 1
+                clicks.sent = turn
+                await asyncio.sleep(max(0.0, started + turn / per_second - time.monotonic()))
+            if pending:
+                await asyncio.wait(pending, timeout=60)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
     try:
         yield clicks
     finally:
         stop.set()
-        for worker in workers:
-            worker.join(30)
+        thread.join(90)
+    assert sum(clicks.answered.values()) == clicks.sent, (clicks.sent, clicks.answered)
 
 
 def stored_versions(engine: Engine, users: list[str]) -> dict[str, list[int]]:

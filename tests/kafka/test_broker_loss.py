@@ -61,14 +61,12 @@ def test_one_broker_killed_under_load_loses_nothing_and_duplicates_nothing(
         **CONSUMERS,
     ) as stack:
         topic = stack.settings["kafka_topic"]
-        began = time.monotonic()
         with clicking(stack, users, per_second=50) as clicks:
             time.sleep(4)
             cluster.kill(2)  # SIGKILL: no controlled shutdown, leadership moves on fencing
             time.sleep(10)
         assert set(clicks.answered) == {202}, clicks.answered
-        rate = sum(clicks.answered.values()) / (time.monotonic() - began)
-        assert rate >= 45, f"the load reached {rate:.0f} clicks/s, not 50"
+        assert clicks.sent >= 50 * 13  # 14 s at 50 clicks/s, sent on schedule
         # The projector and the worker carried on: every sync ended, the view caught up.
         wait_until(lambda: settled(stack, own_engine, users), "the syncs to end, views to catch up")
         stored = stored_versions(own_engine, users)
