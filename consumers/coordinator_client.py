@@ -11,7 +11,6 @@ import httpx
 from core.telemetry import tracing
 
 log = logging.getLogger("consumers.coordinator_client")
-REPORT_SCOPE = "sync:report"
 RETRIED = frozenset({429, 503})  # busy or unavailable: worth asking again
 
 

@@ -199,6 +199,24 @@ class Settings(BaseSettings):
     )
     mail_connect_attempts: int = Field(default=3, ge=1, le=10, description="IMAP connect tries")
     mail_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="IMAP socket")
+    mail_max_connections_per_account: int = Field(
+        default=2, ge=1, le=100, description="IMAP connections per account across all workers"
+    )
+    mail_max_connections_per_host: int = Field(
+        default=0, ge=0, le=10000, description="IMAP connections per server host; 0: no cap"
+    )
+    mail_slot_wait_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="Longest wait of a sync for a connection slot"
+    )
+    mail_max_backoff_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest wait between IMAP connection attempts"
+    )
+    mail_backoff_reset_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="A connection this old starts the waits over"
+    )
+    mail_throttle_max_wait_seconds: float = Field(
+        default=300.0, ge=0, le=3600, description="Most a sync waits in all for a server"
+    )
     mail_report_every_seconds: float = Field(
         default=1.0, gt=0, description="Most one progress report per this many seconds"
     )

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.kafka.event_source import Delivery, EventSource, SourceConfig
+from core.store_errors import StoreUnavailable
 from core.telemetry import tracing
 from projections.batches import LagReport, apply_batch
-from projections.store import ProjectionStore, StoreUnavailable
+from projections.store import ProjectionStore
 
 log = logging.getLogger("projections.projector")
 WRITER_BUSY_POLL_MS = 10

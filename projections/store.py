@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 
 from core.domain.events import Envelope, envelope_from_stored
 from core.domain.frozen import frozen_from_fields
+from core.store_errors import StoreUnavailable
 from projections import status_notices
 from projections.row_cache import DEFAULT_CAPACITY, RowCache
 from projections.status_view import StatusRow
@@ -55,7 +56,7 @@ TASK_TYPES = {
 }
 
 
-class View:
+class ViewTable:
     """A view table and the statements that bulk-upsert it through a staging table."""
 
     def __init__(self, table: str, key: str, types: Mapping[str, str], row: type) -> None:
@@ -84,8 +85,8 @@ class View:
         )
 
 
-STATUS = View("sync_status", "user_id", STATUS_TYPES, StatusRow)
-TASKS = View("sync_tasks", "task_id", TASK_TYPES, TaskRow)
+STATUS = ViewTable("sync_status", "user_id", STATUS_TYPES, StatusRow)
+TASKS = ViewTable("sync_tasks", "task_id", TASK_TYPES, TaskRow)
 
 # Sorted, so two projectors that briefly share a partition after a rebalance lock in the
 # same order. Users without a row lock nothing here: their first INSERT waits for the
@@ -116,10 +117,6 @@ NOTIFY_STATUS = (
 )
 # This transaction's id as a row's xmin shows it (32 bits, without the epoch).
 WRITER_XID = "SELECT pg_current_xact_id()::xid::text::bigint"
-
-
-class StoreUnavailable(Exception):
-    """The database could not be reached or gave up on the batch; retrying it is safe."""
 
 
 Row = TypeVar("Row", StatusRow, TaskRow)

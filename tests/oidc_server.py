@@ -64,16 +64,25 @@ class OidcProvider:
 
 
 def start_oidc_provider(
-    redirect_uris: list[str], *, access_token_seconds: int = 62, rotate_refresh_tokens: bool = True
+    redirect_uris: list[str],
+    *,
+    access_token_seconds: int = 62,
+    rotate_refresh_tokens: bool = True,
+    same_as: OidcProvider | None = None,
 ) -> OidcProvider:
-    """The provider on a free loopback port; its access tokens live `access_token_seconds`."""
+    """The provider on a free loopback port; its access tokens live `access_token_seconds`.
+    `same_as`: a stopped provider's port and client secrets (a restart: new signing keys, no
+    grants)."""
     node = shutil.which("node")
     if node is None or not (MODULES / "oidc-provider").is_dir():
         raise RuntimeError(
             "Node and .oidc/node_modules/oidc-provider are needed: run scripts/install.sh"
         )
-    port = free_port()
-    secrets = os.urandom(16).hex(), os.urandom(16).hex()
+    if same_as is not None:
+        port = int(same_as.issuer.rsplit(":", 1)[1])
+        secrets = same_as.client_secret, same_as.introspection_secret
+    else:
+        port, secrets = free_port(), (os.urandom(16).hex(), os.urandom(16).hex())
     config = {
         "port": port,
         "modules": str(MODULES),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import imaplib
+import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,15 +16,20 @@ from imapclient.exceptions import IMAPClientError
 from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
 from consumers.imap import server_commands as imap
+from consumers.imap.attempts import RetryLimits, with_attempts
 from consumers.imap.folder_state import Known, Mode, ServerStatus, State, Work, decide
+from consumers.imap.mailbox_login import MailboxLogin
 from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import AccountStore, ImapAccount
+from consumers.mail.backoff import Backoff
+from consumers.mail.connection_slots import ConnectionSlots
 from consumers.mail.database import MailStoreUnavailable
 from consumers.mail.folder_checkpoints import Checkpoint
-from consumers.mail.imap_connection import LoginRefused, MailProblem, close, connect
+from consumers.mail.imap_connection import MailProblem, close, connect
 from consumers.mail.message_batch import FolderRef
 from consumers.mail.message_store import FolderMoved, MessageStore, Owner
 from consumers.mail.password_box import UnreadablePassword
+from consumers.mail.throttling import throttled
 from consumers.mail.tls_policy import client_context
 
 log = logging.getLogger("consumers.imap")
@@ -43,6 +48,19 @@ class ImapSettings:
     flag_walk_seconds: float = 1800.0
     extensions_off: frozenset[str] = frozenset()  # upper case: QRESYNC, CONDSTORE, ESEARCH
     changes_retention_seconds: float = 7 * 86400.0
+    max_backoff_seconds: float = 60.0
+    backoff_reset_seconds: float = 60.0
+    throttle_max_wait_seconds: float = 300.0
+
+    @property
+    def retry(self) -> RetryLimits:
+        return RetryLimits(
+            attempts=self.connect_attempts,
+            first_backoff_seconds=self.first_backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+            backoff_reset_seconds=self.backoff_reset_seconds,
+            throttle_max_wait_seconds=self.throttle_max_wait_seconds,
+        )
 
 
 class ImapExecutor:
@@ -54,12 +72,14 @@ class ImapExecutor:
         messages: MessageStore,
         settings: ImapSettings,
         tokens: AccessTokens | None = None,
+        slots: ConnectionSlots | None = None,
     ) -> None:
         self._accounts = accounts
         self._messages = messages
         self._settings = settings
         self._tls = client_context(settings.ca_bundle)  # a bad bundle stops the worker at start
-        self._tokens = tokens  # OAuth2 accounts' access tokens
+        self._login = MailboxLogin(self._connect, tokens)
+        self._slots = slots  # connections per account and host across workers; None: no cap
 
     def run(self, task: TaskSpec, report: Report, stopping: threading.Event) -> dict[str, Any]:
         try:
@@ -68,26 +88,19 @@ class ImapExecutor:
             raise TaskFailed(str(error)) from None
         if account is None:
             raise TaskFailed("no IMAP account is registered for this user (PUT /accounts/imap)")
+        slot = (
+            self._slots.held(account.host, account.username, stopping)
+            if self._slots is not None
+            else contextlib.nullcontext()
+        )
         try:
-            client, account = self._login(account, task.user_id)
-        except (MailProblem, MailStoreUnavailable, UnreadablePassword) as error:
-            raise TaskFailed(str(error)) from None
-        reconnected = False
-        try:
-            while True:
-                try:
-                    return self._sync(client, account, task, report, stopping)
-                except (OSError, imaplib.IMAP4.abort):
-                    # An OAuth2 session may be ended when its token expires (Exchange Online:
-                    # "BYE Session invalidated - AccessTokenExpired"): one new login, and the
-                    # sync goes on from the last committed batch.
-                    if account.auth != "oauth2" or reconnected:
-                        raise
-                    reconnected = True
-                    log.info("IMAP session of %s ended mid-sync; logging in again", task.user_id)
-                    dropped = client
-                    client, account = self._login(account, task.user_id)
-                    close(dropped)
+            with slot:
+                return with_attempts(
+                    lambda backoff: self._attempt(account, task, report, stopping, backoff),
+                    self._settings.retry,
+                    account.address(),
+                    stopping,
+                )
         except (MailProblem, UnreadablePassword) as error:
             raise TaskFailed(str(error)) from None
         except FolderMoved as error:
@@ -96,27 +109,26 @@ class ImapExecutor:
             raise TaskFailed(
                 f"{error}; the next sync resumes from the last committed batch"
             ) from None
-        except (OSError, imaplib.IMAP4.abort) as error:
-            raise TaskFailed(
-                f"connection to the IMAP server at {account.address()} lost during the sync: "
-                f"{error}; the next sync resumes from the last committed batch"
-            ) from None
+
+    def _attempt(
+        self,
+        account: ImapAccount,
+        task: TaskSpec,
+        report: Report,
+        stopping: threading.Event,
+        backoff: Backoff,
+    ) -> dict[str, Any]:
+        """One connection: log in (an OAuth2 account with a current token), sync, close."""
+        client = self._login(account, task.user_id)
+        backoff.opened()
+        try:
+            return self._sync(client, account, task, report, stopping)
+        except (MailProblem, IMAPClientError) as error:
+            # A command answered `NO [THROTTLED] ...` reads as any other failure of it.
+            raise throttled(str(error), account.address()) or error from None
         finally:
             close(client)
-
-    def _login(self, account: ImapAccount, user_id: str) -> tuple[IMAPClient, ImapAccount]:
-        """A logged-in client; an OAuth2 account logs in with a current access token, and
-        once more with a refreshed one if the server refuses it (revoked before it expired)."""
-        if account.auth != "oauth2":
-            return self._connect(account), account
-        if self._tokens is None:
-            raise MailProblem("this worker has no OAuth2 providers configured")
-        token = self._tokens.current(user_id)
-        try:
-            return self._connect(replace(account, password=token)), account
-        except LoginRefused:
-            token = self._tokens.current(user_id, refused=token)
-        return self._connect(replace(account, password=token)), account
+            backoff.closed()
 
     def _connect(self, account: ImapAccount) -> IMAPClient:
         s = self._settings
@@ -126,6 +138,7 @@ class ImapExecutor:
             attempts=s.connect_attempts,
             timeout=s.timeout_seconds,
             first_backoff=s.first_backoff_seconds,
+            max_backoff=s.max_backoff_seconds,
             tls=self._tls,
         )
 

@@ -106,7 +106,7 @@ class InboxSession:
 
     async def login(self, account: ImapAccount) -> None:
         """LOGIN with quoted strings, or AUTHENTICATE PLAIN (RFC 4616, UTF-8) for what a quoted
-        string cannot carry: the rule `mail/imap_connection.py` follows."""
+        string cannot carry: the rule `consumers/mail/imap_connection.py` follows."""
         user, password = account.username, account.password
         if account.auth == "oauth2":  # `password` holds the access token
             answer = await self._bearer_login(user, password)
@@ -127,7 +127,7 @@ class InboxSession:
             )
 
     async def _bearer_login(self, user: str, token: str) -> bytes:
-        """OAUTHBEARER, else XOAUTH2 (RFC 7628), as the server offers: `mail/oauth2_login.py`."""
+        """OAUTHBEARER, else XOAUTH2 (RFC 7628), as the server offers (as `oauth2_login.py`)."""
         await self.command(b"CAPABILITY", on_untagged=self._capabilities)
         offered = [m for m in ("OAUTHBEARER", "XOAUTH2") if f"AUTH={m}" in self.capabilities]
         if not offered:

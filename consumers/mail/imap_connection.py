@@ -14,8 +14,10 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from consumers.mail import oauth2_login
 from consumers.mail.accounts import ImapAccount
 from consumers.mail.address_policy import HostRefused, resolve
+from consumers.mail.backoff import Backoff
 from consumers.mail.imap_errors import LoginRefused, MailProblem, TlsFailed, Unreachable
 from consumers.mail.pinned_client import Deadline, PinnedClient
+from consumers.mail.throttling import Throttled, throttled
 from consumers.mail.tls_policy import (
     PlaintextRefused,
     client_context,
@@ -28,6 +30,7 @@ __all__ = [
     "LoginRefused",
     "MailProblem",
     "PlaintextRefused",
+    "Throttled",
     "TlsFailed",
     "Unreachable",
 ]
@@ -41,11 +44,14 @@ def connect(
     attempts: int = 3,
     timeout: float = 30.0,
     first_backoff: float = 0.5,
+    max_backoff: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     deadline: Deadline | None = None,
     tls: ssl.SSLContext | None = None,
 ) -> IMAPClient:
-    """A logged-in client; connection failures are retried `attempts` times, others are not.
+    """A logged-in client; connection failures are retried `attempts` times (backoff capped
+    and jittered, mail.backoff), others are not. A server that answers "slow down" or "try
+    later" (mail.throttling) ends the attempt with Throttled, for the caller to wait.
 
     The host is resolved once and must pass the address policy (HostRefused otherwise);
     `security: none` needs the host listed (PlaintextRefused). Certificates are verified
@@ -54,13 +60,18 @@ def connect(
     address = resolve(account.host, account.port, allowed_hosts)
     refuse_plaintext(account.host, account.port, account.security, allowed_hosts)
     context = tls or client_context()
-    delay = first_backoff
+    backoff = Backoff(first=first_backoff, cap=max_backoff)
     for attempt in range(1, attempts + 1):
         try:
             client = _open(account, address, timeout, deadline, context)
         except ssl.SSLError as error:
             raise tls_failure(error, account.host, account.address()) from None
         except (OSError, imaplib.IMAP4.error) as error:
+            slow_down = isinstance(error, imaplib.IMAP4.error) and throttled(
+                _said(error), account.address()
+            )
+            if slow_down:  # a greeting of `* BYE [UNAVAILABLE] ...`
+                raise slow_down from None
             if attempt == attempts:
                 # A non-IMAP greeting is never echoed: it could be any internal service's banner.
                 said = NOT_IMAP if isinstance(error, imaplib.IMAP4.error) else _said(error)
@@ -68,8 +79,7 @@ def connect(
                     f"IMAP server at {account.address()} unreachable after {attempts} "
                     f"attempts: {said}"
                 ) from None
-            sleep(delay)
-            delay *= 2
+            sleep(backoff.next_delay())
             continue
         return _login(client, account)
     raise AssertionError("unreachable")  # the loop returns or raises
@@ -120,12 +130,18 @@ def _login(client: IMAPClient, account: ImapAccount) -> IMAPClient:
             _log_in(client, account.username, account.password)
     except LoginError as error:
         client.shutdown()
+        slow_down = throttled(_said(error), account.address())
+        if slow_down:  # `NO [UNAVAILABLE] Temporary authentication failure`, `[LIMIT]` ...
+            raise slow_down from None
         raise LoginRefused(
             f"login refused by the IMAP server at {account.address()} for user "
             f"{account.username!r}: {_said(error)}"
         ) from None
     except (OSError, imaplib.IMAP4.error) as error:
         client.shutdown()
+        slow_down = throttled(_said(error), account.address())
+        if slow_down:
+            raise slow_down from None
         raise Unreachable(
             f"connection to the IMAP server at {account.address()} lost while logging in: "
             f"{_said(error)}"

@@ -127,10 +127,14 @@ class OAuth2Client:
             raise ProviderUnreachable(f"{self.provider.title}'s discovery document lacks {name}")
         return endpoint
 
-    def _discover(self) -> dict[str, Any]:
+    def _discover(self, new_keys: bool = False) -> dict[str, Any]:
+        """The discovery document, with the provider's signing keys under `_jwks`; `new_keys`:
+        fetch the keys again (the provider rotated them: Google does every few weeks)."""
         with self._lock:
             if self._metadata is None:
                 self._metadata = self._get_json(self.provider.discovery_url)
+                new_keys = True
+            if new_keys:
                 self._metadata["_jwks"] = self._get_json(str(self._metadata.get("jwks_uri")))
             return self._metadata
 
@@ -151,7 +155,11 @@ class OAuth2Client:
             raise IdTokenInvalid("the provider sent no ID token (is `openid` among the scopes?)")
         metadata = self._discover()
         try:
-            token = jwt.decode(id_token, KeySet.import_key_set(metadata["_jwks"]))
+            try:
+                token = jwt.decode(id_token, KeySet.import_key_set(metadata["_jwks"]))
+            except (JoseError, ValueError):  # signed with a key published since: look again
+                metadata = self._discover(new_keys=True)
+                token = jwt.decode(id_token, KeySet.import_key_set(metadata["_jwks"]))
             claims: dict[str, Any] = dict(token.claims)
             # Microsoft's multi-tenant issuer is a template naming the user's tenant.
             issuer = str(metadata.get("issuer", "")).replace("{tenantid}", str(claims.get("tid")))

@@ -1,5 +1,10 @@
 """The `mail_oauth2_flows` table: connects started and not yet called back, each found by its
-`state` (stored hashed), usable once and for a bounded time."""
+`state` and the starting browser's binding value (stored hashed together), usable once and for a
+bounded time.
+
+The binding (a cookie) keeps a connect from being finished in another browser: without it, a
+user could start a connect and send its provider URL to someone else, whose mailbox the
+callback would then store under the first user's account (OAuth 2.0 Security BCP 4.7)."""
 
 from __future__ import annotations
 
@@ -46,7 +51,9 @@ class FlowStore:
         self._engine = engine
         self._box = box
 
-    def begin(self, state: str, user_id: str, provider: str, verifier: str, nonce: str) -> datetime:
+    def begin(
+        self, state: str, browser: str, user_id: str, provider: str, verifier: str, nonce: str
+    ) -> datetime:
         """Remember a started connect; when it stops being accepted."""
         with database_errors(), self._engine.begin() as conn:
             conn.execute(PURGE)
@@ -54,7 +61,7 @@ class FlowStore:
             expires_at: datetime = conn.execute(
                 BEGIN,
                 {
-                    "state_hash": _hash(state),
+                    "state_hash": _hash(state, browser),
                     "user_id": user_id,
                     "provider": provider,
                     "verifier": self._box.seal(verifier),
@@ -64,10 +71,12 @@ class FlowStore:
             ).scalar_one()
         return expires_at
 
-    def take(self, state: str) -> Flow | None:
-        """The flow this state started, once; None when unknown, used or expired."""
+    def take(self, state: str, browser: str) -> Flow | None:
+        """The flow this state started in this browser, once; None when unknown, used, expired
+        or started in another browser."""
         with database_errors(), self._engine.begin() as conn:
-            row = conn.execute(TAKE, {"state_hash": _hash(state)}).mappings().one_or_none()
+            found = conn.execute(TAKE, {"state_hash": _hash(state, browser)})
+            row = found.mappings().one_or_none()
         if row is None or not row["live"]:
             return None
         return Flow(
@@ -78,5 +87,5 @@ class FlowStore:
         )
 
 
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+def _hash(state: str, browser: str) -> str:
+    return hashlib.sha256(f"{state}:{browser}".encode()).hexdigest()

@@ -16,9 +16,9 @@ import jwt
 
 from coordinator.api.jwks import JwksKeys, UnknownKey
 from coordinator.api.token_cache import TokenCache
+from core.report_scope import REPORT_SCOPE
 from core.settings import Settings, require_hs256_key
 
-REPORT_SCOPE = "sync:report"
 MAX_USER_ID_LENGTH = 256
 MAX_TOKEN_LENGTH = 8192
 MAX_HEADER_SEGMENT = 1024  # base64url characters of the JOSE header

@@ -42,7 +42,7 @@ SHARED_SECONDS = 1.0  # another user seen this recently: the process is shared
 
 
 @dataclass
-class Line:
+class UserLine:
     """One user's requests in this process: how many run, and who waits, in order."""
 
     running: int = 0
@@ -54,7 +54,7 @@ class Line:
 class UserLines:
     """Every user's line in this process, shared with the metrics."""
 
-    lines: dict[str, Line] = field(default_factory=dict)
+    lines: dict[str, UserLine] = field(default_factory=dict)
     on_refused: Callable[[], object] = lambda: None  # counts the 429s (metrics)
 
     @property
@@ -96,7 +96,7 @@ class UserGate:
             await self.app(scope, receive, send)
             return
         self._seen(user)
-        line = self._lines.setdefault(user, Line())
+        line = self._lines.setdefault(user, UserLine())
         if line.waiting or line.running >= self._limit():
             if len(line.waiting) >= self._waiting:
                 self._state.on_refused()
@@ -129,7 +129,7 @@ class UserGate:
         """Requests one user may have running now: more while nobody else is about."""
         return self._active if time.monotonic() < self._crowd.until() else self._alone
 
-    async def _turn(self, user: str, line: Line) -> None:
+    async def _turn(self, user: str, line: UserLine) -> None:
         """Wait until a running request of this user lets this one in (see `_admit`)."""
         turn = asyncio.get_running_loop().create_future()
         line.waiting.append(turn)
@@ -142,7 +142,7 @@ class UserGate:
                 line.waiting.remove(turn)
             raise
 
-    async def _paced(self, line: Line) -> None:
+    async def _paced(self, line: UserLine) -> None:
         """While shared, wait for this request's start time: `spacing` after the previous."""
         now = time.monotonic()
         if now >= self._crowd.until():
@@ -152,11 +152,11 @@ class UserGate:
         if start > now:
             await asyncio.sleep(start - now)
 
-    def _finished(self, user: str, line: Line) -> None:
+    def _finished(self, user: str, line: UserLine) -> None:
         line.running -= 1
         self._admit(user, line)
 
-    def _admit(self, user: str, line: Line) -> None:
+    def _admit(self, user: str, line: UserLine) -> None:
         """Let the next in line in, in order, while the user is under the bound."""
         limit = self._limit()
         while line.waiting and line.running < limit:

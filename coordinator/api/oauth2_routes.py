@@ -1,12 +1,14 @@
 """Connecting a mailbox with OAuth2: the authorization code flow with PKCE and `state`.
 
-The page POSTs .../start (with its bearer header) and navigates to the URL it is handed; curl
-can GET .../start for a 302. The provider sends the browser back to .../callback, which the
-`state` alone ties to the user (one use, 10 minutes). Contract: docs/mail.md#oauth2-accounts.
+The page POSTs .../start (with its bearer header) and navigates to the URL it is handed; a
+client that sends the header on a navigation can GET .../start for a 302. The provider sends
+the browser back to .../callback, which the `state` and the starting browser's cookie tie to
+the user (one use, 10 minutes). Contract: docs/mail.md#oauth2-accounts.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 from typing import Annotated
@@ -24,6 +26,7 @@ from consumers.mail.oauth2_client import (
     ProviderRefused,
     ProviderUnreachable,
 )
+from consumers.mail.oauth2_flows import FLOW_SECONDS
 from coordinator.api.deps import UserId
 from coordinator.api.mail_deps import AccountsDep
 from coordinator.api.mail_schemas import (
@@ -36,6 +39,8 @@ from coordinator.api.openapi import AUTHENTICATED, problem_responses
 from coordinator.api.problems import problem
 
 router = APIRouter(prefix="/accounts/oauth2", tags=["mail"])
+BROWSER_COOKIE = "sync_oauth2_browser"  # binds a connect to the browser that started it
+BINDING = re.compile(r"[A-Za-z0-9_-]{43}")  # what token_urlsafe(32) makes
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,30}$")]
 OAuthParam = Annotated[str | None, Query(max_length=2048, pattern=r"^[\x20-\x7e]*$")]
 
@@ -67,13 +72,20 @@ async def list_providers(_: UserId, request: Request) -> OAuth2ProvidersResponse
     responses=problem_responses(*AUTHENTICATED, 404, 502),
 )
 async def start_for_page(
-    provider: ProviderName, user_id: UserId, setup: OAuth2Dep, request: Request
+    provider: ProviderName,
+    user_id: UserId,
+    setup: OAuth2Dep,
+    request: Request,
+    response: Response,
 ) -> OAuth2StartResponse | Response:
-    """Begin a connect: the provider's authorization URL for the page to navigate to."""
+    """Begin a connect: the provider's authorization URL for the page to navigate to, and the
+    cookie that lets only this browser finish it."""
     started = await _start(provider, user_id, setup, request)
     if isinstance(started, Response):
         return started
-    return OAuth2StartResponse(authorization_url=started[0], expires_at=started[1])
+    url, expires_at, browser = started
+    _bind(response, request, browser)
+    return OAuth2StartResponse(authorization_url=url, expires_at=expires_at)
 
 
 @router.get(
@@ -85,11 +97,13 @@ async def start_for_page(
 async def start_redirect(
     provider: ProviderName, user_id: UserId, setup: OAuth2Dep, request: Request
 ) -> Response:
-    """Begin a connect: 302 to the provider's authorization page."""
+    """Begin a connect: 302 to the provider's authorization page (and the binding cookie)."""
     started = await _start(provider, user_id, setup, request)
     if isinstance(started, Response):
         return started
-    return RedirectResponse(started[0], status_code=302)
+    redirect = RedirectResponse(started[0], status_code=302)
+    _bind(redirect, request, started[2])
+    return redirect
 
 
 @router.get(
@@ -115,13 +129,14 @@ async def callback(
     if client is None:
         return _unknown(request, provider)
     assert setup.flows is not None
-    flow = await run_in_threadpool(setup.flows.take, state) if state else None
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    flow = await run_in_threadpool(setup.flows.take, state, browser) if state else None
     if flow is None or flow.provider != provider:
         return problem(
             scope,
             400,
-            "this connect is unknown, was already completed or expired (10 minutes): "
-            "start it again",
+            "this connect is unknown, was already completed, expired (10 minutes) or was "
+            "started in another browser: start it again here",
             kind="oauth2-state-invalid",
         )
     title = client.provider.title
@@ -181,7 +196,7 @@ async def callback(
 
 async def _start(
     provider: str, user_id: str, setup: OAuth2Setup, request: Request
-) -> tuple[str, datetime] | Response:
+) -> tuple[str, datetime, str] | Response:
     client = setup.clients.get(provider)
     if client is None:
         return _unknown(request, provider)
@@ -199,10 +214,27 @@ async def _start(
         )
     except ProviderUnreachable as unreachable:
         return problem(request.scope, 502, str(unreachable), kind="oauth2-provider-unreachable")
+    # One binding per browser, kept while its connects are open, so several can run at once.
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    if not BINDING.fullmatch(browser):
+        browser = secrets.token_urlsafe(32)
     expires_at = await run_in_threadpool(
-        setup.flows.begin, state, user_id, provider, verifier, nonce
+        setup.flows.begin, state, browser, user_id, provider, verifier, nonce
     )
-    return url, expires_at
+    return url, expires_at, browser
+
+
+def _bind(response: Response, request: Request, browser: str) -> None:
+    # Lax: sent on the provider's top-level redirect back; never readable by scripts.
+    response.set_cookie(
+        BROWSER_COOKIE,
+        browser,
+        max_age=FLOW_SECONDS,
+        path="/accounts/oauth2/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
 
 
 def _authorization_url(

@@ -1,9 +1,10 @@
 """`syncctl watch`: IDLE on INBOX of each account this watcher holds; new mail is a command.
 
-One asyncio loop holds every session (`mail/idle_session.py`), so a watched idle account costs
-a socket and a sleeping coroutine, not a thread. Each tick (a third of the lease) renews this
-watcher's lease, claims accounts up to its fair share and starts or stops sessions to match
-(`mail/watch_leases.py`, docs/decisions/watcher-leases.md). A change seen on a session becomes
+One asyncio loop holds every session (`consumers/mail/idle_session.py`), so a watched idle
+account costs a socket and a sleeping coroutine, not a thread. Each tick (a third of the lease)
+renews this watcher's lease, claims accounts up to its fair share and starts or stops sessions to
+match (`consumers/mail/watch_leases.py`, docs/decisions/watcher-leases.md). A change seen on a
+session becomes
 `StartRequested(trigger="new_mail")` through the coordinator's command handler, the path a
 click takes: with no sync running it starts one, during a sync it queues one follow-up
 (`FollowUpSyncQueued`), and a storm of notices is as harmless as a storm of clicks.

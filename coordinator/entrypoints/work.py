@@ -21,9 +21,10 @@ def run(settings: Settings) -> int:
     """Consume the worker's group until SIGTERM/SIGINT, then shut down gracefully."""
     import jwt
 
-    from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
+    from consumers.coordinator_client import CoordinatorClient
     from consumers.sync_worker import SyncWorker
     from core.kafka.event_source import EventSource, SourceConfig
+    from core.report_scope import REPORT_SCOPE
     from core.stopping import stop_on_signals
 
     stop = stop_on_signals()
@@ -79,6 +80,7 @@ def imap_executor(settings: Settings) -> Executor:
     from consumers.mail.access_tokens import AccessTokens
     from consumers.mail.accounts import AccountStore
     from consumers.mail.address_policy import allowed_hosts
+    from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, slots_engine
     from consumers.mail.database import mail_engine
     from consumers.mail.message_store import MessageStore
     from consumers.mail.oauth2_client import OAuth2Client
@@ -100,10 +102,21 @@ def imap_executor(settings: Settings) -> Executor:
             e.strip().upper() for e in settings.mail_extensions_off.split(",") if e.strip()
         ),
         changes_retention_seconds=settings.mail_changes_retention_seconds,
+        max_backoff_seconds=settings.mail_max_backoff_seconds,
+        backoff_reset_seconds=settings.mail_backoff_reset_seconds,
+        throttle_max_wait_seconds=settings.mail_throttle_max_wait_seconds,
+    )
+    slots = ConnectionSlots(  # IMAP connections per account and host, across all workers
+        slots_engine(settings.require_database_url()),
+        SlotLimits(
+            per_account=settings.mail_max_connections_per_account,
+            per_host=settings.mail_max_connections_per_host,
+            wait_seconds=settings.mail_slot_wait_seconds,
+        ),
     )
     clients = {
         name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
         for name, provider in configured_providers(settings).items()
     }
     tokens = AccessTokens(engine, box, clients, settings.public_url or "")
-    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), limits, tokens)
+    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), limits, tokens, slots)

@@ -20,7 +20,7 @@ REBUILD_LOCK_KEY = 7204187
 
 
 @dataclass(frozen=True)
-class View:
+class ShadowView:
     """A live view, its shadow, and the key both are unique by."""
 
     live: str
@@ -30,10 +30,10 @@ class View:
 
 
 VIEWS = {
-    "status": View(
+    "status": ShadowView(
         "sync_status", "sync_status_rebuild", "user_id", tuple(f.name for f in fields(StatusRow))
     ),
-    "tasks": View(
+    "tasks": ShadowView(
         "sync_tasks", "sync_tasks_rebuild", "task_id", tuple(f.name for f in fields(TaskRow))
     ),
 }

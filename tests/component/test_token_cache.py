@@ -8,13 +8,13 @@ import jwt
 import pytest
 
 from coordinator.api.auth import (
-    REPORT_SCOPE,
     USER_RULE,
     TokenRejected,
     TokenVerifier,
     issue_token,
 )
 from coordinator.api.token_cache import TokenCache
+from core.report_scope import REPORT_SCOPE
 
 KEY = "k" * 32
 

@@ -8,8 +8,9 @@ import jwt
 import pytest
 
 from coordinator.api.app import create_app
-from coordinator.api.auth import REPORT_SCOPE, TokenRejected, TokenVerifier, issue_token
+from coordinator.api.auth import TokenRejected, TokenVerifier, issue_token
 from coordinator.dev.supervisor import dev_secret
+from core.report_scope import REPORT_SCOPE
 from core.settings import Settings
 
 KEY = "k" * 32

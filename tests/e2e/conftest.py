@@ -37,6 +37,7 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     """The whole system on a database of its own, for the status stream and page tests:
     short heartbeats, two streams and two running requests per user, and a demo sync slow
     enough to watch and stop (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
+    from consumers.mail.password_box import new_key
     from tests import services
     from tests.e2e.test_sync_lifecycle import EVERYTHING, warm_up
 
@@ -49,14 +50,17 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
         user_active_requests="2",
         demo_messages="200",
         demo_pace="25",
+        mail_key=new_key(),  # the page's mailbox part answers (no account yet) instead of 503
     ) as stack:
         warm_up(stack)
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, once for every page test."""
+    """Debian's chromium, once per module of page tests: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, and asyncio.run() in any later test of
+    the session (the integration tier's) would fail on it."""
     from tests.e2e.page_driver import chromium
 
     with chromium() as browser:

@@ -192,7 +192,8 @@ def test_sync_outliving_the_grace_is_reported_failed(
 
 
 def report_token(user: str) -> str:
-    from coordinator.api.auth import REPORT_SCOPE, issue_token
+    from coordinator.api.auth import issue_token
+    from core.report_scope import REPORT_SCOPE
     from tests.e2e.processes import SECRET
 
     return issue_token(user, SECRET, 60, scope=REPORT_SCOPE)

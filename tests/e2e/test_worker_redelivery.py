@@ -11,12 +11,13 @@ from uuid import uuid4
 import httpx
 from sqlalchemy import Engine
 
-from consumers.coordinator_client import REPORT_SCOPE, CoordinatorClient
+from consumers.coordinator_client import CoordinatorClient
 from consumers.executors import Report, TaskSpec
 from consumers.sync_worker import SyncWorker
 from coordinator.api.auth import issue_token
 from core.domain.events import Envelope, SyncStarted
 from core.kafka.event_source import Delivery
+from core.report_scope import REPORT_SCOPE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api
 from tests.random_refs import random_user

@@ -12,7 +12,7 @@ from schemathesis.python import asgi
 
 from consumers.mail.password_box import new_key
 from coordinator.api.app import create_app
-from coordinator.api.auth import REPORT_SCOPE
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import settings_for, user_token
 from tests.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
 from tests.random_refs import random_user

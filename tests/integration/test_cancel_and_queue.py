@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from coordinator.api.auth import REPORT_SCOPE
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, events_of, running_app, settings_for, user_token
 from tests.random_refs import random_user
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from coordinator.api.auth import REPORT_SCOPE
 from coordinator.service.ports import QueueFull
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import (
     bearer,
     events_of,

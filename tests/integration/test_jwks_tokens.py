@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from coordinator.api.auth import REPORT_SCOPE
 from coordinator.dev.embedded import free_port
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.jwks_server import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
 from tests.random_refs import random_user

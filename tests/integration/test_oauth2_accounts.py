@@ -254,6 +254,12 @@ def test_a_callback_that_is_not_a_fresh_connect_of_this_provider_is_a_400_proble
     assert kind(client.get(back.removeprefix(TESTSERVER), follow_redirects=False)) == (
         "oauth2-state-invalid"
     )
+    url, state = started(client, user)  # ... and the link sent to someone else's browser
+    back = authorize(url, login, TESTSERVER)
+    client.cookies.clear()  # another browser: without this one's binding cookie
+    elsewhere = client.get(back.removeprefix(TESTSERVER), follow_redirects=False)
+    assert elsewhere.status_code == 400 and kind(elsewhere) == "oauth2-state-invalid"
+    assert "another browser" in elsewhere.json()["detail"]
     _, state = started(client, user)
     mixed_up = callback(client, f"state={state}&code=abc&iss=https%3A%2F%2Fevil.example")
     assert kind(mixed_up) == "oauth2-issuer-mismatch"
@@ -391,3 +397,32 @@ def test_two_workers_asking_at_once_make_one_refresh_at_the_provider(
     assert refreshes(provider) == before + 1
     assert provider.counts().get("refresh_token:invalid_grant") == refused
     assert grant(engine, user)["refreshes"] == 1
+
+
+def test_an_id_token_signed_with_keys_published_since_start_is_accepted(
+    shared_database_url: str,
+) -> None:
+    redirect = f"{TESTSERVER}/accounts/oauth2/oidc/callback"
+    first = start_oidc_provider([redirect])
+    settings = settings_for(
+        shared_database_url,
+        mail_key=KEY,
+        oauth2_oidc_discovery_url=first.discovery_url,
+        oauth2_oidc_client_id=first.client_id,
+        oauth2_oidc_client_secret=first.client_secret,
+        oauth2_oidc_imap_host=LOOPBACK,
+        oauth2_oidc_imap_security="none",
+    )
+    again = None
+    try:
+        with running_app(settings) as client:
+            assert connect_mailbox(client, random_user(), "ann").status_code == 303  # keys kept
+            first.stop()
+            again = start_oidc_provider([redirect], same_as=first)  # new signing keys
+            user = random_user()
+            assert connect_mailbox(client, user, "bob").status_code == 303
+            assert client.get("/accounts/imap", headers=as_user(user)).json()["username"] == "bob"
+    finally:
+        first.stop()
+        if again is not None:
+            again.stop()

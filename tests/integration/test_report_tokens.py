@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from consumers.mail.password_box import new_key
 from coordinator.api.app import REPORT_PATH
-from coordinator.api.auth import REPORT_SCOPE
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
 from tests.random_refs import random_user

@@ -11,7 +11,7 @@ from httpx import Response
 
 from consumers.mail.password_box import new_key
 from coordinator.api.app import REPORT_PATH, STREAM_PATH
-from coordinator.api.auth import REPORT_SCOPE
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.random_refs import random_user
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator.api.auth import REPORT_SCOPE
+from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, hs256, running_app, settings_for
 from tests.random_refs import random_user
 

@@ -6,6 +6,7 @@
 // Prints "listening PORT" when ready. Besides the provider's own endpoints it answers
 // GET /_test/counts with how many token requests of each grant type it served, so a test can
 // count refreshes from the provider's side.
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,7 +20,12 @@ await new Promise((resolve) => server.listen(config.port, '127.0.0.1', resolve))
 const port = server.address().port;
 const issuer = `http://127.0.0.1:${port}`;
 
+// A signing key of its own at each start (a restart is a key rotation, as at Google).
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+
 const provider = new Provider(issuer, {
+  jwks: { keys: [signingKey] },
   clients: [
     {
       client_id: config.client_id,

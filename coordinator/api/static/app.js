@@ -1,4 +1,6 @@
-// The status page: one Sync button, live progress from GET /sync/status/stream, history, Stop.
+// The status page: one Sync button, live progress from GET /sync/status/stream, history, Stop,
+// and the mailbox: its account (connect, reconnect), folders and newest messages, reloaded
+// whenever the status stream says a sync moved (a click's or a new-mail sync's).
 // No framework, no build step. The token comes from the URL fragment (#token=...), which the
 // browser never sends to the server, and is kept in sessionStorage for this tab only. The stream
 // is read with fetch (EventSource cannot send an Authorization header).
@@ -11,7 +13,10 @@ const REASONS = {
   first_click: "a click",
   replaced_expired: "a click (replaced an expired task)",
   queued_full_sync: "the queued full sync",
+  new_mail: "new mail",
+  queued_follow_up: "new mail during the sync before",
 };
+const MAIL_LIMIT = 20;
 const SIGN_IN_AGAIN = "Your token was refused or has expired: sign in again.";
 const UNREACHABLE = "cannot reach the server";
 let token = null;
@@ -19,17 +24,19 @@ let current = null; // the last status row received
 let historyKey = "";
 let expiryTimer = null;
 let streamStop = null; // aborts the status stream at sign-out
+let account; // undefined: not loaded yet; null: none registered
+let folder = null; // the folder shown, or null for all
+let mailTimer = null;
 
 // Raised by `call` once the page is signed out: the sign-in message is already on screen.
 class SignedOut extends Error {}
 
-function takeToken() {
+// The fragment: `token=` from `syncctl dev`'s link, `oauth2=connected` back from a provider.
+function takeFragment() {
   const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.has("token")) {
-    sessionStorage.setItem(TOKEN_KEY, fragment.get("token"));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
+  if (fragment.has("token")) sessionStorage.setItem(TOKEN_KEY, fragment.get("token"));
+  if (fragment.toString()) history.replaceState(null, "", location.pathname + location.search);
+  return fragment.get("oauth2") === "connected" ? fragment.get("provider") || "?" : null;
 }
 
 function claimsOf(jwt) {
@@ -83,7 +90,9 @@ async function call(method, path, body = undefined) {
       signOut();
       throw new SignedOut(SIGN_IN_AGAIN);
     }
-    throw new Error(await problemText(response));
+    const error = new Error(await problemText(response));
+    error.status = response.status;
+    throw error;
   }
   return response.status === 204 ? null : response.json();
 }
@@ -138,9 +147,10 @@ function render(status) {
   $("state").dataset.status = status.status;
   const stats = status.current_stats || {};
   $("counts").textContent = "total" in stats
-    ? `${stats.imported ?? 0} of ${stats.total} messages`
+    ? `${stats.imported ?? stats.fetched ?? 0} of ${stats.total} messages` // demo, imap
     : "";
   $("queued").hidden = !status.full_sync_queued;
+  $("follow-up").hidden = !status.follow_up_queued;
   $("stop").disabled = !token || !status.is_syncing;
   const live = status.task_id && document.querySelector(
     `#tasks tr[data-task-id="${CSS.escape(status.task_id)}"]`);
@@ -150,6 +160,7 @@ function render(status) {
     historyKey = key;
     loadHistory();
   }
+  if (status.task_id) reloadMailSoon(); // a sync moved: it may have stored mail
 }
 
 async function loadHistory() {
@@ -246,7 +257,10 @@ async function readEvents(stream, lastId) {
 
 // Nothing is sent without a token: every action is disabled until the next sign-in.
 function setSignedIn(signedIn) {
-  for (const id of ["sync", "full"]) $(id).disabled = !signedIn;
+  for (const control of document.querySelectorAll("main button, main input, main select")) {
+    if (control.closest("#signin")) continue;
+    if (control.id !== "stop") control.disabled = !signedIn;
+  }
   if (!signedIn) $("stop").disabled = true;
 }
 
@@ -270,8 +284,153 @@ function signOutAtExpiry(claims) {
   else expiryTimer = setTimeout(signOut, Math.min(left, 2 ** 31 - 1));
 }
 
+// The mailbox: GET /accounts/imap (404: none yet), the connect buttons, the password form.
+async function loadAccount() {
+  try {
+    showAccount(await call("GET", "/accounts/imap"));
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    if (error.status === 404) showAccount(null);
+    else $("account-state").textContent = `Mailbox: ${error.message}`;
+  }
+}
+
+function showAccount(found) {
+  account = found;
+  const state = $("account-state");
+  state.dataset.state = found ? found.state || "connected" : "none";
+  $("reconnect").hidden = !(found && found.state === "reauth_required");
+  if (!found) {
+    state.textContent = "No mailbox is connected yet: connect one below.";
+    $("connect").open = true;
+    showMail({ folders: [] }, { messages: [] });
+    return;
+  }
+  const via = found.auth === "oauth2" ? ` with ${found.provider}` : "";
+  if (found.state === "reauth_required") {
+    const why = found.state_reason ? ` (${found.state_reason})` : "";
+    state.textContent = `The connection to ${found.username} expired${why}: reconnect it.`;
+    return;
+  }
+  state.textContent = `Connected: ${found.username} at ${found.host}${via}.`;
+  $("connect").open = false;
+  loadMail();
+}
+
+async function loadProviders() {
+  let answer;
+  try {
+    answer = await call("GET", "/accounts/oauth2/providers");
+  } catch {
+    return; // none configured here: the password form stays
+  }
+  $("providers").replaceChildren(...answer.providers.map((provider) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.id = `connect-${provider.provider}`;
+    button.textContent = `Connect ${provider.title}`;
+    button.addEventListener("click", () => connectWith(provider.provider));
+    return button;
+  }));
+}
+
+// The provider's page, then back to /ui/#oauth2=connected (the token stays in this tab).
+async function connectWith(provider) {
+  try {
+    const answer = await call("POST", `/accounts/oauth2/${encodeURIComponent(provider)}/start`);
+    location.assign(answer.authorization_url);
+  } catch (error) {
+    showFailure("Connect", error);
+  }
+}
+
+async function onConnectImap(event) {
+  event.preventDefault();
+  const body = {
+    host: $("imap-host").value.trim(),
+    port: Number($("imap-port").value),
+    security: $("imap-security").value,
+    username: $("imap-username").value.trim(),
+    password: $("imap-password").value,
+  };
+  try {
+    await call("PUT", "/accounts/imap?verify=true", body);
+  } catch (error) {
+    showFailure("Connect", error);
+    return;
+  }
+  $("imap-password").value = "";
+  showError("");
+  $("outcome").textContent = `Mailbox connected: ${body.username} at ${body.host}.`;
+  await loadAccount();
+  onSync(); // its mail now, not at the next new message
+}
+
+// Folders and the newest messages; at most one reload a second while a sync stores mail.
+function reloadMailSoon() {
+  if (mailTimer || !account) return;
+  mailTimer = setTimeout(() => {
+    mailTimer = null;
+    loadMail();
+  }, 1000);
+}
+
+async function loadMail() {
+  if (!account) return;
+  const query = new URLSearchParams({ limit: String(MAIL_LIMIT) });
+  if (folder) query.set("folder", folder);
+  try {
+    const [folders, page] = await Promise.all([
+      call("GET", "/mail/folders"),
+      call("GET", `/mail/messages?${query}`),
+    ]);
+    showMail(folders, page);
+  } catch (error) {
+    showFailure("Mail", error);
+  }
+}
+
+function showMail(folders, page) {
+  if (!account) folders = { folders: [] };
+  const all = [{ folder: null, messages: folders.folders.reduce((n, f) => n + f.messages, 0) }];
+  const entries = folders.folders.length ? [...all, ...folders.folders] : [];
+  $("folders").replaceChildren(...entries.map((entry) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = `${entry.folder || "All"} (${entry.messages})`;
+    button.dataset.folder = entry.folder || "";
+    button.setAttribute("aria-pressed", String(entry.folder === folder));
+    button.addEventListener("click", () => {
+      folder = entry.folder;
+      loadMail();
+    });
+    return button;
+  }));
+  $("messages").replaceChildren(...page.messages.map((message) => {
+    const item = document.createElement("li");
+    item.dataset.uid = String(message.uid);
+    item.dataset.folder = message.folder;
+    if (!message.flags.includes("\\Seen")) item.className = "unread";
+    const subject = document.createElement("span");
+    subject.className = "subject";
+    subject.textContent = message.subject || "(no subject)";
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    const when = new Date(message.received_at).toLocaleString([], { hour12: false });
+    for (const text of [message.sender || "(no sender)", when, message.folder]) {
+      const part = document.createElement("span");
+      part.textContent = text;
+      meta.append(part);
+    }
+    item.append(subject, meta);
+    return item;
+  }));
+  $("mail-note").textContent = account && !page.messages.length ? "No messages synced yet." : "";
+}
+
 function start() {
-  token = takeToken();
+  const connected = takeFragment();
+  token = sessionStorage.getItem(TOKEN_KEY);
   $("sync").addEventListener("click", onSync);
   $("stop").addEventListener("click", onStop);
   $("signin").addEventListener("submit", (event) => {
@@ -289,7 +448,15 @@ function start() {
   $("who").textContent = `Signed in as ${claims.sub || "?"}`;
   signOutAtExpiry(claims);
   if (!token) return;
+  $("imap-form").addEventListener("submit", onConnectImap);
+  $("reconnect").addEventListener("click", () => account && connectWith(account.provider));
   followStatus();
+  loadProviders();
+  loadAccount();
+  if (connected) {
+    $("outcome").textContent = `Mailbox connected with ${connected}.`;
+    onSync(); // its mail now
+  }
 }
 
 start();

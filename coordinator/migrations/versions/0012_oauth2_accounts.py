@@ -32,7 +32,7 @@ def upgrade() -> None:
             updated_at        timestamptz NOT NULL DEFAULT clock_timestamp()
         );
         CREATE TABLE mail_oauth2_flows (
-            state_hash    text PRIMARY KEY,  -- sha256 of the `state`, which the browser holds
+            state_hash    text PRIMARY KEY,  -- sha256 of `state` and the browser's binding cookie
             user_id       text NOT NULL,
             provider      text NOT NULL,
             code_verifier bytea NOT NULL,    -- sealed like the tokens
