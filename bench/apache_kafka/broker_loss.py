@@ -61,7 +61,12 @@ def measure_loss(
     engine = make_engine(url, pool_size=2)
     stop, feeding = threading.Event(), threading.Event()
     config = RelayConfig(
-        bootstrap=cluster.bootstrap, topic=topic, partitions=PARTITIONS, max_backoff_seconds=1
+        bootstrap=cluster.bootstrap,
+        topic=topic,
+        partitions=PARTITIONS,
+        max_backoff_seconds=1,
+        replication_factor=3,
+        min_insync_replicas=2,
     )
     relay = OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop, connect)
     rows = outbox_rows(int(per_second * 60), 200)

@@ -56,7 +56,13 @@ def relay_rate(url: str, dsn: str, bootstrap: str, topic: str, count: int) -> fl
     ensure_topic(bootstrap, topic, PARTITIONS, 3, 2)
     engine = make_engine(url, pool_size=2)
     stop = threading.Event()
-    config = RelayConfig(bootstrap=bootstrap, topic=topic, partitions=PARTITIONS)
+    config = RelayConfig(
+        bootstrap=bootstrap,
+        topic=topic,
+        partitions=PARTITIONS,
+        replication_factor=3,
+        min_insync_replicas=2,
+    )
     relay = OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop)
     thread = threading.Thread(target=relay.run, daemon=True)
     started = time.perf_counter()

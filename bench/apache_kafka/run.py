@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(cluster.stop)
         first = cluster.nodes[0].process
         assert first is not None
-        backends = Backends(server, cluster.bootstrap, tmp, first.pid, tmp / "pgdata")
+        backends = Backends(server, cluster.bootstrap, tmp, first.pid, tmp / "pgdata", 300_000)
         print(f"Apache Kafka {KAFKA_VERSION}, 3 nodes; {args.events:,} events; machine shared")
         if "A" in args.parts:
             part_a(stack, server, cluster.bootstrap, args.events, args.repeat)
