@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -31,37 +31,36 @@ class Clicks:
 
 @contextmanager
 def clicking(stack: Stack, users: list[str], per_second: float) -> Iterator[Clicks]:
-    """Click round-robin over `users` at `per_second` until the block ends, each click sent on
-    its schedule without waiting for earlier answers (a slow answer delays no other click);
-    on the way out, every click sent is answered (or the block fails)."""
+    """Click round-robin over `users` at `per_second` until the block ends: one thread keeps
+    the schedule and hands each click to a pool of senders, so a slow answer delays no other
+    click. On the way out every click is answered (a failure counts as status 0)."""
     clicks, stop = Clicks(), threading.Event()
+    local = threading.local()
 
-    async def run() -> None:
-        pending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(base_url=stack.api.base_url, timeout=60) as client:
+    def click(user: str) -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=stack.api.base_url, timeout=60)
+        try:
+            answer = local.client.post("/sync/smart", headers=stack.api.headers(user))
+            clicks.count(answer.status_code)
+        except httpx.HTTPError:
+            clicks.count(0)
 
-            async def click(user: str) -> None:
-                answer = await client.post("/sync/smart", headers=stack.api.headers(user))
-                clicks.count(answer.status_code)
+    def schedule(pool: ThreadPoolExecutor) -> None:
+        started = time.monotonic()
+        while not stop.is_set():
+            pool.submit(click, users[clicks.sent % len(users)])
+            clicks.sent += 1
+            stop.wait(max(0.0, started + clicks.sent / per_second - time.monotonic()))
 
-            started, turn = time.monotonic(), 0
-            while not stop.is_set():
-                task = asyncio.create_task(click(users[turn % len(users)]))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                turn += 1
-                clicks.sent = turn
-                await asyncio.sleep(max(0.0, started + turn / per_second - time.monotonic()))
-            if pending:
-                await asyncio.wait(pending, timeout=60)
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
-    thread.start()
-    try:
-        yield clicks
-    finally:
-        stop.set()
-        thread.join(90)
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="click") as pool:
+        scheduler = threading.Thread(target=schedule, args=(pool,), daemon=True)
+        scheduler.start()
+        try:
+            yield clicks
+        finally:
+            stop.set()
+            scheduler.join(10)
     assert sum(clicks.answered.values()) == clicks.sent, (clicks.sent, clicks.answered)
 
 
