@@ -1,4 +1,5 @@
-"""Composition root: builds adapters from Settings; called by the API lifespan and the CLI."""
+"""Composition root: builds adapters from Settings, for the API lifespan and the syncctl
+commands (the command path, the read models, and the mail stores of the worker and watcher)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.accounts import AccountStore
+from consumers.mail.database import mail_engine
+from consumers.mail.message_store import MessageStore
+from consumers.mail.oauth2_client import OAuth2Client
+from consumers.mail.oauth2_providers import configured_providers
+from consumers.mail.password_box import PasswordBox
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
@@ -27,7 +34,7 @@ class Wiring:
     read_models: ReadModels
     outbox: OutboxStore
     coalescer: CommandCoalescer
-    command_store: AsyncPostgresEventStore  # the coalescer's; connects on first use
+    command_store: PostgresEventStore  # the handlers'; connects on first use, on the loop
 
     def ping_database(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -35,11 +42,10 @@ class Wiring:
             conn.execute(text("SELECT 1"))
 
     async def close_commands(self) -> None:
-        """Close the coalescer's connections, on the loop that made them (the API's)."""
+        """Close the command path's connections, on the loop that made them."""
         await self.command_store.close()
 
     def close(self) -> None:
-        self.coalescer.close()
         self.engine.dispose()
 
 
@@ -51,15 +57,14 @@ def bootstrap(
     """Wire the event store, views and handler dependencies; connects lazily, on first use."""
     url = settings.require_database_url()
     engine = make_engine(url, settings.db_pool_size)
-    store = PostgresEventStore(engine, settings.lock_timeout_ms, settings.max_event_bytes)
-    command_store = AsyncPostgresEventStore(
+    command_store = PostgresEventStore(
         libpq_url(url),
         settings.transactions_in_flight(),
         settings.lock_timeout_ms,
         settings.max_event_bytes,
     )
     deps = Dependencies(
-        store=store,
+        store=command_store,
         lease=timedelta(seconds=settings.reuse_window_seconds),
         conflict_retries=settings.conflict_retries,
         on_conflict=on_conflict or (lambda: None),
@@ -78,7 +83,36 @@ def bootstrap(
                 retry_after_seconds=settings.retry_after_seconds,
             ),
             on_batch=on_batch or (lambda size: None),
-            store=command_store,
         ),
         command_store=command_store,
+    )
+
+
+@dataclass
+class MailWiring:
+    """The mail stores of a process that reads users' accounts (the worker, the watcher)."""
+
+    engine: Engine
+    accounts: AccountStore
+    messages: MessageStore
+    tokens: AccessTokens  # OAuth2 access tokens, refreshed under the grant's lock
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def mail_wiring(settings: Settings, pool_size: int) -> MailWiring:
+    """The mail stores on their own engine of `pool_size` connections; exits with the reason
+    when SYNC_DATABASE_URL or SYNC_MAIL_KEY is missing."""
+    engine = mail_engine(settings.require_database_url(), pool_size=pool_size)
+    box = PasswordBox(settings.require_mail_key())
+    clients = {
+        name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
+        for name, provider in configured_providers(settings).items()
+    }
+    return MailWiring(
+        engine=engine,
+        accounts=AccountStore(engine, box),
+        messages=MessageStore(engine),
+        tokens=AccessTokens(engine, box, clients, settings.public_url or ""),
     )

@@ -227,8 +227,8 @@ class Settings(BaseSettings):
     )
     mail_extensions_off: str = Field(
         default="",
-        pattern=r"^[A-Za-z, ]*$",
-        description="IMAP extensions not to use though offered (QRESYNC, CONDSTORE, ESEARCH)",
+        pattern=r"^[A-Za-z, -]*$",
+        description="Offered IMAP extensions not to use: QRESYNC, CONDSTORE, ESEARCH, LIST-STATUS",
     )
     mail_changes_retention_seconds: float = Field(
         default=7 * 86400.0, ge=0, description="How long GET /mail/changes keeps each change"

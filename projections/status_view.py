@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from core.domain.events import (
     CancelRequested,
@@ -100,36 +100,40 @@ def _row(values: dict[str, Any]) -> StatusRow:
 
 def _task_changes(event: Event) -> dict[str, Any]:
     """Columns an event about the row's own task changes."""
-    if isinstance(event, SyncReused):
-        return {"lease_expires_at": event.lease_expires_at}
-    if isinstance(event, SyncProgressed):
-        return {
-            "progress_percentage": event.percent,
-            "current_stats": event.stats,
-            "lease_expires_at": event.lease_expires_at,
-        }
-    if isinstance(event, SyncCompleted):
-        return {
-            "is_syncing": False,
-            "status": "completed",
-            "progress_percentage": 100.0,
-            "current_stats": event.stats,
-        }
-    if isinstance(event, SyncFailed):
-        return {"is_syncing": False, "status": "failed", "error_message": event.error}
-    if isinstance(event, SyncExpired):
-        return {"is_syncing": False, "status": "expired"}
-    if isinstance(event, FullSyncQueued):
-        return {"full_sync_queued": True}
-    if isinstance(event, FollowUpSyncQueued):
-        return {"follow_up_queued": True}
-    if isinstance(event, CancelRequested):
-        return {}
-    if isinstance(event, SyncCancelled):
-        return {
-            "is_syncing": False,
-            "status": "cancelled",
-            "full_sync_queued": False,
-            "follow_up_queued": False,
-        }
-    raise TypeError(f"unknown event {event!r}")
+    match event:
+        case SyncReused():
+            return {"lease_expires_at": event.lease_expires_at}
+        case SyncProgressed():
+            return {
+                "progress_percentage": event.percent,
+                "current_stats": event.stats,
+                "lease_expires_at": event.lease_expires_at,
+            }
+        case SyncCompleted():
+            return {
+                "is_syncing": False,
+                "status": "completed",
+                "progress_percentage": 100.0,
+                "current_stats": event.stats,
+            }
+        case SyncFailed():
+            return {"is_syncing": False, "status": "failed", "error_message": event.error}
+        case SyncExpired():
+            return {"is_syncing": False, "status": "expired"}
+        case FullSyncQueued():
+            return {"full_sync_queued": True}
+        case FollowUpSyncQueued():
+            return {"follow_up_queued": True}
+        case CancelRequested():
+            return {}
+        case SyncCancelled():
+            return {
+                "is_syncing": False,
+                "status": "cancelled",
+                "full_sync_queued": False,
+                "follow_up_queued": False,
+            }
+        case SyncStarted():  # a start makes a new row (_step)
+            raise TypeError(f"a start is no change to a row: {event!r}")
+        case _:
+            assert_never(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from core.domain.events import (
     CancelRequested,
@@ -86,28 +86,36 @@ _EMPTY = {f.name: None if f.default is MISSING else f.default for f in fields(Ta
 
 def _changes(row: dict[str, Any], event: Event) -> dict[str, Any]:
     """Columns a later event about the task changes."""
-    if isinstance(event, SyncReused):
-        return {"reuse_count": row["reuse_count"] + 1}
-    if isinstance(event, SyncProgressed):
-        return {
-            "progress_percentage": event.percent,
-            "stats": event.stats,
-            "lease_expires_at": event.lease_expires_at,
-        }
-    if isinstance(event, SyncCompleted):
-        return {
-            "status": "completed",
-            "finished_at": event.finished_at,
-            "progress_percentage": 100.0,
-            "stats": event.stats,
-        }
-    if isinstance(event, SyncFailed):
-        return {"status": "failed", "finished_at": event.finished_at, "error_message": event.error}
-    if isinstance(event, SyncExpired):
-        # A task is dead from the moment its lease ran out, not from when that was noticed.
-        return {"status": "expired", "finished_at": event.lease_expired_at}
-    if isinstance(event, SyncCancelled):
-        return {"status": "cancelled", "finished_at": event.finished_at}
-    if isinstance(event, FullSyncQueued | FollowUpSyncQueued | CancelRequested):
-        return {}
-    raise TypeError(f"unknown event {event!r}")
+    match event:
+        case SyncReused():
+            return {"reuse_count": row["reuse_count"] + 1}
+        case SyncProgressed():
+            return {
+                "progress_percentage": event.percent,
+                "stats": event.stats,
+                "lease_expires_at": event.lease_expires_at,
+            }
+        case SyncCompleted():
+            return {
+                "status": "completed",
+                "finished_at": event.finished_at,
+                "progress_percentage": 100.0,
+                "stats": event.stats,
+            }
+        case SyncFailed():
+            return {
+                "status": "failed",
+                "finished_at": event.finished_at,
+                "error_message": event.error,
+            }
+        case SyncExpired():
+            # A task is dead from the moment its lease ran out, not from when that was noticed.
+            return {"status": "expired", "finished_at": event.lease_expired_at}
+        case SyncCancelled():
+            return {"status": "cancelled", "finished_at": event.finished_at}
+        case FullSyncQueued() | FollowUpSyncQueued() | CancelRequested():
+            return {}
+        case SyncStarted():  # a start makes a new row (fold_task)
+            raise TypeError(f"a start is no change to a row: {event!r}")
+        case _:
+            assert_never(event)

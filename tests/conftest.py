@@ -32,7 +32,7 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     backend = request.config.getoption("--backend")
     # Not tmp_path_factory: pytest prunes old basetemps, which would pull the data
     # directory from under a server still used by a concurrent run.
-    from tests import services
+    from tests.support import services
 
     tmp = Path(tempfile.mkdtemp(prefix="sync-test-pg-"))
     try:
@@ -45,7 +45,7 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
-    from tests import services
+    from tests.support import services
 
     with services.kafka_broker(request.config.getoption("--backend")) as bootstrap:
         yield bootstrap
@@ -54,7 +54,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shared_database_url(server_url: str) -> str:
     """One migrated database shared by tests that use random user ids."""
-    from tests import services
+    from tests.support import services
 
     return services.create_database(server_url)
 
@@ -62,7 +62,7 @@ def shared_database_url(server_url: str) -> str:
 @pytest.fixture
 def database_url(server_url: str) -> str:
     """A database of this test's own (for tests that own the outbox or the relay lock)."""
-    from tests import services
+    from tests.support import services
 
     return services.create_database(server_url)
 

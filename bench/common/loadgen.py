@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 
 WARMUP_SECONDS = 1.0
 

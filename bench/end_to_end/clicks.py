@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from bench.end_to_end.probe import ProbeResult
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 
 TIMEOUT_SECONDS = 10.0
 CONNECTIONS = 128  # at most this many requests in flight; more wait for one

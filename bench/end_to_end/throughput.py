@@ -45,7 +45,7 @@ from bench.end_to_end.stack import (
 )
 
 TARGET_RATIO = 0.5
-MAX_RECORDS = 2000  # projections.projector.run_projector's max_records
+MAX_RECORDS = 2000  # coordinator/entrypoints/project.py's max_records
 FETCH_MAX_WAIT_MS = 50  # core.kafka.event_source.SourceConfig's default
 PROGRESS = "SELECT count(*), coalesce(sum(last_version), 0) FROM sync_status"
 POLL_SECONDS = 0.05

@@ -44,7 +44,7 @@ from bench.mail_sync import incremental
 from bench.mail_sync.seed import seed_maildir
 from consumers.mail.accounts import ImapAccount
 from consumers.mail.password_box import new_key
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.dovecot import start_dovecot
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready

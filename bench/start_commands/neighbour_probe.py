@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import httpx
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 
 
 def probe(

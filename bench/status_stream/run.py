@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.common.services import ROOT, fresh_database, server_url, stop_process
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready
 from projections.status_view import StatusRow

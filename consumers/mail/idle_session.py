@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from consumers.mail import oauth2_login
 from consumers.mail.accounts import ImapAccount
 from consumers.mail.imap_errors import LoginRefused
+from consumers.mail.tls_policy import client_context, tls_failure
 
 TAGGED = re.compile(rb"^(W\d+) (OK|NO|BAD)\b(.*)", re.DOTALL)
 CHANGE = re.compile(rb"^\* \d+ (EXISTS|EXPUNGE|FETCH)\b", re.IGNORECASE)
@@ -203,9 +204,14 @@ class InboxSession:
         self._writer.close()
 
 
-async def open_session(account: ImapAccount, address: str, timing: Timing) -> InboxSession:
-    """Connected to `address` (resolved and allowed beforehand), logged in, INBOX examined."""
-    context = ssl.create_default_context() if account.security != "none" else None
+async def open_session(
+    account: ImapAccount, address: str, timing: Timing, tls: ssl.SSLContext | None = None
+) -> InboxSession:
+    """Connected to `address` (resolved and allowed beforehand), logged in, INBOX examined.
+
+    Certificates are verified with `tls` (tls_policy.client_context: SYNC_MAIL_CA_BUNDLE or
+    the system's roots), a failed check said as the worker says it."""
+    context = (tls or client_context()) if account.security != "none" else None
     try:
         async with asyncio.timeout(timing.timeout):
             reader, writer = await asyncio.open_connection(
@@ -215,6 +221,8 @@ async def open_session(account: ImapAccount, address: str, timing: Timing) -> In
                 server_hostname=account.host if account.security == "tls" else None,
                 limit=LINE_LIMIT,
             )
+    except ssl.SSLError as error:
+        raise SessionLost(str(tls_failure(error, account.host, account.address()))) from None
     except (OSError, TimeoutError) as error:
         raise SessionLost(f"cannot reach {account.address()}: {error}") from None
     session = InboxSession(reader, writer, timing)
@@ -227,7 +235,12 @@ async def open_session(account: ImapAccount, address: str, timing: Timing) -> In
             if b" OK" not in answer[:8]:
                 raise SessionLost(f"STARTTLS refused by {account.address()}")
             assert context is not None
-            await writer.start_tls(context, server_hostname=account.host)
+            try:
+                await writer.start_tls(context, server_hostname=account.host)
+            except ssl.SSLError as error:
+                raise SessionLost(
+                    str(tls_failure(error, account.host, account.address()))
+                ) from None
         await session.login(account)
         await session.examine_inbox()
     except BaseException:

@@ -14,36 +14,35 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from coordinator.api import (
-    account_routes,
-    cancel_routes,
-    docs_page,
-    mail_change_routes,
-    mail_deps,
-    mail_routes,
-    oauth2_deps,
-    oauth2_routes,
-    ops_routes,
-    page_routes,
-    read_routes,
-    report_routes,
-    skipped_routes,
-    start_routes,
-    stream_routes,
-)
-from coordinator.api.auth import TokenVerifier
-from coordinator.api.crowd import CrowdMark
-from coordinator.api.errors import install_error_handlers
-from coordinator.api.fairness import UserGate, UserLines
+from coordinator.api import mail_deps, oauth2_deps
+from coordinator.api.admission.crowd import CrowdMark
+from coordinator.api.admission.request_guard import RequestGuard, ResponseHeaders
+from coordinator.api.admission.user_gate import UserGate, UserLines
+from coordinator.api.auth.tokens import TokenVerifier
 from coordinator.api.metrics import (
     CommandMetrics,
     StoredStateCollector,
     forget_dead_workers,
     metrics_folder,
 )
-from coordinator.api.middleware import RequestGuard, ResponseHeaders
-from coordinator.api.openapi import install_openapi
+from coordinator.api.problems.handlers import install_error_handlers
+from coordinator.api.problems.openapi import install_openapi
 from coordinator.api.request_log import RequestLog
+from coordinator.api.routes import (
+    accounts,
+    cancel,
+    docs,
+    mail,
+    mail_changes,
+    oauth2,
+    ops,
+    page,
+    reads,
+    reports,
+    skipped,
+    start,
+    stream,
+)
 from coordinator.api.start_shortcut import StartShortcut
 from coordinator.api.status_hub import StatusHub
 from coordinator.api.stop_signals import on_stop_signal
@@ -107,18 +106,18 @@ def create_app(settings: Settings) -> FastAPI:
         "Every error is an RFC 9457 problem document (application/problem+json).",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # docs_page serves /docs from packaged files; no CDN, no ReDoc
+        docs_url=None,  # routes/docs.py serves /docs from packaged files; no CDN, no ReDoc
         redoc_url=None,
     )
     app.state.tokens, app.state.status_hub = tokens, hub
-    routes = (start_routes, cancel_routes, report_routes, stream_routes, read_routes, ops_routes)
+    routes = (start, cancel, reports, stream, reads, ops)
     for module in routes:
         app.include_router(module.router)
-    page_routes.install(app)
-    docs_page.install(app)
+    page.install(app)
+    docs.install(app)
     mail_deps.install(app, settings)
     oauth2_deps.install(app, settings)
-    for module in (account_routes, oauth2_routes, mail_routes, mail_change_routes, skipped_routes):
+    for module in (accounts, oauth2, mail, mail_changes, skipped):
         app.include_router(module.router)
     install_error_handlers(app, settings.retry_after_seconds)
     install_openapi(app)

@@ -12,7 +12,7 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from coordinator.api.auth import TokenVerifier
+from coordinator.api.auth.tokens import TokenVerifier
 from coordinator.api.input_rules import HEADER_PATTERN, MAX_HEADER_TEXT, TASK_ID_PATTERN
 from coordinator.api.metrics import CommandMetrics
 from coordinator.bootstrap import Wiring

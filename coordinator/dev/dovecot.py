@@ -187,6 +187,7 @@ def start_dovecot(
     port: int | None = None,
     oauth2: OAuth2Passdb | None = None,
     without: frozenset[str] = frozenset(),
+    extra_config: str = "",
 ) -> Dovecot:
     """Dovecot in the foreground on 127.0.0.1:`port`; its data and config live in `root`.
 
@@ -237,6 +238,7 @@ def start_dovecot(
             gid=mail_user.pw_gid,
             imap_capability=_capability_without(without),
         )
+        + extra_config  # settings of a caller's own (bench/mail_watch: process limits)
     )
     log = open(root / "dovecot.out", "ab")  # noqa: SIM115
     process = subprocess.Popen(

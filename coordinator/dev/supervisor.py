@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from coordinator.adapters.postgres.migrate import upgrade
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.apache_kafka import KAFKA_VERSION, start_cluster
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu

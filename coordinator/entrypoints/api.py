@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from coordinator.api.auth import TokenVerifier
-from coordinator.api.crowd import CROWD_FILE, new_crowd_file
+from coordinator.api.admission.crowd import CROWD_FILE, new_crowd_file
+from coordinator.api.auth.tokens import TokenVerifier
 from coordinator.api.metrics import METRICS_DIR
 from coordinator.entrypoints import Commands
 from core.settings import Settings
@@ -37,7 +37,7 @@ def run(settings: Settings) -> int:
     """Run the API until signalled; returns the exit code."""
     import uvicorn
 
-    from coordinator.api import bounded_http
+    from coordinator.api.admission import bounded_http
     from coordinator.api.app import create_app
 
     host, port = settings.api_host, settings.api_port
@@ -86,7 +86,7 @@ def run(settings: Settings) -> int:
 
 def app_from_environment() -> object:
     """The app of one worker process, configured from the environment like its parent."""
-    from coordinator.api import bounded_http
+    from coordinator.api.admission import bounded_http
     from coordinator.api.app import create_app
 
     settings = Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from coordinator.bootstrap import bootstrap
@@ -19,11 +20,11 @@ log = logging.getLogger("coordinator.entrypoints.reap")
 BATCH = 500
 
 
-def reap_once(store: EventStore, deps: Dependencies) -> int:
+async def reap_once(store: EventStore, deps: Dependencies) -> int:
     """Expire every lapsed task found now; returns how many were expired."""
     expired = 0
     while True:
-        users = store.users_with_lapsed_leases(BATCH)
+        users = await store.users_with_lapsed_leases(BATCH)
         for user_id in users:
             # The aggregate re-checks under the lock: a task that renewed its lease
             # since the query is left alone.
@@ -33,7 +34,7 @@ def reap_once(store: EventStore, deps: Dependencies) -> int:
             ):
                 traceparent = None if span is None else tracing.traceparent_of(span)
                 meta = RequestMeta(correlation_id="reaper", traceparent=traceparent)
-                outcome = handle(ExpireStaleSync(user_id=user_id, meta=meta), deps)
+                outcome = await handle(ExpireStaleSync(user_id=user_id, meta=meta), deps)
                 assert isinstance(outcome, TaskOutcome)
                 if outcome.status == "expired":
                     expired += 1
@@ -52,15 +53,21 @@ def run(settings: Settings) -> int:
     """Reap every `SYNC_REAPER_INTERVAL_SECONDS` until SIGTERM or SIGINT."""
     stop = stop_on_signals()
     wiring = bootstrap(settings)
-    store = wiring.deps.store
     log.info("reaper running every %.1fs", settings.reaper_interval_seconds)
-    while not stop.is_set():
+
+    async def reap_until_stopped() -> None:
         try:
-            count = reap_once(store, wiring.deps)
-            if count:
-                log.info("expired %d tasks whose lease ran out", count)
-        except StoreUnavailable as error:
-            log.warning("database unavailable (%s); will retry", error)
-        stop.wait(settings.reaper_interval_seconds)
+            while not stop.is_set():
+                try:
+                    count = await reap_once(wiring.deps.store, wiring.deps)
+                    if count:
+                        log.info("expired %d tasks whose lease ran out", count)
+                except StoreUnavailable as error:
+                    log.warning("database unavailable (%s); will retry", error)
+                await asyncio.to_thread(stop.wait, settings.reaper_interval_seconds)
+        finally:
+            await wiring.close_commands()
+
+    asyncio.run(reap_until_stopped())
     wiring.close()
     return 0

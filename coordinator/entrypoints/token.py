@@ -18,7 +18,7 @@ def add_parser(commands: Commands) -> None:
 
 def run(settings: Settings, user_id: str, ttl: int) -> int:
     """Sign with SYNC_JWT_SECRET, else with the secret `syncctl dev` keeps."""
-    from coordinator.api.auth import issue_token
+    from coordinator.api.auth.tokens import issue_token
 
     secret = settings.jwt_secret.get_secret_value()
     dev_file = Path(settings.data_dir) / "jwt_secret"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 
 from coordinator.replay.records import StoredEvent, UndecodableEvent, decode_event, show_time
 from core.domain.events import (
@@ -27,44 +27,49 @@ from core.telemetry.traceparent import trace_id_of
 
 def reason(event: Event) -> str:
     """Why the aggregate recorded this event, in words."""
-    if isinstance(event, SyncStarted):
-        said = "started"
-        if event.reason == "queued_full_sync":
-            said = "started the full sync that was queued behind the task before"
-        if event.reason == "queued_follow_up":
-            said = "started the follow-up sync new mail queued behind the task before"
-        if event.reason == "new_mail":
-            said = "started because a watcher noticed new mail"
-        if event.replaces_task_id:
-            said += f" replacing task {event.replaces_task_id}"
-        return said + (f" (client {event.requested_by})" if event.requested_by else "")
-    if isinstance(event, SyncReused):
-        return (
-            f"reused because task {event.task_id} is live until {show_time(event.lease_expires_at)}"
-        )
-    if isinstance(event, SyncExpired):
-        return (
-            f"expired because the lease ran out at {show_time(event.lease_expired_at)} "
-            f"(detected by {event.detected_by})"
-        )
-    if isinstance(event, SyncProgressed):
-        return f"progress {event.percent:g}% renewed lease to {show_time(event.lease_expires_at)}"
-    if isinstance(event, SyncCompleted):
-        return "completed"
-    if isinstance(event, SyncFailed):
-        return f"failed: {event.error}"
-    if isinstance(event, FullSyncQueued):
-        return f"full sync queued: it starts when incremental task {event.task_id} ends"
-    if isinstance(event, FollowUpSyncQueued):
-        return f"new mail noticed: an incremental sync starts when task {event.task_id} ends"
-    if isinstance(event, CancelRequested):
-        return "cancel requested by the task's owner"
-    if isinstance(event, SyncCancelled):
-        dropped = "; the queued full sync was dropped with it" if event.dropped_full_sync else ""
-        if event.dropped_follow_up:
-            dropped += "; the queued follow-up sync was dropped with it"
-        return f"cancelled at the owner's request{dropped}"
-    raise TypeError(f"unknown event {event!r}")
+    match event:
+        case SyncStarted():
+            said = "started"
+            if event.reason == "queued_full_sync":
+                said = "started the full sync that was queued behind the task before"
+            if event.reason == "queued_follow_up":
+                said = "started the follow-up sync new mail queued behind the task before"
+            if event.reason == "new_mail":
+                said = "started because a watcher noticed new mail"
+            if event.replaces_task_id:
+                said += f" replacing task {event.replaces_task_id}"
+            return said + (f" (client {event.requested_by})" if event.requested_by else "")
+        case SyncReused():
+            until = show_time(event.lease_expires_at)
+            return f"reused because task {event.task_id} is live until {until}"
+        case SyncExpired():
+            return (
+                f"expired because the lease ran out at {show_time(event.lease_expired_at)} "
+                f"(detected by {event.detected_by})"
+            )
+        case SyncProgressed():
+            return (
+                f"progress {event.percent:g}% renewed lease to {show_time(event.lease_expires_at)}"
+            )
+        case SyncCompleted():
+            return "completed"
+        case SyncFailed():
+            return f"failed: {event.error}"
+        case FullSyncQueued():
+            return f"full sync queued: it starts when incremental task {event.task_id} ends"
+        case FollowUpSyncQueued():
+            return f"new mail noticed: an incremental sync starts when task {event.task_id} ends"
+        case CancelRequested():
+            return "cancel requested by the task's owner"
+        case SyncCancelled():
+            dropped = (
+                "; the queued full sync was dropped with it" if event.dropped_full_sync else ""
+            )
+            if event.dropped_follow_up:
+                dropped += "; the queued follow-up sync was dropped with it"
+            return f"cancelled at the owner's request{dropped}"
+        case _:
+            assert_never(event)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 In one process at most one transaction per user is in flight. A user's commands that arrive
 meanwhile wait in memory, holding no thread and no connection, and the next transaction takes
-them all (see `handle_batch`). Given an AsyncEventStore (the API), a batch runs on the event
-loop; without one, on a thread of its own. Transactions in flight are bounded process-wide,
+them all (see `handle_batch`), on the event loop. Transactions in flight are bounded process-wide,
 so a storm of one user, or of many, leaves pooled connections for everyone else; a slot is
 handed out in the order asked, and each user asks for one at a time, so a busy user cannot
 jump the line.
@@ -18,13 +17,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from coordinator.service.handlers import Dependencies, handle_batch, handle_batch_async
+from coordinator.service.handlers import Dependencies, handle_batch
 from coordinator.service.outcomes import Outcome
-from coordinator.service.ports import AsyncEventStore, QueueFull
+from coordinator.service.ports import QueueFull
 from core.domain.commands import Command
 from core.telemetry import incoming_trace, tracing
 
@@ -56,9 +54,6 @@ class _UserLine:
     drain: asyncio.Task[None] | None = None
 
 
-BatchRunner = Callable[[Sequence[Command], Dependencies], list[Outcome | Exception]]
-
-
 class CommandCoalescer:
     """`await submit(command)` answers like `handle(command)`, one transaction per batch."""
 
@@ -67,19 +62,12 @@ class CommandCoalescer:
         deps: Dependencies,
         limits: CoalescerLimits,
         on_batch: Callable[[int], None] = lambda size: None,
-        run_batch: BatchRunner = handle_batch,
-        store: AsyncEventStore | None = None,
     ) -> None:
         self._deps = deps
         self._limits = limits
         self._on_batch = on_batch
-        self._run_batch = run_batch
-        self._store = store
         self._lines: dict[str, _UserLine] = {}
         self._slots = asyncio.Semaphore(limits.transactions_in_flight)
-        self._threads = ThreadPoolExecutor(
-            limits.transactions_in_flight, thread_name_prefix="command"
-        )
 
     @property
     def waiting(self) -> int:
@@ -127,7 +115,6 @@ class CommandCoalescer:
 
     async def _drain(self, user_id: str, line: _UserLine) -> None:
         """Run this user's batches one after another until nobody waits."""
-        loop = asyncio.get_running_loop()
         try:
             while line.waiting:
                 async with self._slots:
@@ -138,7 +125,7 @@ class CommandCoalescer:
                     commands = [w.command for w in batch]
                     try:
                         with _transaction_span(user_id, commands):
-                            answers = await self._run(loop, commands)
+                            answers = await handle_batch(commands, self._deps)
                     except Exception as error:
                         answers = [error] * len(batch)
                 for ticket, answer in zip(batch, answers, strict=True):
@@ -150,14 +137,6 @@ class CommandCoalescer:
                 line.waiting.popleft().answer.cancel()
             del self._lines[user_id]
 
-    async def _run(
-        self, loop: asyncio.AbstractEventLoop, commands: list[Command]
-    ) -> list[Outcome | Exception]:
-        """On the loop through the async store, else `run_batch` on a thread of its own."""
-        if self._store is not None:
-            return await handle_batch_async(commands, self._deps, self._store)
-        return await loop.run_in_executor(self._threads, self._run_batch, commands, self._deps)
-
     def _take(self, line: _UserLine) -> list[Ticket]:
         batch: list[Ticket] = []
         while line.waiting and len(batch) < self._limits.batch_size:
@@ -165,10 +144,6 @@ class CommandCoalescer:
             waiting.taken = True
             batch.append(waiting)
         return batch
-
-    def close(self) -> None:
-        """Stop the transaction threads once running batches end."""
-        self._threads.shutdown(wait=True)
 
 
 def _settle(answer: asyncio.Future[Outcome], result: Outcome | Exception) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
 from coordinator.service.ports import (
-    AsyncEventStore,
     ConflictRetriesExhausted,
     EventStore,
     EventTooLarge,
@@ -48,7 +47,6 @@ __all__ = [
     "TaskOutcome",
     "handle",
     "handle_batch",
-    "handle_batch_async",
 ]
 
 
@@ -70,27 +68,14 @@ class Dependencies:
     on_conflict: Callable[[], None] = lambda: None
 
 
-def handle_batch(commands: Sequence[Command], deps: Dependencies) -> list[Outcome | Exception]:
+async def handle_batch(
+    commands: Sequence[Command], deps: Dependencies
+) -> list[Outcome | Exception]:
     """One transaction for one user's commands; store errors fail the whole batch."""
     user_id, lookups = _batch_of(commands)
     for _ in range(deps.conflict_retries + 1):
         try:
-            with deps.store.lock_stream(user_id, lookups) as stream:
-                answers = decide_batch(stream, commands, deps)
-            return answers
-        except ConcurrencyConflict:
-            deps.on_conflict()
-    raise _gave_up(user_id, deps)
-
-
-async def handle_batch_async(
-    commands: Sequence[Command], deps: Dependencies, store: AsyncEventStore
-) -> list[Outcome | Exception]:
-    """`handle_batch` on the event loop, through an AsyncEventStore."""
-    user_id, lookups = _batch_of(commands)
-    for _ in range(deps.conflict_retries + 1):
-        try:
-            async with store.lock_stream(user_id, lookups) as stream:
+            async with deps.store.lock_stream(user_id, lookups) as stream:
                 answers = decide_batch(stream, commands, deps)
             return answers
         except ConcurrencyConflict:
@@ -128,9 +113,9 @@ def _gave_up(user_id: str, deps: Dependencies) -> ConflictRetriesExhausted:
     )
 
 
-def handle(command: Command, deps: Dependencies) -> Outcome:
+async def handle(command: Command, deps: Dependencies) -> Outcome:
     """One command in a transaction of its own; its rejection is raised."""
-    (answer,) = handle_batch([command], deps)
+    (answer,) = await handle_batch([command], deps)
     if isinstance(answer, Exception):
         raise answer
     return answer

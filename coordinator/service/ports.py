@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -91,30 +91,25 @@ class LockedStream(Protocol):
 
 
 class EventStore(Protocol):
-    """Transactional access to user streams."""
+    """Transactional access to user streams, on the event loop (no thread per transaction);
+    run against both stores by tests/contract."""
 
     def lock_stream(
         self, user_id: str, lookups: Lookups = NO_LOOKUPS
-    ) -> AbstractContextManager[LockedStream]:
+    ) -> AbstractAsyncContextManager[LockedStream]:
         """Create the stream if absent, lock it, read the database clock; write and commit on
-        exit, raising ConcurrencyConflict if the stream moved meanwhile. `lookups` may be
-        read with the lock (a store that has them at hand may ignore it)."""
+        exit, raising ConcurrencyConflict if the stream moved meanwhile. Besides the row the
+        stream answers only `lookups`, read with the lock."""
         ...
 
-    def read_stream(self, user_id: str) -> list[Envelope]:
+    async def read_stream(self, user_id: str) -> list[Envelope]:
         """Every event of a user's stream, in version order."""
         ...
 
-    def users_with_lapsed_leases(self, limit: int) -> list[str]:
-        """Users whose running task's lease has run out by the store's clock, oldest first."""
+    async def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
+        """The stream's version and state snapshot, without locking."""
         ...
 
-
-class AsyncEventStore(Protocol):
-    """The command path of an event store on the event loop: no thread per transaction."""
-
-    def lock_stream(
-        self, user_id: str, lookups: Lookups
-    ) -> AbstractAsyncContextManager[LockedStream]:
-        """As EventStore.lock_stream; the stream answers only `lookups` besides the row."""
+    async def users_with_lapsed_leases(self, limit: int) -> list[str]:
+        """Users whose running task's lease has run out by the store's clock, oldest first."""
         ...

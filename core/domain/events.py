@@ -187,6 +187,11 @@ class Envelope:
         return body
 
 
+# The envelope's field list, taken from the dataclass by every decoder (in field order).
+ENVELOPE_REQUIRED = tuple(f.name for f in fields(Envelope) if f.default is MISSING)
+ENVELOPE_OPTIONAL = tuple((f.name, f.default) for f in fields(Envelope) if f.default is not MISSING)
+
+
 def data_to_json(event: Event) -> dict[str, Any]:
     """An event's data as JSON-ready values (shallow: asdict's deep copy costs on the hot path)."""
     values = ((f.name, getattr(event, f.name)) for f in fields(event))
@@ -241,22 +246,11 @@ def data_from_json(event_type: str, data: dict[str, Any], schema_version: int) -
 
 def envelope_from_json(body: dict[str, Any]) -> Envelope:
     """Parse an envelope as published on Kafka or stored in the event table."""
-    event_type, schema_version = body["event_type"], body["schema_version"]
-    return envelope_from_fields(
-        {
-            "event_id": body["event_id"],
-            "event_type": event_type,
-            "schema_version": schema_version,
-            "stream_id": body["stream_id"],
-            "user_id": body["user_id"],
-            "version": body["version"],
-            "occurred_at": datetime.fromisoformat(body["occurred_at"]),
-            "correlation_id": body["correlation_id"],
-            "causation_id": body["causation_id"],
-            "data": data_from_json(event_type, body["data"], schema_version),
-            "traceparent": body.get("traceparent"),
-        }
-    )
+    values = {name: body[name] for name in ENVELOPE_REQUIRED}
+    values.update((name, body.get(name, default)) for name, default in ENVELOPE_OPTIONAL)
+    values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    values["data"] = data_from_json(values["event_type"], values["data"], values["schema_version"])
+    return envelope_from_fields(values)
 
 
 def envelope_from_fields(values: dict[str, Any]) -> Envelope:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 from uuid import uuid4
 
 from core.domain.commands import (
@@ -288,34 +288,36 @@ NOTHING_QUEUED: dict[str, Any] = {
 
 def evolve(state: UserSyncState, event: Event) -> UserSyncState:
     """Apply one event to the state."""
-    if isinstance(event, SyncStarted):
-        return UserSyncState(
-            task_id=event.task_id,
-            sync_type=event.sync_type,
-            status="running",
-            started_at=event.started_at,
-            lease_expires_at=event.lease_expires_at,
-        )
-    if isinstance(event, SyncReused):
-        return replace(state, reuse_count=state.reuse_count + 1)
-    if isinstance(event, SyncProgressed):
-        return replace(state, percent=event.percent, lease_expires_at=event.lease_expires_at)
-    # An ending clears the queue: the queued sync starts with it (the next event) or is dropped.
-    if isinstance(event, SyncExpired):
-        return replace(state, status="expired", **NOTHING_QUEUED)
-    if isinstance(event, SyncCompleted):
-        return replace(state, status="completed", percent=100.0, **NOTHING_QUEUED)
-    if isinstance(event, SyncFailed):
-        return replace(state, status="failed", **NOTHING_QUEUED)
-    if isinstance(event, FullSyncQueued):
-        return replace(state, full_sync_queued=True, queued_by=event.requested_by)
-    if isinstance(event, FollowUpSyncQueued):
-        return replace(state, follow_up_queued=True)
-    if isinstance(event, CancelRequested):
-        return state
-    if isinstance(event, SyncCancelled):
-        return replace(state, status="cancelled", **NOTHING_QUEUED)
-    raise TypeError(f"unknown event {event!r}")
+    match event:
+        case SyncStarted():
+            return UserSyncState(
+                task_id=event.task_id,
+                sync_type=event.sync_type,
+                status="running",
+                started_at=event.started_at,
+                lease_expires_at=event.lease_expires_at,
+            )
+        case SyncReused():
+            return replace(state, reuse_count=state.reuse_count + 1)
+        case SyncProgressed():
+            return replace(state, percent=event.percent, lease_expires_at=event.lease_expires_at)
+        # An ending clears the queue: the queued sync starts with it (the next event) or is dropped.
+        case SyncExpired():
+            return replace(state, status="expired", **NOTHING_QUEUED)
+        case SyncCompleted():
+            return replace(state, status="completed", percent=100.0, **NOTHING_QUEUED)
+        case SyncFailed():
+            return replace(state, status="failed", **NOTHING_QUEUED)
+        case FullSyncQueued():
+            return replace(state, full_sync_queued=True, queued_by=event.requested_by)
+        case FollowUpSyncQueued():
+            return replace(state, follow_up_queued=True)
+        case CancelRequested():
+            return state
+        case SyncCancelled():
+            return replace(state, status="cancelled", **NOTHING_QUEUED)
+        case _:
+            assert_never(event)
 
 
 def fold(events: Iterable[Event], state: UserSyncState | None = None) -> UserSyncState:

@@ -12,15 +12,8 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
 from core.domain.events import Envelope, envelope_from_json
+from core.kafka.current_records import decode_current
 from core.telemetry import tracing
-
-try:
-    from core.kafka.current_records import decode_current
-except ImportError:  # a virtualenv made before msgspec was a dependency: the general way only
-
-    def decode_current(value: bytes) -> Envelope | None:
-        return None
-
 
 log = logging.getLogger("core.kafka.event_source")
 

@@ -142,7 +142,7 @@ def test_each_service_has_the_settings_its_command_needs() -> None:
 
 def test_each_service_s_settings_validate() -> None:
     for name in APP:
-        given = {key[5:].lower(): value for key, value in env(name).items()}
+        given: dict[str, Any] = {k[5:].lower(): v for k, v in env(name).items()}
         Settings(**given)  # raises on a wrong type, range or combination
 
 

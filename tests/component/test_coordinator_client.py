@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def coordinator(script: list[tuple[int, str | None]]) -> Iterator[Coordinator]:
         server.server_close()
 
 
-def client_of(server: Coordinator, **options: float) -> CoordinatorClient:
+def client_of(server: Coordinator, **options: Any) -> CoordinatorClient:
     host, port = server.server_address[:2]
     return CoordinatorClient(f"http://{host!s}:{port}", lambda user: "token", **options)
 

@@ -14,7 +14,13 @@ from coordinator import cli
 from coordinator.adapters.kafka.publisher import Message, encode, refused_for_good, too_large
 from coordinator.replay.kafka_check import TopicCheck
 from coordinator.replay.output import Tally
-from coordinator.replay.records import DeadLetterEntry, OutboxEntry, StoredEvent, StreamRow
+from coordinator.replay.records import (
+    DeadLetterEntry,
+    OutboxEntry,
+    StoredEvent,
+    StreamRow,
+    Violation,
+)
 from coordinator.replay.verify import verify_store
 from core.settings import Settings
 
@@ -107,7 +113,7 @@ class History:
 
 
 def test_verify_reports_each_dead_letter_with_its_reason_and_repair() -> None:
-    found = []
+    found: list[Violation] = []
     verify_store(History([Dead("UserSync-b", 7)]), found.append, Tally(), outbox_max_age=300)
     [violation] = found
     assert (violation.rule, violation.stream_id, violation.version) == (

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from consumers.imap.fetched import RAW, readable
 from consumers.imap.header_text import MAX_HEADER_TEXT, header_date, header_text
-from tests.broken_mail import broken_samples
-from tests.mail_shapes import DATES, HEADER_VALUES, header_blocks
+from tests.support.broken_mail import broken_samples
+from tests.support.mail_shapes import DATES, HEADER_VALUES, header_blocks
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 
@@ -48,7 +48,7 @@ def answer(raw: bytes, size: int | None = None) -> dict[bytes, Any]:
     }
 
 
-@settings(FUZZ, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(header_blocks(), min_size=1, max_size=6))
 def test_no_message_content_stops_a_batch(raws: list[bytes]) -> None:
     uids = list(range(1, len(raws) + 1))

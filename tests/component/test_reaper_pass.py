@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from coordinator.adapters.memory.event_store import MemoryEventStore
 from coordinator.entrypoints.reap import reap_once
 from coordinator.service.handlers import Dependencies
@@ -15,7 +17,7 @@ def test_the_reaper_pass_expires_every_lapsed_task_once(
 ) -> None:
     deps = Dependencies(store, LEASE, 3)
     start(store)
-    assert reap_once(store, deps) == 0
+    assert asyncio.run(reap_once(store, deps)) == 0
     clock.now += LEASE
-    assert (reap_once(store, deps), reap_once(store, deps)) == (1, 0)
+    assert (asyncio.run(reap_once(store, deps)), asyncio.run(reap_once(store, deps))) == (1, 0)
     assert types(store) == ["SyncStarted", "SyncExpired"]

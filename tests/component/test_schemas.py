@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def violations(
 def _type(expected: str, value: Any, root: dict[str, Any], at: str) -> list[str]:
     if expected == "boolean":
         return [] if isinstance(value, bool) else [f"not boolean: {value!r}"]
-    kinds = {
+    kinds: dict[str, type | tuple[type, ...]] = {
         "object": dict,
         "string": str,
         "integer": int,
@@ -102,7 +103,11 @@ def _type(expected: str, value: Any, root: dict[str, Any], at: str) -> list[str]
 
 
 def _format(fmt: str, value: Any, root: dict[str, Any], at: str) -> list[str]:
-    parse = {"date-time": datetime.fromisoformat, "uuid": UUID}[fmt]
+    parsers: dict[str, Callable[[Any], object]] = {
+        "date-time": datetime.fromisoformat,
+        "uuid": UUID,
+    }
+    parse = parsers[fmt]
     try:
         parse(value)
         return []
@@ -147,7 +152,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def without(body: dict[str, Any], path: str) -> dict[str, Any]:
-    copy = json.loads(json.dumps(body))
+    copy: dict[str, Any] = json.loads(json.dumps(body))
     *parents, leaf = path.split(".")
     target = copy
     for part in parents:

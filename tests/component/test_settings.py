@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ def test_dev_keeps_one_replica_and_the_broker_default_min_insync(
     assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (1, None)
 
 
-def settings_beside(data_dir: Path, **given: str) -> Settings:
+def settings_beside(data_dir: Path, **given: Any) -> Settings:
     return Settings(data_dir=str(data_dir), **given)
 
 

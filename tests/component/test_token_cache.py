@@ -7,13 +7,13 @@ import time
 import jwt
 import pytest
 
-from coordinator.api.auth import (
+from coordinator.api.auth.token_cache import TokenCache
+from coordinator.api.auth.tokens import (
     USER_RULE,
     TokenRejected,
     TokenVerifier,
     issue_token,
 )
-from coordinator.api.token_cache import TokenCache
 from core.report_scope import REPORT_SCOPE
 
 KEY = "k" * 32

@@ -6,9 +6,10 @@ import time
 
 import jwt
 import pytest
+from pydantic import SecretStr
 
 from coordinator.api.app import create_app
-from coordinator.api.auth import TokenRejected, TokenVerifier, issue_token
+from coordinator.api.auth.tokens import TokenRejected, TokenVerifier, issue_token
 from coordinator.dev.supervisor import dev_secret
 from core.report_scope import REPORT_SCOPE
 from core.settings import Settings
@@ -18,7 +19,9 @@ KEY = "k" * 32
 
 @pytest.mark.parametrize("secret", ["", "x", "s" * 31])
 def test_a_short_hs256_key_refuses_to_start(secret: str) -> None:
-    settings = Settings(database_url="postgresql+psycopg://127.0.0.1/none", jwt_secret=secret)
+    settings = Settings(
+        database_url="postgresql+psycopg://127.0.0.1/none", jwt_secret=SecretStr(secret)
+    )
     with pytest.raises(SystemExit, match="SYNC_JWT_SECRET"):
         create_app(settings)
     with pytest.raises(SystemExit, match="SYNC_JWT_SECRET"):
@@ -56,7 +59,7 @@ def test_claims_are_typed_and_bounded(claims: dict[str, object], reason: str) ->
 
 def test_only_hs256_without_jwks() -> None:
     claims = {"sub": "u", "exp": int(time.time()) + 60}
-    none_alg = jwt.encode(claims, None, "none")
+    none_alg = jwt.encode(claims, None, "none")  # type: ignore[arg-type]
     hs512 = jwt.encode(claims, KEY * 2, "HS512")
     for token in (none_alg, hs512):
         with pytest.raises(TokenRejected) as rejected:

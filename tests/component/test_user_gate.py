@@ -6,15 +6,16 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from coordinator.api import fairness
-from coordinator.api.crowd import CrowdMark, new_crowd_file
-from coordinator.api.fairness import UserGate, UserLines
+from coordinator.api.admission import user_gate
+from coordinator.api.admission.crowd import CrowdMark, new_crowd_file
+from coordinator.api.admission.user_gate import UserGate, UserLines
 
 KNOWN = {"storm-token": "storm", "other-token": "other"}
 
@@ -43,12 +44,12 @@ def scope(name: str, token: str | None) -> Scope:
 
 
 async def call(gate: UserGate, name: str, token: str | None) -> dict[str, Any]:
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await gate(scope(name, token), receive, send)
@@ -147,7 +148,7 @@ def test_a_user_alone_runs_more_and_is_held_to_its_share_once_another_shows_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(fairness, "time", clock)
+    monkeypatch.setattr(user_gate, "time", clock)
 
     async def scenario() -> None:
         app = App()
@@ -155,7 +156,7 @@ def test_a_user_alone_runs_more_and_is_held_to_its_share_once_another_shows_up(
         gate = UserGate(app, lines, KNOWN.get, active=1, waiting=10, retry_after=1, alone=3)
         calls = [asyncio.ensure_future(call(gate, "a", "storm-token"))]
         await settle()
-        clock.now += fairness.SHARED_SECONDS  # nobody else for a while: alone
+        clock.now += user_gate.SHARED_SECONDS  # nobody else for a while: alone
         calls += [asyncio.ensure_future(call(gate, n, "storm-token")) for n in "bcde"]
         await settle()
         assert app.started == ["a", "b", "c"] and lines.held == 2
@@ -170,7 +171,7 @@ def test_a_user_alone_runs_more_and_is_held_to_its_share_once_another_shows_up(
         await settle()
         assert app.started[-1] == "d", "one finished, one let in: its share is one"
         app.release["x"].set()
-        clock.now += fairness.SHARED_SECONDS  # the other user has gone: alone again
+        clock.now += user_gate.SHARED_SECONDS  # the other user has gone: alone again
         app.release["d"].set()
         await settle()
         assert app.started[-1] == "e" and lines.held == 0
@@ -188,7 +189,7 @@ def test_a_newcomer_in_one_worker_shrinks_a_storm_in_another(
     """Worker processes of one API share the mark: a storm that one worker sees alone is
     held to its share as soon as another worker sees a second user."""
     clock = Clock()
-    monkeypatch.setattr(fairness, "time", clock)
+    monkeypatch.setattr(user_gate, "time", clock)
     path = tmp_path / "crowd"
     path.write_bytes(bytes(8))
 
@@ -202,7 +203,7 @@ def test_a_newcomer_in_one_worker_shrinks_a_storm_in_another(
         storm, other = gates
         calls = [asyncio.ensure_future(call(storm, "a", "storm-token"))]
         await settle()
-        clock.now += fairness.SHARED_SECONDS
+        clock.now += user_gate.SHARED_SECONDS
         calls += [asyncio.ensure_future(call(storm, n, "storm-token")) for n in "bcde"]
         await settle()
         assert storm_app.started == ["a", "b", "c"], "alone in every worker: the lone share"

@@ -38,8 +38,8 @@ def live_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     short heartbeats, two streams and two running requests per user, and a demo sync slow
     enough to watch and stop (incremental: 100 messages in 4 s; full: 200 in 8 s)."""
     from consumers.mail.password_box import new_key
-    from tests import services
     from tests.e2e.test_sync_lifecycle import EVERYTHING, warm_up
+    from tests.support import services
 
     with running_stack(
         services.create_database(server_url),

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 from uuid import uuid4
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import stop_processes, wait_ready
 
@@ -63,7 +63,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 @contextmanager
 def running_api(
-    database_url: str, extra_env: dict[str, str] | None = None, **settings: str
+    database_url: str, extra_env: dict[str, str] | None = None, **settings: Any
 ) -> Iterator[Api]:
     port = int(settings.pop("api_port", 0)) or free_port()  # fixed ahead: a redirect URI
     process = spawn(
@@ -84,7 +84,7 @@ def running_api(
 
 @contextmanager
 def running_relay(
-    database_url: str, kafka_bootstrap: str, topic: str, **settings: str
+    database_url: str, kafka_bootstrap: str, topic: str, **settings: Any
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = spawn(
         "relay",

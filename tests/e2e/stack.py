@@ -10,7 +10,7 @@ from typing import IO
 
 from coordinator.adapters.kafka.topic import ensure_topic_waiting
 from tests.e2e.processes import SECRET, Api, running_api, spawn, stop
-from tests.random_refs import random_name
+from tests.support.random_refs import random_name
 
 # Tansu completes a consumer-group join only after the rebalance timeout.
 FAST_GROUPS = {"consumer_max_poll_interval_ms": "1500"}

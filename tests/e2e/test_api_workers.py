@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from coordinator.api.crowd import CROWD_FILE
+from coordinator.api.admission.crowd import CROWD_FILE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import running_api
 from tests.e2e.test_click_storms import metric
 from tests.e2e.test_start_over_http import click_concurrently
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 def children(pid: int) -> list[int]:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from core.database import make_engine
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_sync_lifecycle import click, status, warm_up, watch_until
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 PIPELINE = ("relay", "project", "reap")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine
@@ -12,11 +13,11 @@ from sqlalchemy import Engine
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import Api, running_api
 from tests.e2e.test_start_over_http import click_concurrently
-from tests.random_refs import random_user
-from tests.stream_locks import row_locked
+from tests.support.random_refs import random_user
+from tests.support.stream_locks import row_locked
 
 # The held row lock must outlast the test, not end it with a 503.
-PATIENT = {"lock_timeout_ms": "20000"}
+PATIENT: dict[str, Any] = {"lock_timeout_ms": "20000"}
 
 
 def metric(api: Api, name: str) -> float:

@@ -8,13 +8,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.dev.embedded import free_port, start_tansu
 from coordinator.relay.outbox_relay import CRASH_EXIT_CODE
 from core.database import make_engine
 from tests.e2e.processes import Api, running_api, running_relay
-from tests.kafka_topic import by_user, read_topic
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import by_user, read_topic
+from tests.support.random_refs import random_name, random_user
 
 
 def outbox_rows(engine: Engine) -> int:
@@ -52,7 +52,7 @@ def test_broker_outage_delays_delivery_and_loses_nothing(
     broker = start_tansu(port)
     topic = random_name("events")
     users = [random_user() for _ in range(4)]
-    store = PostgresEventStore(own_engine)
+    store = command_store(own_engine)
     try:
         with (
             running_api(database_url, reuse_window_seconds="0.5") as api,
@@ -61,14 +61,14 @@ def test_broker_outage_delays_delivery_and_loses_nothing(
             click(api, users, 1)
             wait_for(lambda: outbox_rows(own_engine) == 0)
             broker.stop()
-            before = {u: len(store.read_stream(u)) for u in users}
+            before = {u: len(run(store.read_stream(u))) for u in users}
             for round_ in range(3):
                 click(api, users, 1)  # the broker is down: commands still succeed
                 time.sleep(0.6 if round_ < 2 else 0)  # let leases run out: expiries too
             assert outbox_rows(own_engine) > 0
             broker = start_tansu(port)  # memory storage: the topic comes back empty
             wait_for(lambda: outbox_rows(own_engine) == 0, timeout=60)
-            during = {u: store.read_stream(u)[before[u] :] for u in users}
+            during = {u: run(store.read_stream(u))[before[u] :] for u in users}
             expected = sum(len(events) for events in during.values())
             records = read_topic(broker.bootstrap, topic, expect=expected)
     finally:
@@ -89,8 +89,8 @@ def test_relay_killed_before_deleting_republishes_same_ids_and_versions(
     users = [random_user() for _ in range(3)]
     with running_api(database_url) as api:
         click(api, users, 3)
-    store = PostgresEventStore(own_engine)
-    stored = {u: [(e.event_id, e.version) for e in store.read_stream(u)] for u in users}
+    store = command_store(own_engine)
+    stored = {u: [(e.event_id, e.version) for e in run(store.read_stream(u))] for u in users}
     with running_relay(
         database_url, kafka_bootstrap, topic, relay_exit_after_publish="true"
     ) as crashing:

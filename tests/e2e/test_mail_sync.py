@@ -14,8 +14,8 @@ from consumers.mail.password_box import new_key
 from coordinator.dev.dovecot import Dovecot
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_sync_lifecycle import ENDED, EVERYTHING, click, watch_until
-from tests.mailbox import append, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, new_login
+from tests.support.random_refs import random_user
 
 MESSAGES = 3000
 

@@ -20,17 +20,11 @@ from coordinator.dev.dovecot import Dovecot, OAuth2Passdb, start_dovecot
 from coordinator.dev.embedded import free_port
 from tests.e2e.page_driver import WAIT_MS, sign_in
 from tests.e2e.stack import Stack, running_stack
-from tests.mailbox import append
-from tests.oidc_server import OidcProvider, start_oidc_provider
-from tests.random_refs import random_user
+from tests.support.mailbox import append
+from tests.support.oidc_server import OidcProvider, start_oidc_provider
+from tests.support.random_refs import random_user
 
 LOOPBACK = "127.0.0.1"
-# What the page's Connect button does: POST with its bearer header, then navigate.
-CONNECT = """async (token) => {
-  const answer = await fetch("/accounts/oauth2/oidc/start",
-                             {method: "POST", headers: {Authorization: `Bearer ${token}`}});
-  location.assign((await answer.json()).authorization_url);
-}"""
 
 
 @pytest.fixture
@@ -76,7 +70,10 @@ def test_a_mailbox_connected_in_chromium_syncs_with_its_bearer_token(
     append(ImapAccount(LOOPBACK, server.port, "none", login, "seed-password"), 5)
     sign_in(page, stack, user)
 
-    page.evaluate(CONNECT, stack.api.token(user))
+    # The page's own button (it POSTs the start route with its token, then follows the URL).
+    connect = page.locator("#connect-oidc")
+    expect(connect).to_have_text("Connect Test provider", timeout=WAIT_MS)
+    connect.click()
     page.wait_for_url(f"{provider.issuer}/interaction/**")
     page.fill("input[name=login]", login)
     page.fill("input[name=password]", "any")

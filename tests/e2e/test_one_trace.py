@@ -1,7 +1,7 @@
 """One click and its sync make one connected trace across the API, relay, projector, worker.
 
 Each process exports with the real OTLP/HTTP exporter to an in-test collector on a loopback
-port (tests/otlp_collector.py), which keeps the spans in memory for the assertions.
+port (tests/support/otlp_collector.py), which keeps the spans in memory for the assertions.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import httpx
 from coordinator.dev.embedded import free_port
 from tests.e2e.stack import running_stack
 from tests.e2e.test_sync_lifecycle import warm_up, watch_until
-from tests.otlp_collector import CollectedSpan, Collector, running_collector
-from tests.random_refs import random_user
+from tests.support.otlp_collector import CollectedSpan, Collector, running_collector
+from tests.support.random_refs import random_user
 
 SERVICES = {"sync-api", "sync-relay", "sync-projector", "sync-worker"}
 TRACE, CALLER_SPAN = "ab" * 16, "cd" * 8

@@ -8,13 +8,13 @@ import time
 import httpx
 from playwright.sync_api import Browser, Page, Request, expect
 
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from coordinator.dev.embedded import free_port
 from coordinator.dev.processes import wait_ready
 from tests.e2e.page_driver import PHONE, WAIT_MS, new_page, sign_in
 from tests.e2e.processes import SECRET, spawn, stop
 from tests.e2e.stack import Stack
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 SIGN_IN_AGAIN = "Your token was refused or has expired: sign in again."
 

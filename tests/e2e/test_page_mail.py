@@ -21,8 +21,8 @@ from tests.e2e.page_driver import PHONE, WAIT_MS, new_page, sign_in
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_page_findings import sideways_overflow
 from tests.e2e.test_sync_lifecycle import EVERYTHING
-from tests.mailbox import append, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, new_login
+from tests.support.random_refs import random_user
 
 # Set to a path (docs/img/status-page-phone.png) to refresh the README's phone screenshot.
 PHONE_SCREENSHOT = os.environ.get("SYNC_PAGE_PHONE_SCREENSHOT")
@@ -33,7 +33,7 @@ KEY = new_key()
 def mail_stack(server_url: str, kafka_bootstrap: str) -> Iterator[Stack]:
     """The whole system with the imap executor and a watcher (a 2 s lease, so an account
     registered now is watched within about a second)."""
-    from tests import services
+    from tests.support import services
 
     with running_stack(
         services.create_database(server_url),

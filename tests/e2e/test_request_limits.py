@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.processes import Api, running_api
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 SECONDS = 1.0  # the body and head deadlines of this API
 SLOW_UPLOADS = 24

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api, running_api
-from tests.random_refs import random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 async def click_concurrently(
@@ -97,11 +98,10 @@ def test_start_after_the_window_expires_the_old_task(
         time.sleep(2.2)
         second = httpx.post(f"{api.base_url}/sync/smart", headers=api.headers(user)).json()
     assert not second["reused"] and second["task_id"] != first["task_id"]
-    from coordinator.adapters.postgres.event_store import PostgresEventStore
 
-    events = PostgresEventStore(engine).read_stream(user)
+    events = run(command_store(engine).read_stream(user))
     assert [e.event_type for e in events] == ["SyncStarted", "SyncExpired", "SyncStarted"]
-    assert events[1].data.task_id == first["task_id"]  # type: ignore[union-attr]
+    assert events[1].data.task_id == first["task_id"]
     assert events[2].data.replaces_task_id == first["task_id"]  # type: ignore[union-attr]
 
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.page_driver import WAIT_MS, sign_in
 from tests.e2e.stack import Stack
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 # Set to a path (docs/img/status-page.png) to refresh the README's screenshot.
 SCREENSHOT = os.environ.get("SYNC_PAGE_SCREENSHOT")

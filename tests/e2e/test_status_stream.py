@@ -13,7 +13,7 @@ from tests.e2e.processes import running_api
 from tests.e2e.sse import EventStream, Message, open_stream
 from tests.e2e.stack import Stack
 from tests.e2e.test_sync_lifecycle import click
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 def statuses(messages: list[Message]) -> list[dict[str, Any]]:

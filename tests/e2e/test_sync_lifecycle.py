@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.stack import Stack, running_stack
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 EVERYTHING = ("relay", "project", "work", "reap")
 ENDED = ("completed", "failed", "expired")
@@ -192,7 +192,7 @@ def test_sync_outliving_the_grace_is_reported_failed(
 
 
 def report_token(user: str) -> str:
-    from coordinator.api.auth import issue_token
+    from coordinator.api.auth.tokens import issue_token
     from core.report_scope import REPORT_SCOPE
     from tests.e2e.processes import SECRET
 

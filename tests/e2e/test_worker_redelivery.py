@@ -14,13 +14,13 @@ from sqlalchemy import Engine
 from consumers.coordinator_client import CoordinatorClient
 from consumers.executors import Report, TaskSpec
 from consumers.sync_worker import SyncWorker
-from coordinator.api.auth import issue_token
+from coordinator.api.auth.tokens import issue_token
 from core.domain.events import Envelope, SyncStarted
 from core.kafka.event_source import Delivery
 from core.report_scope import REPORT_SCOPE
 from tests.e2e.conftest import started_count
 from tests.e2e.processes import SECRET, Api
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 class CountingExecutor:
@@ -87,7 +87,7 @@ def test_a_finished_task_delivered_again_is_not_run_again(api: Api, engine: Engi
     wait_for(lambda: first.skipped == 1 and restarted.skipped == 1)
     first.shutdown()
     restarted.shutdown()
-    assert executor.runs == [delivery.envelope.data.task_id]  # type: ignore[union-attr]
+    assert executor.runs == [delivery.envelope.data.task_id]
     # The claim, the executor's report, the completion; the redeliveries recorded nothing.
     assert started_count(engine, user) == {
         "SyncStarted": 1,

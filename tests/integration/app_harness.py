@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import jwt
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from coordinator.api.app import create_app
@@ -19,7 +20,7 @@ SECRET = f"integration-secret-{uuid4().hex}"
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
-    return Settings(database_url=database_url, jwt_secret=SECRET, **overrides)
+    return Settings(database_url=database_url, jwt_secret=SecretStr(SECRET), **overrides)
 
 
 @contextmanager

@@ -10,8 +10,8 @@ import pytest
 from consumers.mail.password_box import new_key
 from coordinator.cli import main
 from coordinator.dev.dovecot import Dovecot
-from tests.mailbox import new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import new_login
+from tests.support.random_refs import random_user
 
 
 def test_set_show_delete(

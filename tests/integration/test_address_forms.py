@@ -21,7 +21,7 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.cli import main
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 REFUSED = "does not resolve to a public address"
@@ -62,7 +62,12 @@ def host_for(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return socket.getaddrinfo(host, port, **kind)
 
     monkeypatch.setattr(address_policy, "lookup", lookup)
-    return lambda address: chosen.append(address) or NAME
+
+    def choose(address: str) -> str:
+        chosen.append(address)
+        return NAME
+
+    return choose
 
 
 def account(host: str) -> dict[str, Any]:

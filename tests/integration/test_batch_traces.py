@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.service.coalescer import CommandCoalescer
 from core.telemetry import tracing
 from tests.integration.test_coalescer import click, coalescer
-from tests.random_refs import random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 CLICKS = 40
 
@@ -43,7 +43,7 @@ def test_batch_span_is_the_first_command_s_child_and_links_the_others(engine: En
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    user, batches = random_user("traced-batch"), []
+    user, batches = random_user("traced-batch"), list[int]()
     with tracing.tracing_into(provider):
         asyncio.run(clicks_in_their_own_requests(coalescer(engine, batches), user, provider))
     spans = exporter.get_finished_spans()
@@ -60,11 +60,12 @@ def test_batch_span_is_the_first_command_s_child_and_links_the_others(engine: En
         others = {link.context.span_id for link in transaction.links}
         assert first.context.span_id not in others
         assert others <= set(commands)
+        assert transaction.attributes is not None
         assert transaction.attributes["sync.batch_size"] == len(others) + 1
         linked |= others | {first.context.span_id}
     assert linked == set(commands), "every command reaches its transaction"
     assert len(transactions) == len(batches)
 
     # Each command's event carries its own command span's trace context, not the batch's.
-    stored = {e.traceparent for e in PostgresEventStore(engine).read_stream(user)}
+    stored = {e.traceparent for e in run(command_store(engine).read_stream(user))}
     assert stored == {traceparent(c) for c in commands.values()}

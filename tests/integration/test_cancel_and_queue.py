@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, events_of, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 PROBLEM = "application/problem+json"
 
@@ -39,8 +40,9 @@ def cancel(client: TestClient, user: str, task_id: object) -> tuple[int, dict[st
 
 def report(client: TestClient, user: str, task_id: object, what: str) -> int:
     headers = bearer(user_token(user, scope=REPORT_SCOPE))
-    body = {"stats": {}} if what == "complete" else {"percent": 10.0}
-    return client.post(f"/sync/tasks/{task_id}/{what}", json=body, headers=headers).status_code
+    body: dict[str, Any] = {"stats": {}} if what == "complete" else {"percent": 10.0}
+    answer = client.post(f"/sync/tasks/{task_id}/{what}", json=body, headers=headers)
+    return int(answer.status_code)
 
 
 def test_owner_cancels_then_reports_are_fenced_and_the_next_click_starts_anew(

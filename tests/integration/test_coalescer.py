@@ -4,57 +4,65 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
-from coordinator.adapters.postgres.event_store import PostgresEventStore
+from coordinator.adapters.postgres.event_store import PostgresEventStore, PostgresLockedStream
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
 from coordinator.service.handlers import Dependencies, IdempotencyKeyReused, handle, handle_batch
 from coordinator.service.outcomes import Outcome, StartOutcome, TaskOutcome
-from coordinator.service.ports import EventTooLarge, QueueFull
+from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups, QueueFull
 from core.database import libpq_url
 from core.domain.commands import Command, ReportProgress, RequestMeta, StartRequested
 from core.domain.user_sync import TaskFenced
-from tests.random_refs import random_user
-from tests.stream_locks import row_locked as held_row
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
+from tests.support.stream_locks import row_locked as held_row
 
 
-def deps(engine: Engine) -> Dependencies:
-    return Dependencies(PostgresEventStore(engine), timedelta(minutes=30), conflict_retries=3)
+def deps(store: PostgresEventStore) -> Dependencies:
+    return Dependencies(store, timedelta(minutes=30), conflict_retries=3)
 
 
 def click(user: str, key: str | None = None, force_full: bool = False) -> StartRequested:
     return StartRequested(user, force_full, RequestMeta("test", idempotency_key=key))
 
 
-@pytest.fixture(params=["thread", "loop"], autouse=True)
-def command_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test twice: batches on threads (sync store) and on the loop (the API's way)."""
-    monkeypatch.setattr(Coalescer, "on_loop", request.param == "loop")
-
-
 class Coalescer(CommandCoalescer):
-    """A coalescer on this database, its batches run the way `command_path` says."""
-
-    on_loop = False
+    """A coalescer on this database with a store of its own, closed on the loop it used."""
 
     def __init__(self, engine: Engine, batches: list[int], **limits: int) -> None:
         url = libpq_url(engine.url.render_as_string(hide_password=False))
-        self.store = AsyncPostgresEventStore(url, 16) if self.on_loop else None
-        limited = CoalescerLimits(**limits)
-        super().__init__(deps(engine), limited, on_batch=batches.append, store=self.store)
+        self.store = CountingStore(url, 16)
+        super().__init__(deps(self.store), CoalescerLimits(**limits), on_batch=batches.append)
 
     async def __aenter__(self) -> Coalescer:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.store is not None:
-            await self.store.close()
+        await self.store.close()
+
+
+class CountingStore(PostgresEventStore):
+    """Counts the transactions it has open at once."""
+
+    running = most = 0
+
+    @asynccontextmanager
+    async def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> AsyncIterator[PostgresLockedStream]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            async with super().lock_stream(user_id, lookups) as stream:
+                yield stream
+        finally:
+            self.running -= 1
 
 
 coalescer = Coalescer
@@ -72,22 +80,18 @@ def events_of(engine: Engine, user: str) -> list[tuple[int, str]]:
 @contextmanager
 def row_locked(engine: Engine, user: str) -> Iterator[threading.Event]:
     """A live task for the user, then its stream row held locked until released."""
-    handle(click(user), deps(engine))
+    run(handle(click(user), deps(command_store(engine))))
     with held_row(engine, user) as release:
         yield release
 
 
-async def gather(submit: CommandCoalescer, commands: Sequence[Command]) -> list[object]:
-    if not isinstance(submit, Coalescer):
-        return await asyncio.gather(
-            *(c for c in map(submit.submit, commands)), return_exceptions=True
-        )
+async def gather(submit: Coalescer, commands: Sequence[Command]) -> list[object]:
     async with submit:
         return await asyncio.gather(*(submit.submit(c) for c in commands), return_exceptions=True)
 
 
 def test_a_storm_of_one_user_is_coalesced_and_keeps_every_invariant(engine: Engine) -> None:
-    user, batches = random_user("storm"), []
+    user, batches = random_user("storm"), list[int]()
     answers = asyncio.run(gather(coalescer(engine, batches), [click(user)] * 300))
     assert [a for a in answers if not isinstance(a, StartOutcome)] == []
     outcomes = [a for a in answers if isinstance(a, StartOutcome)]
@@ -102,7 +106,7 @@ def test_a_storm_of_one_user_is_coalesced_and_keeps_every_invariant(engine: Engi
 
 def test_each_caller_gets_its_own_answer_in_a_shared_batch(engine: Engine) -> None:
     user = random_user("mixed")
-    first = handle(click(user), deps(engine))
+    first = run(handle(click(user), deps(command_store(engine))))
     assert isinstance(first, StartOutcome)
     live, meta = first.task_id, RequestMeta("test")
     commands: list[Command] = [
@@ -114,7 +118,7 @@ def test_each_caller_gets_its_own_answer_in_a_shared_batch(engine: Engine) -> No
         ReportProgress(user, live, 30.0, {"imported": 3}, meta),
         click(user),
     ]
-    answers = handle_batch(commands, deps(engine))
+    answers = run(handle_batch(commands, deps(command_store(engine))))
     keyed, again, reused_key, fenced, too_large, progressed, last = answers
     assert isinstance(keyed, StartOutcome) and isinstance(again, StartOutcome)
     assert again.replayed and again.version == keyed.version == 2
@@ -189,26 +193,11 @@ def test_callers_that_leave_before_their_turn_leave_nothing_behind(engine: Engin
 
 
 def test_transactions_in_flight_are_bounded_across_users(engine: Engine) -> None:
-    running, most = [0], [0]
-    lock = threading.Lock()
-
-    def counting(commands: Sequence[Command], given: Dependencies) -> list[Outcome | Exception]:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        try:
-            return handle_batch(commands, given)
-        finally:
-            with lock:
-                running[0] -= 1
-
-    submit = CommandCoalescer(
-        deps(engine), CoalescerLimits(transactions_in_flight=3), run_batch=counting
-    )
+    submit = coalescer(engine, [], transactions_in_flight=3)
     users = [random_user("bounded") for _ in range(40)]
     answers = asyncio.run(gather(submit, [click(u) for u in users for _ in range(5)]))
     assert all(isinstance(a, StartOutcome) for a in answers)
-    assert most[0] == 3
+    assert submit.store.most == 3
     assert all(len(events_of(engine, u)) == 5 for u in users)
 
 

@@ -29,9 +29,9 @@ from projections.read_models import ReadModels
 from projections.status_view import StatusRow, apply_status
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox
 from tests.integration.test_projector import ProjectorThread
-from tests.kafka_topic import Record, by_user, read_topic
-from tests.random_refs import random_name, random_user
-from tests.stored_history import History, lifecycle, write
+from tests.support.kafka_topic import Record, by_user, read_topic
+from tests.support.random_refs import random_name, random_user
+from tests.support.stored_history import History, lifecycle, write
 
 OVERSIZED = {"blob": "x" * 1_100_000}  # over Kafka's default max.message.bytes of 1,000,000
 

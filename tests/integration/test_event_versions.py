@@ -17,7 +17,6 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.service.handlers import Dependencies, handle
 from core.database import libpq_url, make_engine
 from core.domain.commands import (
@@ -27,14 +26,16 @@ from core.domain.commands import (
     StartRequested,
 )
 from core.domain.events import StartReason, SyncStarted
+from core.domain.user_sync import stream_id_for
 from core.kafka.event_source import Delivery, decode
-from projections.projector import apply_batch
+from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import projected_views, random_workload, stored_views
 from tests.integration.test_replay_kafka import relay_all
 from tests.integration.test_replay_verify import replay, reseal, tamper, verify
-from tests.kafka_topic import read_topic
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import read_topic
+from tests.support.random_refs import random_name, random_user
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 V1_ROWS = (
@@ -61,14 +62,14 @@ def meta() -> RequestMeta:
 
 def before_the_upgrade(engine: Engine, url: str, user: str) -> None:
     """Completion, a task left to lapse and its replacement, then written back as version 1."""
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease, lapsing = (Dependencies(store, timedelta(minutes=m), 3) for m in (30, 0))
-    handle(StartRequested(user, False, meta()), lease)
-    task = store.snapshot(user)[1].task_id or ""
-    handle(ReportProgress(user, task, 50.0, {"m": 5}, meta()), lease)
-    handle(CompleteSync(user, task, {"m": 10}, meta()), lease)
-    handle(StartRequested(user, False, meta()), lapsing)
-    handle(StartRequested(user, False, meta()), lease)  # expires the lapsed one, replaces it
+    run(handle(StartRequested(user, False, meta()), lease))
+    task = run(store.snapshot(user))[1].task_id or ""
+    run(handle(ReportProgress(user, task, 50.0, {"m": 5}, meta()), lease))
+    run(handle(CompleteSync(user, task, {"m": 10}, meta()), lease))
+    run(handle(StartRequested(user, False, meta()), lapsing))
+    run(handle(StartRequested(user, False, meta()), lease))  # expires the lapsed one, replaces it
     tamper(url, V1_ROWS, (stream_id_for(user),))
     with psycopg.connect(libpq_url(url)) as conn:
         conn.execute(V1_PAYLOADS, (user,))
@@ -77,10 +78,10 @@ def before_the_upgrade(engine: Engine, url: str, user: str) -> None:
 
 def after_the_upgrade(engine: Engine, user: str) -> None:
     """A full sync queued behind the running task, started when it completes (version 2)."""
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
-    handle(StartRequested(user, True, meta()), lease)
-    handle(CompleteSync(user, store.snapshot(user)[1].task_id or "", {}, meta()), lease)
+    run(handle(StartRequested(user, True, meta()), lease))
+    run(handle(CompleteSync(user, run(store.snapshot(user))[1].task_id or "", {}, meta()), lease))
 
 
 def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas(
@@ -146,7 +147,7 @@ def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas
         code, found, _ = verify(database_url, *source, **kafka)
         assert (code, found) == (0, set()), found
     with psycopg.connect(libpq_url(database_url)) as conn:
-        reasons = dict(
+        reasons: dict[str, int] = dict(
             conn.execute(
                 "SELECT start_reason, count(*) FROM sync_tasks WHERE user_id = ANY(%s) "
                 "GROUP BY start_reason",

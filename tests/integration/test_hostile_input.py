@@ -22,7 +22,7 @@ from tests.integration.app_harness import (
     settings_for,
     user_token,
 )
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 PROBLEM = "application/problem+json"
 

@@ -17,8 +17,8 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
 from coordinator.dev.embedded import free_port
-from tests.mailbox import append, imap, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, imap, new_login
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 LOOPBACK = frozenset({"127.0.0.1"})  # the test Dovecot: listed, as an operator would

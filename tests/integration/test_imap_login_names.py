@@ -12,7 +12,7 @@ from consumers.mail.imap_connection import LoginRefused, close, connect
 from consumers.mail.password_box import new_key
 from coordinator.dev.dovecot import Dovecot
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 LOOPBACK = frozenset({"127.0.0.1"})
 # (login name, password): the name gets a random tail, so each test has its own login.

@@ -16,8 +16,8 @@ from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
-from tests.mailbox import append, imap, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, imap, new_login
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 SETTINGS = ImapSettings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,8 +12,8 @@ from fastapi.testclient import TestClient
 from coordinator.dev.embedded import free_port
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.jwks_server import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
-from tests.random_refs import random_user
+from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
+from tests.support.random_refs import random_user
 
 RSA_KEY = SigningKey.rsa("rsa-1")
 EC_KEY = SigningKey.ec("ec-1")
@@ -68,7 +69,7 @@ def test_worker_reports_stay_hs256(client: TestClient) -> None:
     ],
 )
 def test_claims_are_checked(
-    client: TestClient, claims: Callable[[int], dict[str, object]], reason: str
+    client: TestClient, claims: Callable[[int], dict[str, Any]], reason: str
 ) -> None:
     token = RSA_KEY.token(random_user(), **claims(int(time.time())))
     answer = client.get("/sync/status", headers=bearer(token))

@@ -19,7 +19,7 @@ from coordinator.relay.outbox_relay import RelayConfig
 from core.database import make_engine
 from tests.e2e.processes import process_env
 from tests.integration.test_outbox_relay import RunningRelay, click_many, wait_for_empty_outbox
-from tests.random_refs import random_name, random_user
+from tests.support.random_refs import random_name, random_user
 
 
 def described(bootstrap: str, topic: str) -> TopicLayout | None:

@@ -20,8 +20,8 @@ from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
 from coordinator.dev.embedded import free_port
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.mailbox import append, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, new_login
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 LOOPBACK = "127.0.0.1"  # the test Dovecot's host, listed as an operator would

@@ -19,8 +19,8 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import Dovecot
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.mailbox import append, imap, new_login, new_uidvalidity
-from tests.random_refs import random_user
+from tests.support.mailbox import append, imap, new_login, new_uidvalidity
+from tests.support.random_refs import random_user
 
 KEY = new_key()
 SETTINGS = ImapSettings(allowed_hosts=frozenset({"127.0.0.1"}), batch_size=4)

@@ -22,9 +22,9 @@ from consumers.mail.pinned_client import PinnedClient
 from coordinator.api.mail_deps import CHECKS_AT_ONCE
 from coordinator.dev.dovecot import Dovecot
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.mailbox import new_login
-from tests.random_refs import random_user
-from tests.tcp_peers import dripping, peer
+from tests.support.mailbox import new_login
+from tests.support.random_refs import random_user
+from tests.support.tcp_peers import dripping, peer
 
 KEY = new_key()
 REFUSED = [

@@ -4,6 +4,7 @@ plaintext only to listed hosts."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import threading
@@ -17,13 +18,14 @@ from sqlalchemy import Engine
 from consumers.executors import TaskFailed, TaskSpec
 from consumers.imap.executor import ImapExecutor, ImapSettings
 from consumers.mail.accounts import AccountStore, ImapAccount, Security
+from consumers.mail.idle_session import SessionLost, Timing, open_session
 from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import PasswordBox, new_key
 from consumers.mail.tls_policy import client_context
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.mailbox import append
-from tests.random_refs import random_user
-from tests.tls_dovecot import (
+from tests.support.mailbox import append
+from tests.support.random_refs import random_user
+from tests.support.tls_dovecot import (
     ADDRESSES,
     EXPIRED,
     GOOD,
@@ -150,3 +152,20 @@ def test_a_ca_bundle_that_cannot_be_read_stops_the_start(tmp_path: Path) -> None
     (tmp_path / "empty.pem").write_text("no certificate here\n")
     with pytest.raises(ValueError, match="holds no PEM certificate"):
         client_context(str(tmp_path / "empty.pem"))
+
+
+def test_the_watchers_idle_sessions_verify_with_the_same_bundle(tls_dovecot: TlsDovecot) -> None:
+    """`syncctl watch` opens its own sessions: the same trust, the same reasons."""
+    context = client_context(str(tls_dovecot.ca.bundle))
+    timing = Timing(idle_renew=60, poll=60, timeout=5)
+
+    async def open_and_close(account: ImapAccount) -> int | None:
+        session = await open_session(account, account.host, timing, context)
+        await session.close()
+        return session.uidnext
+
+    for security in ("tls", "starttls"):
+        account = tls_dovecot.account(GOOD, security)
+        assert asyncio.run(open_and_close(account)) == 1
+        with pytest.raises(SessionLost, match="has expired"):
+            asyncio.run(open_and_close(tls_dovecot.account(EXPIRED, security)))

@@ -18,14 +18,14 @@ from sqlalchemy import Engine, create_engine, text
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.password_box import PasswordBox, new_key
 from consumers.mail.watch_leases import holders
-from coordinator.adapters.postgres.async_event_store import AsyncPostgresEventStore
+from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.dev.dovecot import Dovecot
-from coordinator.service.handlers import Dependencies, handle_batch_async
+from coordinator.service.handlers import Dependencies, handle_batch
 from core.database import libpq_url
 from core.domain.commands import CompleteSync, RequestMeta
 from tests.e2e.processes import spawn, stop
-from tests.mailbox import append, new_login
-from tests.random_refs import random_user
+from tests.support.mailbox import append, new_login
+from tests.support.random_refs import random_user
 
 LEASE = 2.0  # seconds: a killed watcher's accounts are taken over within about 2.7 s
 T = TypeVar("T")
@@ -98,20 +98,16 @@ def connections(dovecot: Dovecot) -> Counter[str]:
 
 def complete(database_url: str, user: str, task_id: str) -> None:
     """What a worker reports at the end, through the same handler."""
-    from coordinator.adapters.postgres.event_store import PostgresEventStore
-    from core.database import make_engine
 
     async def run() -> None:
-        store = AsyncPostgresEventStore(libpq_url(database_url), 1)
-        engine = make_engine(database_url, 1)
-        deps = Dependencies(PostgresEventStore(engine), timedelta(minutes=30), 3)
+        store = PostgresEventStore(libpq_url(database_url), 1)
+        deps = Dependencies(store, timedelta(minutes=30), 3)
         try:
             command = CompleteSync(user, task_id, {}, RequestMeta("test"))
-            [answer] = await handle_batch_async([command], deps, store)
+            [answer] = await handle_batch([command], deps)
             assert not isinstance(answer, Exception), answer
         finally:
             await store.close()
-            engine.dispose()
 
     asyncio.run(run())
 

@@ -11,7 +11,7 @@ from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.message_batch import FolderRef, StoredMessage
 from consumers.mail.message_store import FolderMoved, MessageStore, Owner
 from consumers.mail.password_box import PasswordBox, new_key
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ACCOUNTS_KEY = new_key()

@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
 from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import RequestMeta, StartRequested
-from tests.kafka_topic import by_user, read_topic
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.kafka_topic import by_user, read_topic
+from tests.support.random_refs import random_name, random_user
 
 
 @pytest.fixture
@@ -28,10 +28,10 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 
 
 def click_many(engine: Engine, users: list[str], clicks: int, lease: float = 1800) -> None:
-    deps = Dependencies(PostgresEventStore(engine), timedelta(seconds=lease), 3)
+    deps = Dependencies(command_store(engine), timedelta(seconds=lease), 3)
     for _ in range(clicks):
         for user in users:
-            handle(StartRequested(user, False, RequestMeta("test")), deps)
+            run(handle(StartRequested(user, False, RequestMeta("test")), deps))
 
 
 class RunningRelay:
@@ -70,7 +70,7 @@ def test_relay_publishes_every_event_once_in_user_order(
         wait_for_empty_outbox(own_engine)
     finally:
         relay.close()
-    stored = {u: PostgresEventStore(own_engine).read_stream(u) for u in users}
+    stored = {u: run(command_store(own_engine).read_stream(u)) for u in users}
     total = sum(len(events) for events in stored.values())
     records = read_topic(kafka_bootstrap, topic, expect=total)
     assert len(records) == total

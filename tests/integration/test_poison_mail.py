@@ -18,12 +18,12 @@ from consumers.mail.message_store import MessageStore
 from consumers.mail.password_box import new_key
 from consumers.mail.skipped_mail import SkippedMail
 from coordinator.dev.dovecot import Dovecot
-from tests.broken_mail import broken_samples, deliver
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
 from tests.integration.test_imap_executor import Reports, executor, register
-from tests.mail_shapes import header_blocks
-from tests.mailbox import append, imap, message, new_login
-from tests.random_refs import random_user
+from tests.support.broken_mail import broken_samples, deliver
+from tests.support.mail_shapes import header_blocks
+from tests.support.mailbox import append, imap, message, new_login
+from tests.support.random_refs import random_user
 
 
 def rows(engine: Engine, user: str) -> dict[int, dict[str, Any]]:

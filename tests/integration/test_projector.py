@@ -22,7 +22,6 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, make_url, text
 
 from coordinator.adapters.kafka.topic import ensure_topic
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.dev.processes import stop_processes
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.service.handlers import (
@@ -42,13 +41,15 @@ from core.domain.commands import (
 from core.domain.events import Envelope
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 from core.kafka.event_source import Delivery, SourceConfig
-from projections.projector import Projector, ProjectorConfig, apply_batch
+from projections.batches import apply_batch
+from projections.projector import Projector, ProjectorConfig
 from projections.status_view import StatusRow, apply_status
 from projections.store import ProjectionStore
 from projections.task_history import TaskRow, apply_task
 from tests.e2e.processes import process_env
 from tests.integration.test_outbox_relay import RunningRelay
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 PARTITIONS = 4
 Views = tuple[dict[str, StatusRow], dict[str, TaskRow]]
@@ -65,38 +66,42 @@ def random_workload(engine: Engine, users: list[str], commands: int, seed: int) 
     """Starts (clicks and new-mail notices), reuses, queued full syncs and follow-ups,
     progress, endings of every kind, through the handlers."""
     rng = random.Random(seed)
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
     # A lease that lapses at once, so starts and the reaper record expiries too.
     lapsing = Dependencies(store, timedelta(milliseconds=1), 3)
     for _ in range(commands):
         user, roll, meta = rng.choice(users), rng.random(), RequestMeta(random_name("req"))
-        task = store.snapshot(user)[1].task_id or "none"
+        task = run(store.snapshot(user))[1].task_id or "none"
         stats = {"messages": rng.randrange(1000)}
         try:
             if roll < 0.35:
                 deps = lapsing if rng.random() < 0.2 else lease
                 full = rng.random() < 0.3
                 notice = rng.random() < 0.3
-                handle(StartRequested(user, full, meta, "new_mail" if notice else "click"), deps)
+                run(
+                    handle(
+                        StartRequested(user, full, meta, "new_mail" if notice else "click"), deps
+                    )
+                )
             elif roll < 0.6:
                 percent = round(rng.uniform(0, 99), 2)
-                handle(ReportProgress(user, task, percent, stats, meta), lease)
+                run(handle(ReportProgress(user, task, percent, stats, meta), lease))
             elif roll < 0.7:
-                handle(CompleteSync(user, task, stats, meta), lease)
+                run(handle(CompleteSync(user, task, stats, meta), lease))
             elif roll < 0.8:
-                handle(FailSync(user, task, f"error {rng.randrange(9)}", meta), lease)
+                run(handle(FailSync(user, task, f"error {rng.randrange(9)}", meta), lease))
             elif roll < 0.88:
-                handle(CancelSync(user, task, meta), lease)
+                run(handle(CancelSync(user, task, meta), lease))
             else:
-                handle(ExpireStaleSync(user, meta), lease)
+                run(handle(ExpireStaleSync(user, meta), lease))
         except (TaskFenced, TaskEnded, TaskNotFound):
             pass  # a report or cancel for a task that is no longer live: the domain refuses it
 
 
 def every_outcome(engine: Engine, users: list[str]) -> None:
     """One user per outcome: completed, failed, reused, expired and replaced."""
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
     done, failed, reused, lapsed = users
 
@@ -104,16 +109,16 @@ def every_outcome(engine: Engine, users: list[str]) -> None:
         return RequestMeta(random_name("req"))
 
     def task(user: str) -> str:
-        return store.snapshot(user)[1].task_id or "none"
+        return run(store.snapshot(user))[1].task_id or "none"
 
     for user in (done, failed, reused):
-        handle(StartRequested(user, False, meta()), lease)
-    handle(ReportProgress(done, task(done), 50.0, {"messages": 5}, meta()), lease)
-    handle(CompleteSync(done, task(done), {"messages": 10}, meta()), lease)
-    handle(FailSync(failed, task(failed), "auth revoked", meta()), lease)
-    handle(StartRequested(reused, True, meta()), lease)
-    handle(StartRequested(lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
-    handle(StartRequested(lapsed, False, meta()), lease)
+        run(handle(StartRequested(user, False, meta()), lease))
+    run(handle(ReportProgress(done, task(done), 50.0, {"messages": 5}, meta()), lease))
+    run(handle(CompleteSync(done, task(done), {"messages": 10}, meta()), lease))
+    run(handle(FailSync(failed, task(failed), "auth revoked", meta()), lease))
+    run(handle(StartRequested(reused, True, meta()), lease))
+    run(handle(StartRequested(lapsed, False, meta()), Dependencies(store, timedelta(0), 3)))
+    run(handle(StartRequested(lapsed, False, meta()), lease))
 
 
 def fold_views(envelopes: Iterable[Envelope]) -> Views:
@@ -129,8 +134,8 @@ def fold_views(envelopes: Iterable[Envelope]) -> Views:
 
 
 def stored_views(engine: Engine, users: list[str]) -> Views:
-    store = PostgresEventStore(engine)
-    return fold_views(e for user in users for e in store.read_stream(user))
+    store = command_store(engine)
+    return fold_views(e for user in users for e in run(store.read_stream(user)))
 
 
 def projected_views(engine: Engine, users: list[str]) -> Views:
@@ -219,9 +224,9 @@ def test_views_equal_a_fold_of_the_store_and_redelivery_changes_nothing(
 
 
 def test_a_gap_is_filled_from_the_event_store(engine: Engine, shared_database_url: str) -> None:
-    user, store = random_user(), PostgresEventStore(engine)
+    user, store = random_user(), command_store(engine)
     random_workload(engine, [user], commands=40, seed=7)
-    events = store.read_stream(user)
+    events = run(store.read_stream(user))
     assert len(events) >= 6
     projections = ProjectionStore(shared_database_url)
     try:
@@ -244,7 +249,7 @@ def test_a_stale_write_never_moves_a_row_backwards(
 ) -> None:
     user = random_user()
     random_workload(engine, [user], commands=30, seed=3)
-    events = PostgresEventStore(engine).read_stream(user)
+    events = run(command_store(engine).read_stream(user))
     newer, older = fold_views(events), fold_views(events[:2])
     projections = ProjectionStore(shared_database_url)
     try:
@@ -261,8 +266,8 @@ def test_projectors_racing_over_new_users_end_at_the_fold(
 ) -> None:
     users = [random_user() for _ in range(8)]
     random_workload(engine, users, commands=80, seed=5)
-    store = PostgresEventStore(engine)
-    streams = [store.read_stream(user) for user in users]
+    store = command_store(engine)
+    streams = [run(store.read_stream(user)) for user in users]
     whole = [Delivery(0, 0, e) for events in streams for e in events]
     prefixes = [Delivery(0, 0, e) for events in streams for e in events[: len(events) // 2]]
     projections = ProjectionStore(shared_database_url, pool_size=2)
@@ -357,7 +362,7 @@ def spawn_projector(log: Path, settings: dict[str, str]) -> subprocess.Popen[byt
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "coordinator.cli", "project"],
-            env=process_env(**settings),
+            env=process_env(None, **settings),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from core.database import make_engine
 from core.domain.events import (
     Envelope,
@@ -33,7 +32,8 @@ from tests.integration.test_projector import (
     stored_views,
     wait_for,
 )
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 # Every row the views write, as the database sees it: an upsert its guard turns away
 # writes nothing and fires nothing.
@@ -93,8 +93,8 @@ def test_a_batch_writes_one_row_per_user_and_task_however_many_events(
 ) -> None:
     users = [random_user() for _ in range(5)]
     random_workload(writes, users, commands=200, seed=17)
-    store = PostgresEventStore(writes)
-    streams = [store.read_stream(user) for user in users]
+    store = command_store(writes)
+    streams = [run(store.read_stream(user)) for user in users]
     assert all(len(s) >= 8 for s in streams)
     taken_writes(writes)
     projections = ProjectionStore(database_url)
@@ -112,8 +112,8 @@ def test_redelivered_and_late_events_change_nothing_and_gaps_fill_from_the_store
 ) -> None:
     a, b, c = users = [random_user() for _ in range(3)]
     random_workload(writes, users, commands=120, seed=23)
-    store = PostgresEventStore(writes)
-    events = {user: store.read_stream(user) for user in users}
+    store = command_store(writes)
+    events = {user: run(store.read_stream(user)) for user in users}
     assert all(len(e) >= 9 for e in events.values())
     taken_writes(writes)
     projections = ProjectionStore(database_url)
@@ -165,7 +165,7 @@ def test_a_backlog_is_applied_in_batches_folded_per_user(
 
 def _outbox_empty(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
+        return int(conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()) == 0
 
 
 def test_rows_changed_by_another_writer_are_read_again_not_taken_from_memory(
@@ -173,8 +173,8 @@ def test_rows_changed_by_another_writer_are_read_again_not_taken_from_memory(
 ) -> None:
     edited, taken_over, untouched = users = [random_user() for _ in range(3)]
     random_workload(writes, users, commands=150, seed=31)
-    store = PostgresEventStore(writes)
-    events = {user: store.read_stream(user) for user in users}
+    store = command_store(writes)
+    events = {user: run(store.read_stream(user)) for user in users}
     assert all(len(e) >= 12 for e in events.values())
     # The edited user's next event leaves error_message alone (no start, failure or cancel).
     keeps = (SyncReused, SyncProgressed, SyncCompleted, SyncExpired, FullSyncQueued)

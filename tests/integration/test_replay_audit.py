@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Engine
 
 from coordinator import cli
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.service.handlers import Dependencies, handle
 from core.database import make_engine
 from core.domain.commands import (
@@ -26,7 +25,8 @@ from core.domain.events import Envelope
 from core.settings import Settings
 from core.telemetry.traceparent import trace_id_of
 from tests.integration.test_replay_verify import replay
-from tests.random_refs import random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def own_engine(database_url: str) -> Iterator[Engine]:
 
 def script(engine: Engine, user: str) -> list[Envelope]:
     """Every kind of decision, in a known order; returns the stored events."""
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
     lapsed = Dependencies(store, timedelta(0), 3)  # dead the moment it starts
     clicks = iter(range(100))
@@ -49,19 +49,19 @@ def script(engine: Engine, user: str) -> list[Envelope]:
         return RequestMeta(f"req-{click}", traceparent=f"00-{click + 1:032x}-{1:016x}-01")
 
     def task() -> str:
-        return store.snapshot(user)[1].task_id or "none"
+        return run(store.snapshot(user))[1].task_id or "none"
 
     for _ in range(4):
-        handle(StartRequested(user, False, meta()), lease)  # v1 started, v2-4 reused
-    handle(ReportProgress(user, task(), 40.0, {"messages": 4}, meta()), lease)  # v5
-    handle(StartRequested(user, False, meta()), lease)  # v6 reused
-    handle(FailSync(user, task(), "auth revoked", meta()), lease)  # v7
-    handle(StartRequested(user, False, meta()), lapsed)  # v8 started
-    handle(ExpireStaleSync(user, RequestMeta("reaper")), lease)  # v9 by the reaper
-    handle(StartRequested(user, False, meta()), lapsed)  # v10 started
-    handle(StartRequested(user, False, meta()), lease)  # v11 expired, v12 started
-    handle(CompleteSync(user, task(), {"messages": 9}, meta()), lease)  # v13
-    events = store.read_stream(user)
+        run(handle(StartRequested(user, False, meta()), lease))  # v1 started, v2-4 reused
+    run(handle(ReportProgress(user, task(), 40.0, {"messages": 4}, meta()), lease))  # v5
+    run(handle(StartRequested(user, False, meta()), lease))  # v6 reused
+    run(handle(FailSync(user, task(), "auth revoked", meta()), lease))  # v7
+    run(handle(StartRequested(user, False, meta()), lapsed))  # v8 started
+    run(handle(ExpireStaleSync(user, RequestMeta("reaper")), lease))  # v9 by the reaper
+    run(handle(StartRequested(user, False, meta()), lapsed))  # v10 started
+    run(handle(StartRequested(user, False, meta()), lease))  # v11 expired, v12 started
+    run(handle(CompleteSync(user, task(), {"messages": 9}, meta()), lease))  # v13
+    events = run(store.read_stream(user))
     assert len(events) == 13
     return events
 
@@ -127,7 +127,7 @@ def test_json_lists_every_event(own_engine: Engine, database_url: str) -> None:
         [table[1][6]]
         + [
             f"reused because task {events[0].data.task_id} is live until "
-            f"{ms(events[0].data.lease_expires_at)}"
+            f"{ms(events[0].data.lease_expires_at)}"  # type: ignore[union-attr]
         ]
         * 3
         + [line[6] for line in table[3:]]
@@ -169,7 +169,7 @@ def test_time_window_and_state_as_of(own_engine: Engine, database_url: str) -> N
         ["status", "running (live at that moment)"],
         ["sync type", "incremental"],
         ["started at", ms(events[0].occurred_at)],
-        ["lease until", ms(events[4].data.lease_expires_at)],
+        ["lease until", ms(events[4].data.lease_expires_at)],  # type: ignore[union-attr]
         ["reused", "4 times"],
         ["progress", "40%"],
         ["full queued", "no"],

@@ -10,8 +10,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import stream_id_for
 from core.database import libpq_url, make_engine
+from core.domain.user_sync import stream_id_for
 from tests.integration.test_replay_verify import Found, Users, reseal, scripted, tamper, verify
 
 

@@ -13,13 +13,14 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.service.handlers import Dependencies, handle
 from core.database import libpq_url, make_engine
 from core.domain.commands import RequestMeta, StartRequested
+from core.domain.user_sync import stream_id_for
 from tests.integration.test_outbox_relay import RunningRelay, config, wait_for_empty_outbox
 from tests.integration.test_replay_verify import scripted, verify
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 
 @pytest.fixture
@@ -38,8 +39,8 @@ def relay_all(engine: Engine, url: str, bootstrap: str, topic: str) -> None:
 
 
 def click(engine: Engine, user: str) -> None:
-    deps = Dependencies(PostgresEventStore(engine), timedelta(minutes=30), 3)
-    handle(StartRequested(user, False, RequestMeta(random_name("req"))), deps)
+    deps = Dependencies(command_store(engine), timedelta(minutes=30), 3)
+    run(handle(StartRequested(user, False, RequestMeta(random_name("req"))), deps))
 
 
 def outbox_payload(url: str, user: str, version: int) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def outbox_payload(url: str, user: str, version: int) -> dict[str, Any]:
 
 
 def stored_envelope(engine: Engine, user: str, version: int) -> dict[str, Any]:
-    return PostgresEventStore(engine).read_stream(user)[version - 1].to_json()
+    return run(command_store(engine).read_stream(user))[version - 1].to_json()
 
 
 def produce(bootstrap: str, topic: str, user: str, body: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.replay.history import HistoryReader
 from coordinator.replay.rebuild import fold_into
 from coordinator.replay.shadow_views import ShadowViews
@@ -16,7 +15,7 @@ from coordinator.replay.swap import promote
 from core.database import make_engine
 from core.domain.events import Envelope
 from core.kafka.event_source import Delivery
-from projections.projector import apply_batch
+from projections.batches import apply_batch
 from projections.store import ProjectionStore
 from tests.integration.test_projector import (
     every_outcome,
@@ -25,7 +24,8 @@ from tests.integration.test_projector import (
     stored_views,
 )
 from tests.integration.test_replay_verify import replay
-from tests.random_refs import random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_user
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def projections(database_url: str) -> Iterator[ProjectionStore]:
 
 
 def stored(engine: Engine, users: list[str]) -> list[Envelope]:
-    store = PostgresEventStore(engine)
-    return [e for user in users for e in store.read_stream(user)]
+    store = command_store(engine)
+    return [e for user in users for e in run(store.read_stream(user))]
 
 
 def project(projections: ProjectionStore, envelopes: list[Envelope]) -> int:

@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from coordinator import cli
-from coordinator.adapters.postgres.event_store import PostgresEventStore, stream_id_for
 from coordinator.service.handlers import (
     Dependencies,
     handle,
@@ -32,11 +31,12 @@ from core.domain.commands import (
 )
 from core.domain.events import EVENT_TYPES, data_from_json
 from core.domain.hash_chain import GENESIS, chain_hash
-from core.domain.user_sync import fold
+from core.domain.user_sync import fold, stream_id_for
 from core.settings import Settings
 from tests.e2e.processes import process_env
 from tests.integration.test_projector import random_workload
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 Found = set[tuple[str, str, int | None]]
 
@@ -80,24 +80,24 @@ class Users:
 def scripted(engine: Engine) -> Users:
     tag = random_user("")
     users = Users(f"a{tag}", f"b{tag}", f"c{tag}", f"d{tag}")
-    store = PostgresEventStore(engine)
+    store = command_store(engine)
     lease = Dependencies(store, timedelta(minutes=30), 3)
 
     def meta() -> RequestMeta:
         return RequestMeta(random_name("req"))
 
     def task(user: str) -> str:
-        return store.snapshot(user)[1].task_id or "none"
+        return run(store.snapshot(user))[1].task_id or "none"
 
     for user in (users.done, users.reused, users.failed):
-        handle(StartRequested(user, False, meta()), lease)
-    handle(ReportProgress(users.done, task(users.done), 50.0, {"m": 5}, meta()), lease)
-    handle(CompleteSync(users.done, task(users.done), {"m": 10}, meta()), lease)
-    handle(StartRequested(users.reused, False, meta()), lease)
-    handle(StartRequested(users.reused, False, meta()), lease)
-    handle(FailSync(users.failed, task(users.failed), "auth revoked", meta()), lease)
-    handle(StartRequested(users.lapsed, False, meta()), Dependencies(store, timedelta(0), 3))
-    handle(StartRequested(users.lapsed, False, meta()), lease)
+        run(handle(StartRequested(user, False, meta()), lease))
+    run(handle(ReportProgress(users.done, task(users.done), 50.0, {"m": 5}, meta()), lease))
+    run(handle(CompleteSync(users.done, task(users.done), {"m": 10}, meta()), lease))
+    run(handle(StartRequested(users.reused, False, meta()), lease))
+    run(handle(StartRequested(users.reused, False, meta()), lease))
+    run(handle(FailSync(users.failed, task(users.failed), "auth revoked", meta()), lease))
+    run(handle(StartRequested(users.lapsed, False, meta()), Dependencies(store, timedelta(0), 3)))
+    run(handle(StartRequested(users.lapsed, False, meta()), lease))
     return users
 
 
@@ -105,7 +105,7 @@ def tamper(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
     """Change history behind the database's back: the immutability trigger paused."""
     with psycopg.connect(libpq_url(url)) as conn:
         conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
-        conn.execute(statement, params)  # type: ignore[arg-type]
+        conn.execute(statement, params)
         conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update_delete")
 
 

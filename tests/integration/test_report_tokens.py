@@ -13,8 +13,8 @@ from consumers.mail.password_box import new_key
 from coordinator.api.app import REPORT_PATH
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
-from tests.random_refs import random_user
+from tests.support.jwks_server import AUDIENCE, ISSUER, SigningKey, jwks_server
+from tests.support.random_refs import random_user
 
 IDP_KEY = SigningKey.rsa("rsa-report")
 TASK = "sync_" + "0" * 32

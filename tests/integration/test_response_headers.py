@@ -13,7 +13,7 @@ from consumers.mail.password_box import new_key
 from coordinator.api.app import REPORT_PATH, STREAM_PATH
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 ACCOUNT = {"host": "10.0.0.1", "port": 993, "security": "tls", "username": "a", "password": "p"}
 

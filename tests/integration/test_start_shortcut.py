@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from coordinator.api.deps import bearer
 from tests.integration.app_harness import bearer as bearer_header
 from tests.integration.app_harness import running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 # FastAPI ignores a query parameter it does not declare; the shortcut leaves such a click to
 # the route, so the same click can be sent either way.

@@ -14,7 +14,7 @@ from projections import status_notices
 from projections.status_listener import StatusListener
 from projections.status_view import StatusRow
 from projections.store import ProjectionStore
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 
 @pytest.fixture

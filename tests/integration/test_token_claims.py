@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.report_scope import REPORT_SCOPE
 from tests.integration.app_harness import bearer, hs256, running_app, settings_for
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 PROBLEM = "application/problem+json"
 TASK = "sync_" + "0" * 32

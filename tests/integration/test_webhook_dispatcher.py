@@ -25,7 +25,6 @@ from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from consumers.webhook_dispatcher import verify
-from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore, RelayLeadership
 from coordinator.relay.outbox_relay import OutboxRelay, RelayConfig
 from coordinator.service.handlers import Dependencies, handle
@@ -38,7 +37,8 @@ from core.domain.commands import (
     StartRequested,
 )
 from tests.e2e.processes import process_env, spawn, stop
-from tests.random_refs import random_name, random_user
+from tests.support.command_loop import command_store, run
+from tests.support.random_refs import random_name, random_user
 
 # Rotation in progress: the new secret first, the old one still signing too.
 NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
@@ -184,21 +184,21 @@ class Users:
     """Drives real syncs through the command handlers, so the events are the real ones."""
 
     def __init__(self, engine: Engine) -> None:
-        self.store = PostgresEventStore(engine)
+        self.store = command_store(engine)
         self.deps = Dependencies(self.store, timedelta(minutes=30), 3)
         self.meta = RequestMeta("webhook-test")
 
     def start(self, user: str) -> str:
-        return handle(StartRequested(user, False, self.meta), self.deps).task_id
+        return run(handle(StartRequested(user, False, self.meta), self.deps)).task_id
 
     def complete(self, user: str) -> None:
-        handle(CompleteSync(user, self.start(user), {"messages": 42}, self.meta), self.deps)
+        run(handle(CompleteSync(user, self.start(user), {"messages": 42}, self.meta), self.deps))
 
     def fail(self, user: str) -> None:
-        handle(FailSync(user, self.start(user), "IMAP login refused", self.meta), self.deps)
+        run(handle(FailSync(user, self.start(user), "IMAP login refused", self.meta), self.deps))
 
     def terminal_event(self, user: str) -> str:
-        (event,) = [e for e in self.store.read_stream(user) if e.event_type in TERMINAL]
+        (event,) = [e for e in run(self.store.read_stream(user)) if e.event_type in TERMINAL]
         return event.event_id
 
 
@@ -220,7 +220,7 @@ def test_terminal_events_are_acknowledged_once_even_after_a_replay(
     users.fail(failed)
     task = users.start(running)
     users.start(running)  # SyncReused
-    handle(ReportProgress(running, task, 50.0, {}, users.meta), users.deps)
+    run(handle(ReportProgress(running, task, 50.0, {}, users.meta), users.deps))
     expected = {users.terminal_event(done), users.terminal_event(failed)}
     topic = random_name("events")
     with relay(own_engine, database_url, kafka_bootstrap, topic), receiver(rejected) as hooks:
@@ -314,7 +314,7 @@ def test_refuses_to_start_without_receiver_settings(unset: str) -> None:
     del settings[unset]
     result = subprocess.run(
         [sys.executable, "-m", "coordinator.cli", "webhooks"],
-        env=process_env(**settings),
+        env=process_env(None, **settings),
         capture_output=True,
         timeout=30,
     )

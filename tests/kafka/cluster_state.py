@@ -6,11 +6,6 @@ import time
 
 from kafka import KafkaAdminClient
 
-# docker-compose.yml's topic layout: acks=all survives one broker down.
-REPLICATED = {"kafka_replication_factor": "3", "kafka_min_insync_replicas": "2"}
-# The production consumer timing, not Tansu's short rebalance timeout.
-CONSUMERS = {"consumer_max_poll_interval_ms": "300000"}
-
 
 def in_sync_replicas(bootstrap: str, topic: str) -> dict[int, int]:
     """Replicas in sync per partition of the topic."""

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from coordinator.dev.apache_kafka import KafkaCluster
 from core.database import make_engine
 from tests.e2e.stack import Stack, running_stack
-from tests.kafka.cluster_state import CONSUMERS, REPLICATED, wait_fully_replicated
+from tests.kafka.cluster_state import wait_fully_replicated
 from tests.kafka.load import (
     clicking,
     first_seen,
@@ -57,8 +57,9 @@ def test_one_broker_killed_under_load_loses_nothing_and_duplicates_nothing(
         components=("relay", "project", "work"),
         demo_messages="20",
         demo_pace="200",
-        **REPLICATED,
-        **CONSUMERS,
+        kafka_replication_factor="3",  # the compose layout: RF 3, min.insync 2
+        kafka_min_insync_replicas="2",
+        consumer_max_poll_interval_ms="300000",  # the production timing, not Tansu's
     ) as stack:
         topic = stack.settings["kafka_topic"]
         with clicking(stack, users, per_second=50) as clicks:
@@ -92,8 +93,9 @@ def test_two_brokers_down_the_outbox_holds_the_clicks_until_they_return(
         components=("project",),
         kafka_delivery_timeout_ms="3000",
         relay_max_backoff_seconds="2",
-        **REPLICATED,
-        **CONSUMERS,
+        kafka_replication_factor="3",  # the compose layout: RF 3, min.insync 2
+        kafka_min_insync_replicas="2",
+        consumer_max_poll_interval_ms="300000",  # the production timing, not Tansu's
     ) as stack:
         topic = stack.settings["kafka_topic"]
         with relay_log.open("wb") as log:

@@ -17,7 +17,7 @@ from tests.integration.test_replay_kafka import (
     test_topic_against_store as test_replay_compares_the_topic_with_the_store,
 )
 from tests.integration.test_replay_verify import verify
-from tests.kafka.cluster_state import CONSUMERS, REPLICATED, in_sync_replicas
+from tests.kafka.cluster_state import in_sync_replicas
 from tests.kafka.load import stored_versions, topic_versions
 from tests.random_refs import random_user
 
@@ -37,8 +37,9 @@ def test_clicks_run_to_completion_and_the_topic_matches_the_store(
         components=EVERYTHING,
         demo_messages="40",
         demo_pace="40",
-        **REPLICATED,
-        **CONSUMERS,
+        kafka_replication_factor="3",  # the compose layout: RF 3, min.insync 2
+        kafka_min_insync_replicas="2",
+        consumer_max_poll_interval_ms="300000",  # the production timing, not Tansu's
     ) as stack:
         started = {user: click(stack, user)["task_id"] for user in users}
         for user in users:

@@ -21,7 +21,6 @@ from projections.read_models import ReadModels
 from tests.e2e.processes import stop
 from tests.e2e.stack import running_stack
 from tests.integration.test_projector import projected_views, stored_views
-from tests.kafka.cluster_state import CONSUMERS, REPLICATED
 from tests.kafka.load import clicking, settled, wait_until
 from tests.random_refs import random_user
 
@@ -65,8 +64,9 @@ def test_consumers_leave_and_join_mid_stream_without_loss_or_a_second_run(
             components=("relay",),
             demo_messages="20",
             demo_pace="100",
-            **REPLICATED,
-            **CONSUMERS,
+            kafka_replication_factor="3",  # the compose layout: RF 3, min.insync 2
+            kafka_min_insync_replicas="2",
+            consumer_max_poll_interval_ms="300000",  # the production timing, not Tansu's
         ) as stack,
     ):
 

@@ -11,6 +11,7 @@ import pytest
 from coordinator.replay.rebuild import fold_stream
 from core.domain.commands import (
     CancelSync,
+    Command,
     CompleteSync,
     ExpireStaleSync,
     FailSync,
@@ -31,21 +32,21 @@ def history(seed: int, commands: int = 120) -> list[Envelope]:
     """One user's events from random commands through decide(), on a clock that sometimes
     jumps past the lease: starts, reuses, queued full syncs, progress and every ending."""
     rng = random.Random(seed)
-    state, events, now, task_ids = fold([]), [], T0, iter(f"t{n}" for n in range(10_000))
+    events: list[Envelope] = []
+    state, now, task_ids = fold([]), T0, iter(f"t{n}" for n in range(10_000))
     for _ in range(commands):
         now += timedelta(minutes=rng.choice([1, 1, 2, 45]))
         meta, task = RequestMeta(f"req-{len(events)}"), state.task_id or "none"
-        command = rng.choice(
-            [
-                StartRequested("u1", rng.random() < 0.3, meta),
-                StartRequested("u1", False, meta),
-                ReportProgress("u1", task, rng.random() * 100, {"n": rng.randrange(99)}, meta),
-                CompleteSync("u1", task, {"n": 100}, meta),
-                FailSync("u1", task, "boom", meta),
-                CancelSync("u1", task, meta),
-                ExpireStaleSync("u1", meta),
-            ]
-        )
+        options: list[Command] = [
+            StartRequested("u1", rng.random() < 0.3, meta),
+            StartRequested("u1", False, meta),
+            ReportProgress("u1", task, rng.random() * 100, {"n": rng.randrange(99)}, meta),
+            CompleteSync("u1", task, {"n": 100}, meta),
+            FailSync("u1", task, "boom", meta),
+            CancelSync("u1", task, meta),
+            ExpireStaleSync("u1", meta),
+        ]
+        command = rng.choice(options)
         try:
             new = decide(state, command, now, LEASE, lambda: next(task_ids))
         except (TaskFenced, TaskEnded, TaskNotFound):

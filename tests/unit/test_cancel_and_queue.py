@@ -58,7 +58,7 @@ def test_cancelled_task_is_fenced_and_next_click_starts_a_new_one() -> None:
     assert state.task_id
     state = fold(decide(state, CancelSync("u1", state.task_id, META), T0, LEASE), state)
     with pytest.raises(TaskFenced, match="it is cancelled"):
-        decide(state, CompleteSync("u1", state.task_id, {}, META), T0, LEASE)
+        decide(state, CompleteSync("u1", str(state.task_id), {}, META), T0, LEASE)
     [new] = decide(state, StartRequested("u1", False, META), T0, LEASE)
     assert new.event_type == "SyncStarted" and new.task_id != state.task_id
 
@@ -71,9 +71,11 @@ def test_cancel_of_an_ended_task_says_how_it_ended(status: str, now: datetime, r
     state = started()
     assert state.task_id
     if status == "completed":
-        state = fold(decide(state, CompleteSync("u1", state.task_id, {}, META), T0, LEASE), state)
+        state = fold(
+            decide(state, CompleteSync("u1", str(state.task_id), {}, META), T0, LEASE), state
+        )
     with pytest.raises(TaskEnded) as ended:
-        decide(state, CancelSync("u1", state.task_id, META), now, LEASE)
+        decide(state, CancelSync("u1", str(state.task_id), META), now, LEASE)
     assert ended.value.status == reason
 
 

@@ -6,6 +6,7 @@ without a database; the concurrency and crash behaviour stay in the integration 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,6 +30,7 @@ from core.domain.commands import (
     RequestMeta,
     StartRequested,
 )
+from core.domain.events import SyncStarted
 from core.domain.user_sync import TaskEnded, TaskFenced, TaskNotFound
 
 LEASE = timedelta(minutes=30)
@@ -60,19 +62,21 @@ def meta(key: str | None = None) -> RequestMeta:
 def start(
     store: MemoryEventStore, force_full: bool = False, key: str | None = None
 ) -> StartOutcome:
-    outcome = handle(StartRequested(USER, force_full, meta(key)), Dependencies(store, LEASE, 3))
+    outcome = asyncio.run(
+        handle(StartRequested(USER, force_full, meta(key)), Dependencies(store, LEASE, 3))
+    )
     assert isinstance(outcome, StartOutcome)
     return outcome
 
 
 def report(store: MemoryEventStore, command: Command) -> TaskOutcome:
-    outcome = handle(command, Dependencies(store, LEASE, 3))
+    outcome = asyncio.run(handle(command, Dependencies(store, LEASE, 3)))
     assert isinstance(outcome, TaskOutcome)
     return outcome
 
 
 def types(store: MemoryEventStore) -> list[str]:
-    return [e.event_type for e in store.read_stream(USER)]
+    return [e.event_type for e in asyncio.run(store.read_stream(USER))]
 
 
 def test_clicks_join_the_live_task_and_a_dead_one_is_replaced(
@@ -108,9 +112,9 @@ def test_the_reaper_expires_only_a_lapsed_task(store: MemoryEventStore, clock: C
     report(store, ExpireStaleSync(USER, meta()))
     assert types(store) == ["SyncStarted"], "a live task is left alone"
     clock.now += LEASE
-    assert store.users_with_lapsed_leases(10) == [USER]
+    assert asyncio.run(store.users_with_lapsed_leases(10)) == [USER]
     assert report(store, ExpireStaleSync(USER, meta())).status == "expired"
-    assert store.users_with_lapsed_leases(10) == []
+    assert asyncio.run(store.users_with_lapsed_leases(10)) == []
 
 
 def test_a_full_sync_asked_during_an_incremental_is_queued_once_and_started_after_it(
@@ -122,9 +126,9 @@ def test_a_full_sync_asked_during_an_incremental_is_queued_once_and_started_afte
     assert types(store).count("FullSyncQueued") == 1
     done = report(store, CompleteSync(USER, task, {"messages": 3}, meta()))
     assert done.status == "completed" and done.task_id == task
-    *_, completed, started = store.read_stream(USER)
+    *_, completed, started = asyncio.run(store.read_stream(USER))
     assert completed.event_type == "SyncCompleted"
-    assert started.event_type == "SyncStarted" and started.data.sync_type == "full"
+    assert isinstance(started.data, SyncStarted) and started.data.sync_type == "full"
     assert started.data.reason == "queued_full_sync"
 
 
@@ -161,7 +165,7 @@ def test_an_idempotency_key_answers_again_and_refuses_other_parameters(
 
 def test_a_batch_answers_each_command_on_its_own(store: MemoryEventStore) -> None:
     task = start(store).task_id
-    batch = [
+    batch: list[Command] = [
         StartRequested(USER, False, meta()),
         ReportProgress(USER, "sync_stale", 5.0, {}, meta()),
         StartRequested(USER, False, meta("k2")),
@@ -169,7 +173,7 @@ def test_a_batch_answers_each_command_on_its_own(store: MemoryEventStore) -> Non
         CompleteSync(USER, task, {}, meta()),
         StartRequested(USER, False, meta()),
     ]
-    answers = handle_batch(batch, Dependencies(store, LEASE, 3))
+    answers = asyncio.run(handle_batch(batch, Dependencies(store, LEASE, 3)))
     assert isinstance(answers[1], TaskFenced)
     joined, first_k2, second_k2, done, fresh = (answers[i] for i in (0, 2, 3, 4, 5))
     assert isinstance(joined, StartOutcome) and joined.outcome == "joined"
@@ -177,4 +181,4 @@ def test_a_batch_answers_each_command_on_its_own(store: MemoryEventStore) -> Non
     assert second_k2.replayed and second_k2.version == first_k2.version
     assert isinstance(done, TaskOutcome) and done.status == "completed"
     assert isinstance(fresh, StartOutcome) and fresh.outcome == "started"
-    assert [e.version for e in store.read_stream(USER)] == list(range(1, 6))
+    assert [e.version for e in asyncio.run(store.read_stream(USER))] == list(range(1, 6))

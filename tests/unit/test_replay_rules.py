@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -256,7 +257,7 @@ SIMPLE: list[Step] = [(0, started()), (1, reused()), (5, progressed())]
 Tamper = Callable[[list[StoredEvent], StreamRow], tuple[list[StoredEvent], StreamRow | None]]
 
 
-def edit(rows: list[StoredEvent], index: int, **changes: object) -> list[StoredEvent]:
+def edit(rows: list[StoredEvent], index: int, **changes: Any) -> list[StoredEvent]:
     return [row._replace(**changes) if i == index else row for i, row in enumerate(rows)]
 
 
@@ -323,7 +324,7 @@ def test_storage_rules(case: str) -> None:
 
 
 def test_gap_is_named_at_the_version_after_it() -> None:
-    steps = [(0, started()), (1, reused()), (2, reused())]
+    steps: list[Step] = [(0, started()), (1, reused()), (2, reused())]
     rows = chained(steps, versions=[1, 2, 5])
     check = StreamCheck(STREAM, head(steps, rows))
     found = [v for row in rows for v in check.feed(row)] + check.finish()

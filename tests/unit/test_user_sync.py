@@ -107,7 +107,7 @@ def test_fold_tracks_live_task_and_reuses() -> None:
     later = T0 + timedelta(hours=2)
     state = fold(decide(state, start(), later, LEASE), state)
     assert state.status == "running" and state.started_at == later and state.reuse_count == 0
-    assert state.task_id != first[0].task_id  # type: ignore[union-attr]
+    assert state.task_id != first[0].task_id
 
 
 def test_expired_state_is_not_live() -> None:

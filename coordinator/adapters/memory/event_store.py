@@ -1,6 +1,6 @@
 """The event store in memory, under the same contract as PostgreSQL's (tests/contract).
 
-A lock per stream stands for the row lock, a clock you can set stands for the database's,
+An asyncio lock per stream stands for the row lock, a clock you can set stands for the database's,
 and a transaction's events, idempotency keys and snapshot are applied together on a clean
 exit and dropped on an exception. Handler rules are tested against it in milliseconds;
 the contract suite runs the same tests against both stores.
@@ -8,9 +8,9 @@ the contract suite runs the same tests against both stores.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +34,7 @@ class StoredStream:
     state: UserSyncState = field(default_factory=UserSyncState)
     last_hash: str = GENESIS
     events: list[Envelope] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class MemoryLockedStream:
@@ -94,34 +94,32 @@ class MemoryEventStore:
         self._max_event_bytes = max_event_bytes
         self._streams: dict[str, StoredStream] = {}
         self._keys: Keys = {}
-        self._guard = threading.Lock()  # for the dict of streams; each stream has its lock
 
-    @contextmanager
-    def lock_stream(
+    @asynccontextmanager
+    async def lock_stream(
         self, user_id: str, lookups: Lookups = NO_LOOKUPS
-    ) -> Iterator[MemoryLockedStream]:
+    ) -> AsyncIterator[MemoryLockedStream]:
         """The stream under its lock; `lookups` are not needed, everything is at hand."""
         stored = self._stream(user_id)
-        with stored.lock:
+        async with stored.lock:
             stream = MemoryLockedStream(
                 user_id, stored, self._keys, self.clock(), self._max_event_bytes
             )
             yield stream
             self._commit(stored, stream)
 
-    def read_stream(self, user_id: str) -> list[Envelope]:
+    async def read_stream(self, user_id: str) -> list[Envelope]:
         return list(self._stream(user_id).events)
 
-    def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
+    async def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
         """The stream's version and state snapshot, without locking."""
         stored = self._stream(user_id)
         return stored.version, stored.state
 
-    def users_with_lapsed_leases(self, limit: int) -> list[str]:
+    async def users_with_lapsed_leases(self, limit: int) -> list[str]:
         """Users whose running task's lease has run out, by the store's clock."""
         now = self.clock()
-        with self._guard:
-            streams = list(self._streams.values())
+        streams = list(self._streams.values())
         lapsed = [
             (s.state.lease_expires_at, s.user_id)
             for s in streams
@@ -132,8 +130,7 @@ class MemoryEventStore:
         return [user for _, user in sorted(lapsed)[:limit]]
 
     def _stream(self, user_id: str) -> StoredStream:
-        with self._guard:
-            return self._streams.setdefault(stream_id_for(user_id), StoredStream(user_id))
+        return self._streams.setdefault(stream_id_for(user_id), StoredStream(user_id))
 
     def _commit(self, stored: StoredStream, stream: MemoryLockedStream) -> None:
         if stored.version != stream.locked_version:

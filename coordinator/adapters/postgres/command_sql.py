@@ -1,8 +1,7 @@
-"""The command path's SQL: the statements of one locked transaction, run sync or async.
+"""The command path's SQL: the statements of one locked transaction.
 
-Both drivers (event_store.py on a pooled SQLAlchemy connection's psycopg cursor, in a
-thread; async_event_store.py on the event loop) send the same statements in the same two
-pipelined round trips: `lock_reads` and `lookup_reads`, then the stream's `writes`.
+event_store.py sends them on the event loop in two pipelined round trips: `lock_reads` and
+`lookup_reads`, then the stream's `writes`.
 """
 
 from __future__ import annotations

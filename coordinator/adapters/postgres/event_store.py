@@ -1,21 +1,23 @@
-"""The PostgreSQL event store: one transaction per batch of commands under the row lock."""
+"""The PostgreSQL event store: one transaction per batch of commands under the row lock.
+
+The one command path, on the event loop over psycopg's async connections (connections.py):
+the statements of command_sql.py go in two pipelined round trips plus the commit, and the
+batch is decided in between with no database call, since what its commands ask besides the
+row (idempotency keys, a cancelled task's last event) is read with the lock (`Lookups`).
+Why no thread per batch, and the figures: docs/coalescing.md.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
-
-import psycopg
-from sqlalchemy import Engine, text
 
 from coordinator.adapters.postgres.command_sql import (
     INSERT_EVENTS,
     INSERT_OUTBOXES,
-    LAST_EVENT_OF_TASK,
     NOTIFY,
-    RECALL,
     REMEMBER_KEYS,
     UPDATE_STREAM,
     LookedUp,
@@ -25,6 +27,7 @@ from coordinator.adapters.postgres.command_sql import (
     looked_up,
     lookup_reads,
 )
+from coordinator.adapters.postgres.connections import AsyncConnections
 from coordinator.service.ports import NO_LOOKUPS, EventTooLarge, Lookups
 from core.database import translated_errors
 from core.domain.commands import RequestMeta
@@ -35,9 +38,14 @@ from core.store_errors import ConcurrencyConflict
 
 EVENT_JSON = ("data", "metadata")  # fields of event_rows that hold JSON text already
 KEY_JSON = ("response",)
-READ_STREAM = text(
+READ_STREAM = (
     "SELECT event_id, event_type, schema_version, version, occurred_at, data, metadata "
-    "FROM events WHERE stream_id = :stream_id ORDER BY version"
+    "FROM events WHERE stream_id = %(stream_id)s ORDER BY version"
+)
+SNAPSHOT = "SELECT version, state FROM streams WHERE stream_id = %(stream_id)s"
+LAPSED = (
+    "SELECT user_id FROM streams WHERE live_until <= clock_timestamp() "
+    "ORDER BY live_until LIMIT %(limit)s"
 )
 
 
@@ -46,8 +54,7 @@ class PostgresLockedStream:
 
     `append` only stages: every command of a coalesced batch appends in turn, and `writes`
     gives all their events, outbox rows and idempotency keys for one pipelined round trip.
-    What the batch will ask besides the row (`Lookups`) was read with the lock; anything
-    else is read on demand through `cursor`, which only the sync path has.
+    What the batch will ask besides the row (`Lookups`) was read with the lock.
     """
 
     def __init__(
@@ -56,9 +63,7 @@ class PostgresLockedStream:
         row: tuple[Any, ...],
         max_event_bytes: int,
         looked_up: LookedUp | None = None,
-        cursor: psycopg.Cursor[Any] | None = None,
     ) -> None:
-        self._cursor = cursor
         self._max_event_bytes = max_event_bytes
         self.user_id = user_id
         self.stream_id = stream_id_for(user_id)
@@ -98,20 +103,14 @@ class PostgresLockedStream:
     def last_event_type(self, task_id: str) -> str | None:
         if task_id in self._staged_tasks:
             return self._staged_tasks[task_id]
-        if task_id in self._looked_up.tasks:
-            return self._looked_up.tasks[task_id]
-        params = {"stream_id": self.stream_id, "task_id": task_id}
-        row = self._on_demand().execute(LAST_EVENT_OF_TASK, params).fetchone()
-        return None if row is None else str(row[0])
+        assert task_id in self._looked_up.tasks, "a task is read with the lock (Lookups)"
+        return self._looked_up.tasks[task_id]
 
     def recall_response(self, key: str) -> tuple[str, dict[str, Any]] | None:
         if key in self._keys:
             return self._keys[key]
-        if key in self._looked_up.keys:
-            return self._looked_up.keys[key]
-        params = {"user_id": self.user_id, "key": key}
-        row = self._on_demand().execute(RECALL, params).fetchone()
-        return None if row is None else (row[0], row[1])
+        assert key in self._looked_up.keys, "a key is read with the lock (Lookups)"
+        return self._looked_up.keys[key]
 
     def remember_response(self, key: str, fingerprint: str, response: dict[str, Any]) -> None:
         self._keys[key] = (fingerprint, response)
@@ -142,24 +141,6 @@ class PostgresLockedStream:
             raise ConcurrencyConflict(
                 f"{self.stream_id} is no longer at version {self._locked_version}"
             )
-
-    def flush(self) -> None:
-        """Write everything staged in one round trip; a stale version is a conflict."""
-        writes = self.writes()
-        if not writes:
-            return
-        cursor = self._on_demand()
-        # One round trip for all writes: every wake-up under the row lock may wait for the
-        # GIL, and that wait is paid by every queued click of the same user.
-        with cursor.connection.pipeline():
-            for write in writes:
-                cursor.execute(write.sql, write.params)
-        if self.moves:
-            self.check_moved(cursor.fetchone())
-
-    def _on_demand(self) -> psycopg.Cursor[Any]:
-        assert self._cursor is not None, "read this with the lock (Lookups) on the async path"
-        return self._cursor
 
     def _key_rows(self) -> list[dict[str, Any]]:
         return [
@@ -209,74 +190,77 @@ def event_rows(envelopes: Sequence[Envelope], last_hash: str) -> list[dict[str, 
 
 
 class PostgresEventStore:
-    """Event store over an SQLAlchemy engine; see the module docstring."""
+    """`lock_stream` as an async context manager over up to `size` kept connections."""
 
     def __init__(
-        self, engine: Engine, lock_timeout_ms: int = 3000, max_event_bytes: int = 262_144
+        self, url: str, size: int, lock_timeout_ms: int = 3000, max_event_bytes: int = 262_144
     ) -> None:
-        self._engine = engine
-        self._lock_timeout = f"{int(lock_timeout_ms)}ms"
+        self._pool = AsyncConnections(url, size, f"{int(lock_timeout_ms)}ms")
         self._max_event_bytes = max_event_bytes
 
-    @contextmanager
-    def lock_stream(
-        self, user_id: str, lookups: Lookups = NO_LOOKUPS
-    ) -> Iterator[PostgresLockedStream]:
-        with translated_errors(), self._engine.begin() as conn:
-            driver = conn.connection.driver_connection
-            assert isinstance(driver, psycopg.Connection)
-            with driver.cursor() as cursor:
-                reads = lookup_reads(user_id, lookups)
-                readers = [driver.cursor() for _ in reads]
-                with driver.pipeline():
-                    for write in lock_reads(user_id, self._lock_timeout):
-                        cursor.execute(write.sql, write.params)
-                    for read, reader in zip(reads, readers, strict=True):
-                        reader.execute(read.sql, read.params)
-                row = cursor.fetchone()
-                assert row is not None, "the stream row was just created"
-                found = looked_up(lookups, [reader.fetchall() for reader in readers])
-                stream = PostgresLockedStream(user_id, row, self._max_event_bytes, found, cursor)
-                yield stream
-                stream.flush()
+    async def close(self) -> None:
+        await self._pool.close()
 
-    def read_stream(self, user_id: str) -> list[Envelope]:
+    @asynccontextmanager
+    async def lock_stream(
+        self, user_id: str, lookups: Lookups = NO_LOOKUPS
+    ) -> AsyncIterator[PostgresLockedStream]:
+        with translated_errors():
+            async with self._pool.connection() as conn, conn.cursor() as cursor:
+                reads = lookup_reads(user_id, lookups)
+                readers = [conn.cursor() for _ in reads]
+                async with conn.pipeline():
+                    for write in lock_reads(user_id, lock_timeout=None):
+                        await cursor.execute(write.sql, write.params)
+                    for read, reader in zip(reads, readers, strict=True):
+                        await reader.execute(read.sql, read.params)
+                row = await cursor.fetchone()
+                assert row is not None, "the stream row was just created"
+                found = looked_up(lookups, [await reader.fetchall() for reader in readers])
+                stream = PostgresLockedStream(user_id, row, self._max_event_bytes, found)
+                yield stream
+                writes = stream.writes()
+                if writes:
+                    async with conn.pipeline():
+                        for write in writes:
+                            await cursor.execute(write.sql, write.params)
+                    if stream.moves:
+                        stream.check_moved(await cursor.fetchone())
+                await conn.commit()
+
+    async def read_stream(self, user_id: str) -> list[Envelope]:
         stream_id = stream_id_for(user_id)
-        with translated_errors(), self._engine.connect() as conn:
-            rows = conn.execute(READ_STREAM, {"stream_id": stream_id}).all()
+        rows = await self._read(READ_STREAM, {"stream_id": stream_id})
         return [
             envelope_from_stored(
-                event_id=row.event_id,
-                event_type=row.event_type,
-                schema_version=row.schema_version,
+                event_id=str(event_id),
+                event_type=event_type,
+                schema_version=schema_version,
                 stream_id=stream_id,
-                version=row.version,
-                occurred_at=row.occurred_at,
-                data=row.data,
-                metadata=row.metadata,
+                version=version,
+                occurred_at=occurred_at,
+                data=data,
+                metadata=metadata,
             )
-            for row in rows
+            for event_id, event_type, schema_version, version, occurred_at, data, metadata in rows
         ]
 
-    def users_with_lapsed_leases(self, limit: int) -> list[str]:
-        """Users whose running task's lease has run out, by the database clock."""
-        with translated_errors(), self._engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT user_id FROM streams WHERE live_until <= clock_timestamp() "
-                    "ORDER BY live_until LIMIT :limit"
-                ),
-                {"limit": limit},
-            ).all()
-        return [row.user_id for row in rows]
-
-    def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
+    async def snapshot(self, user_id: str) -> tuple[int, UserSyncState]:
         """The stream row's version and state snapshot, without locking."""
-        with translated_errors(), self._engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT version, state FROM streams WHERE stream_id = :s"),
-                {"s": stream_id_for(user_id)},
-            ).one_or_none()
-        if row is None:
+        rows = await self._read(SNAPSHOT, {"stream_id": stream_id_for(user_id)})
+        if not rows:
             return 0, UserSyncState()
-        return row.version, UserSyncState.from_json(row.state) if row.state else UserSyncState()
+        version, state = rows[0]
+        return int(version), UserSyncState.from_json(state) if state else UserSyncState()
+
+    async def users_with_lapsed_leases(self, limit: int) -> list[str]:
+        """Users whose running task's lease has run out, by the database clock."""
+        return [str(user) for (user,) in await self._read(LAPSED, {"limit": limit})]
+
+    async def _read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with translated_errors():
+            async with self._pool.connection() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, params)
+                rows = await cursor.fetchall()
+                await conn.commit()
+        return rows

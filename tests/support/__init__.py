@@ -1,0 +1,1 @@
+"""Helpers the tests share: services, stored histories, the command loop, peers."""
