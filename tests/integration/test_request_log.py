@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from core.telemetry.logs import JsonFormatter
 from tests.integration.app_harness import bearer, running_app, settings_for, user_token
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

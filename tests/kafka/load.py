@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import Engine, text
 
 from tests.e2e.stack import Stack
-from tests.kafka_topic import Record, read_topic
+from tests.support.kafka_topic import Record, read_topic
 
 
 @dataclass

@@ -28,7 +28,7 @@ from tests.kafka.load import (
     topic_versions,
     wait_until,
 )
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 BACKLOG = re.compile(r"^sync_outbox_backlog (\S+)$", re.MULTILINE)
 

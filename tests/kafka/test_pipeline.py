@@ -19,7 +19,7 @@ from tests.integration.test_replay_kafka import (
 from tests.integration.test_replay_verify import verify
 from tests.kafka.cluster_state import in_sync_replicas
 from tests.kafka.load import stored_versions, topic_versions
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 __all__ = [
     "test_an_external_consumer_validates_every_record_against_the_published_schemas",

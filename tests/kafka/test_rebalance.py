@@ -22,7 +22,7 @@ from tests.e2e.processes import stop
 from tests.e2e.stack import running_stack
 from tests.integration.test_projector import projected_views, stored_views
 from tests.kafka.load import clicking, settled, wait_until
-from tests.random_refs import random_user
+from tests.support.random_refs import random_user
 
 STARTED = re.compile(r"task (sync_\w+) of \S+: started")
 

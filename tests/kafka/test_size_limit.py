@@ -21,9 +21,9 @@ from core.settings import Settings
 from tests.integration.test_dead_letters import interleaved, relay_config, relay_until_empty
 from tests.integration.test_outbox_relay import RunningRelay, wait_for_empty_outbox
 from tests.kafka.load import first_seen
-from tests.kafka_topic import by_user, read_topic
-from tests.random_refs import random_name, random_user
-from tests.stored_history import lifecycle, write
+from tests.support.kafka_topic import by_user, read_topic
+from tests.support.random_refs import random_name, random_user
+from tests.support.stored_history import lifecycle, write
 
 TOPIC_LIMIT = 100_000  # the topic's max.message.bytes; the relay's stays at 1,000,000
 BIG = {"blob": "x" * 150_000}
