@@ -48,11 +48,11 @@ class Selected:
 
 
 def server_mode(client: IMAPClient, turned_off: frozenset[str]) -> Mode:
-    """The best change tracking the server offers and the settings allow, enabled."""
+    """The best change tracking the server offers and the settings allow. QRESYNC is enabled
+    by the first EXAMINE (`examine`), so a sync of unchanged folders never spends the round
+    trip; STATUS HIGHESTMODSEQ needs no ENABLE."""
     offered = {c.decode().upper() for c in client.capabilities()} - turned_off
-    if {"QRESYNC", "ENABLE"} <= offered and b"QRESYNC" in map(
-        bytes.upper, client.enable("QRESYNC")
-    ):
+    if {"QRESYNC", "ENABLE"} <= offered:
         return Mode.QRESYNC
     if "CONDSTORE" in offered:
         return Mode.CONDSTORE  # the first CHANGEDSINCE or STATUS HIGHESTMODSEQ enables it
@@ -128,6 +128,11 @@ def examine(
     """Open the folder read-only; `since` = (UIDVALIDITY, modseq, known UIDs) asks a QRESYNC
     server for the flags changed and the UIDs expunged since that modseq in the same answer."""
     imap = client._imap
+    if mode is Mode.QRESYNC and not getattr(imap, "qresync_enabled", False):
+        # ENABLE is only valid before the first SELECT/EXAMINE of the session (RFC 5161).
+        if b"QRESYNC" not in map(bytes.upper, client.enable("QRESYNC")):
+            raise MailProblem("the IMAP server offered QRESYNC but would not enable it")
+        imap.qresync_enabled = True
     imap.untagged_responses = {}
     args = [client._normalise_folder(folder)]
     if mode is Mode.QRESYNC and since is not None:
