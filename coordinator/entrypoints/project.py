@@ -33,6 +33,7 @@ def run(settings: Settings) -> int:
         topic=settings.kafka_topic,
         group=settings.projector_group,
         max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+        instance_id=settings.consumer_instance_id,
         max_records=2000,
     )
     config = ProjectorConfig(source=source, database_url=settings.require_database_url())

@@ -46,6 +46,7 @@ def run(settings: Settings) -> int:
             topic=settings.kafka_topic,
             group=settings.worker_group,
             max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+            instance_id=settings.consumer_instance_id,
         )
     )
     log.info("worker consuming %s as %s", settings.kafka_topic, settings.worker_group)
