@@ -1,4 +1,5 @@
-"""Composition root: builds adapters from Settings; called by the API lifespan and the CLI."""
+"""Composition root: builds adapters from Settings, for the API lifespan and the syncctl
+commands (the command path, the read models, and the mail stores of the worker and watcher)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
+from consumers.mail.access_tokens import AccessTokens
+from consumers.mail.accounts import AccountStore
+from consumers.mail.database import mail_engine
+from consumers.mail.message_store import MessageStore
+from consumers.mail.oauth2_client import OAuth2Client
+from consumers.mail.oauth2_providers import configured_providers
+from consumers.mail.password_box import PasswordBox
 from coordinator.adapters.postgres.event_store import PostgresEventStore
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.service.coalescer import CoalescerLimits, CommandCoalescer
@@ -77,4 +85,34 @@ def bootstrap(
             on_batch=on_batch or (lambda size: None),
         ),
         command_store=command_store,
+    )
+
+
+@dataclass
+class MailWiring:
+    """The mail stores of a process that reads users' accounts (the worker, the watcher)."""
+
+    engine: Engine
+    accounts: AccountStore
+    messages: MessageStore
+    tokens: AccessTokens  # OAuth2 access tokens, refreshed under the grant's lock
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def mail_wiring(settings: Settings, pool_size: int) -> MailWiring:
+    """The mail stores on their own engine of `pool_size` connections; exits with the reason
+    when SYNC_DATABASE_URL or SYNC_MAIL_KEY is missing."""
+    engine = mail_engine(settings.require_database_url(), pool_size=pool_size)
+    box = PasswordBox(settings.require_mail_key())
+    clients = {
+        name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
+        for name, provider in configured_providers(settings).items()
+    }
+    return MailWiring(
+        engine=engine,
+        accounts=AccountStore(engine, box),
+        messages=MessageStore(engine),
+        tokens=AccessTokens(engine, box, clients, settings.public_url or ""),
     )

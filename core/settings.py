@@ -141,11 +141,29 @@ class Settings(BaseSettings):
         default=False, description="Fault injection for tests: exit after the broker acks"
     )
     data_dir: str = Field(default=".syncctl", description="Where `syncctl dev` keeps its state")
+    dev_kafka: Literal["tansu", "apache"] = Field(
+        default="tansu",
+        description="Broker `syncctl dev` starts when SYNC_KAFKA_BOOTSTRAP is unset: Tansu, or "
+        "a local three-node Apache Kafka cluster (`syncctl dev --kafka apache`)",
+    )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where workers send their reports"
     )
     consumer_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="Kafka group rebalance timeout; short on Tansu"
+    )
+    consumer_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        description="Static group membership: this process's stable, unique id in its consumer "
+        "group, so a restart within the session timeout causes no rebalance; unset: dynamic",
+    )
+    kafka_delivery_timeout_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        description="How long the relay's producer retries a record before the batch waits in "
+        "the outbox for the next attempt; above a broker failover (about 10 s)",
     )
     projector_group: str = "sync-projector"
     worker_group: str = "sync-worker"
@@ -209,8 +227,8 @@ class Settings(BaseSettings):
     )
     mail_extensions_off: str = Field(
         default="",
-        pattern=r"^[A-Za-z, ]*$",
-        description="IMAP extensions not to use though offered (QRESYNC, CONDSTORE, ESEARCH)",
+        pattern=r"^[A-Za-z, -]*$",
+        description="Offered IMAP extensions not to use: QRESYNC, CONDSTORE, ESEARCH, LIST-STATUS",
     )
     mail_changes_retention_seconds: float = Field(
         default=7 * 86400.0, ge=0, description="How long GET /mail/changes keeps each change"
@@ -273,6 +291,10 @@ class Settings(BaseSettings):
         description="Also send the deprecated X-Sync-Signature headers (until 2027-06-01)",
     )
     webhook_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    request_log_level: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        default="INFO",
+        description="Level of the API's line per request (logged at INFO; WARNING: none)",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text or one JSON object per line"
     )

@@ -44,3 +44,25 @@ if ! grep -qs '"version": "9.13.3"' .oidc/node_modules/oidc-provider/package.jso
       "the OAuth2 tests run $OIDC_PROVIDER" >&2
   fi
 fi
+# Apache Kafka (the real-Kafka test tier, `syncctl dev --kafka apache`): the broker's jars from
+# Maven Central, run by the machine's Java 17+. Fetched once per pinned version.
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/apache-kafka/pom.xml)
+kafka_libs=.apache-kafka/$kafka_version/libs
+if [ ! -f "$kafka_libs/.complete" ]; then
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      [ -n "${apt_updated:-}" ] || apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openjdk-17-jre-headless maven >/dev/null
+    else
+      echo "Java 17+ and Maven are missing: install Debian's openjdk-17-jre-headless and maven" \
+        "(apt-get install openjdk-17-jre-headless maven); the real-Kafka tests need them" >&2
+    fi
+  fi
+  if command -v mvn >/dev/null 2>&1; then
+    rm -rf "$kafka_libs"
+    mvn -q -B -f scripts/apache-kafka/pom.xml dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$PWD/$kafka_libs"
+    touch "$kafka_libs/.complete"
+  fi
+fi

@@ -25,7 +25,7 @@ from bench.common.services import (
     stop_process,
     with_database,
 )
-from coordinator.adapters.kafka.publisher import ensure_topic
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.dev.embedded import free_port, start_tansu
 from coordinator.dev.processes import wait_ready
 
@@ -44,6 +44,9 @@ class Backends:
     tmp: Path  # where logs (and profiles) go
     broker_pid: int
     pgdata: Path | None  # the embedded server's, for CPU accounting
+    # Tansu completes a join only after this; Apache Kafka needs at least 6 s (its
+    # group.min.session.timeout.ms), and the session follows it.
+    max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS
 
 
 @dataclass
@@ -103,7 +106,7 @@ def consumer_settings(backends: Backends, database: str, topic: str) -> dict[str
         "SYNC_KAFKA_BOOTSTRAP": backends.bootstrap,
         "SYNC_KAFKA_TOPIC": topic,
         "SYNC_KAFKA_PARTITIONS": str(PARTITIONS),
-        "SYNC_CONSUMER_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
+        "SYNC_CONSUMER_MAX_POLL_INTERVAL_MS": str(backends.max_poll_interval_ms),
         "SYNC_PROJECTOR_GROUP": f"projector-{uuid4().hex[:10]}",
         "SYNC_WORKER_GROUP": f"worker-{uuid4().hex[:10]}",
     }

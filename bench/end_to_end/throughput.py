@@ -35,7 +35,6 @@ from bench.common.services import fresh_database, libpq
 from bench.end_to_end.backlog import make_backlog, publish, store_events
 from bench.end_to_end.cpu import CpuMeter, Times, usage
 from bench.end_to_end.stack import (
-    MAX_POLL_INTERVAL_MS,
     Backends,
     Log,
     check_alive,
@@ -46,7 +45,7 @@ from bench.end_to_end.stack import (
 )
 
 TARGET_RATIO = 0.5
-MAX_RECORDS = 2000  # projections.projector.run_projector's max_records
+MAX_RECORDS = 2000  # coordinator/entrypoints/project.py's max_records
 FETCH_MAX_WAIT_MS = 50  # core.kafka.event_source.SourceConfig's default
 PROGRESS = "SELECT count(*), coalesce(sum(last_version), 0) FROM sync_status"
 POLL_SECONDS = 0.05
@@ -105,14 +104,14 @@ def prepare(stack: ExitStack, backends: Backends, events: int, users: int, log: 
 
 def raw_consume(backends: Backends, backlog: Backlog, check_crcs: bool = True) -> Drain:
     """A plain KafkaConsumer in a fresh group iterating over every record, nothing else."""
-    session = min(MAX_POLL_INTERVAL_MS, 10_000)
+    session = min(backends.max_poll_interval_ms, 10_000)
     consumer = KafkaConsumer(
         backlog.topic,
         bootstrap_servers=backends.bootstrap,
         group_id=f"raw-{uuid4().hex[:10]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        max_poll_interval_ms=backends.max_poll_interval_ms,
         session_timeout_ms=session,
         heartbeat_interval_ms=max(session // 3, 100),
         max_poll_records=MAX_RECORDS,

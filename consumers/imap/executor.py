@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -17,16 +16,15 @@ from consumers.executors import Report, Stopped, TaskFailed, TaskSpec
 from consumers.imap import folder_sync
 from consumers.imap import server_commands as imap
 from consumers.imap.attempts import RetryLimits, with_attempts
-from consumers.imap.folder_state import Known, Mode, ServerStatus, State, Work, decide
+from consumers.imap.folder_state import State
 from consumers.imap.mailbox_login import MailboxLogin
+from consumers.imap.sync_plan import plan_folders
 from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.backoff import Backoff
 from consumers.mail.connection_slots import ConnectionSlots
 from consumers.mail.database import MailStoreUnavailable
-from consumers.mail.folder_checkpoints import Checkpoint
 from consumers.mail.imap_connection import MailProblem, close, connect
-from consumers.mail.message_batch import FolderRef
 from consumers.mail.message_store import FolderMoved, MessageStore, Owner
 from consumers.mail.password_box import UnreadablePassword
 from consumers.mail.throttling import throttled
@@ -152,15 +150,18 @@ class ImapExecutor:
     ) -> dict[str, Any]:
         started = time.monotonic()
         s, store, user = self._settings, self._messages, task.user_id
-        folders = _folders(client, account)
-        known = store.checkpoints(user)
-        for gone in set(known) - set(folders):
-            store.drop_folder(user, gone)
         mode = imap.server_mode(client, s.extensions_off)
-        plans = [
-            self._plan(client, user, folder, known.get(folder), mode, task.sync_type, stopping)
-            for folder in folders
-        ]
+        plans = plan_folders(
+            client,
+            store,
+            user,
+            account,
+            mode,
+            full=task.sync_type == "full",
+            walk_seconds=s.flag_walk_seconds,
+            turned_off=s.extensions_off,
+            check_stop=lambda doing: _check_stop(stopping, doing),
+        )
         progress = _Progress(report, sum(p[3].estimate for p in plans), stopping, s)
         progress.report_now()
         session = folder_sync.Session(
@@ -169,7 +170,7 @@ class ImapExecutor:
             user,
             Owner(account.host, account.port, account.username),
             mode,
-            imap.esearch(client, s.extensions_off),
+            imap.offered(client, "ESEARCH", s.extensions_off),
             s.batch_size,
             s.raw_max_bytes,
             check_stop=lambda doing: _check_stop(stopping, doing),
@@ -177,8 +178,8 @@ class ImapExecutor:
             correct_total=progress.correct,
         )
         outcomes = [folder_sync.sync_folder(session, *plan) for plan in plans]
-        store.touch(user, [p[0] for p in plans if p[3].state is State.UNCHANGED])
-        store.prune_changes(user, s.changes_retention_seconds)
+        unchanged = [p[0] for p in plans if p[3].state is State.UNCHANGED]
+        store.finish_sync(user, unchanged, s.changes_retention_seconds)
         return {
             "folders": len(plans),
             "fetched": sum(o.fetched for o in outcomes),
@@ -192,42 +193,6 @@ class ImapExecutor:
             "mode": mode.value,
             "seconds": round(time.monotonic() - started, 3),
         }
-
-    def _plan(
-        self,
-        client: IMAPClient,
-        user: str,
-        folder: str,
-        checkpoint: Checkpoint | None,
-        mode: Mode,
-        sync_type: str,
-        stopping: threading.Event,
-    ) -> tuple[str, ServerStatus, Checkpoint | None, Work]:
-        """One STATUS round trip, compared with the folder's checkpoint: the work it leaves."""
-        _check_stop(stopping, f"planning {folder!r}")
-        server = imap.status(client, folder, mode)
-        full = sync_type == "full"
-        if checkpoint is None:
-            return folder, server, None, decide(None, server, mode, full=full, walk_due=True)
-        stored = None
-        if full or not checkpoint.first_sync_done:
-            ref = FolderRef(user, folder, checkpoint.uidvalidity)
-            stored = self._messages.count(ref)
-        walked = checkpoint.flags_walked_at
-        due = (
-            walked is None
-            or (datetime.now(UTC) - walked).total_seconds() >= self._settings.flag_walk_seconds
-        )
-        known = Known(
-            checkpoint.uidvalidity,
-            checkpoint.highest_uid,
-            checkpoint.low_uid,
-            checkpoint.uidnext,
-            checkpoint.messages,
-            checkpoint.highest_modseq,
-            stored,
-        )
-        return folder, server, checkpoint, decide(known, server, mode, full=full, walk_due=due)
 
 
 class _Progress:
@@ -266,18 +231,3 @@ class _Progress:
 def _check_stop(stopping: threading.Event, doing: str) -> None:
     if stopping.is_set():
         raise Stopped(f"stopped while {doing}; the next sync resumes from the last committed batch")
-
-
-def _folders(client: IMAPClient, account: ImapAccount) -> list[str]:
-    """The configured folders, or every selectable folder the server lists."""
-    if account.folders is not None:
-        return list(account.folders)
-    try:
-        listed = client.list_folders()
-    except IMAPClientError as error:
-        raise MailProblem(f"the IMAP server would not list folders: {error}") from None
-    return [
-        name
-        for flags, _, name in listed
-        if not {b"\\Noselect", b"\\NonExistent"} & {f for f in flags}
-    ]

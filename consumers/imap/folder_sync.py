@@ -22,6 +22,8 @@ from consumers.mail.imap_connection import MailProblem
 from consumers.mail.message_batch import FolderRef
 from consumers.mail.message_store import MessageStore, Owner
 
+FIRST_BATCH = 50  # messages in a first sync's first batch
+
 
 @dataclass(frozen=True)
 class Session:
@@ -89,9 +91,14 @@ def sync_folder(
     s.correct_total(len(up) + len(down) - work.estimate)
     for todo, downward in ((up, False), (down, True)):  # newest first: new mail, then older
         if len(todo):
-            batches = todo.batches_down if downward else todo.batches_up
+            # A first sync's first batch is small: the newest mail is listed sooner.
+            batches = (
+                todo.batches_down(s.batch_size, FIRST_BATCH)
+                if downward
+                else (todo.batches_up(s.batch_size))
+            )
             fetched, skipped = fetch_batches(
-                s.client, s.store, ref, batches(s.batch_size), downward=downward,
+                s.client, s.store, ref, batches, downward=downward,
                 raw_max_bytes=s.raw_max_bytes, after_batch=s.after_batch,
             )  # fmt: skip
             outcome.fetched += fetched

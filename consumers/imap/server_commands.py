@@ -16,7 +16,9 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.response_parser import parse_fetch_response
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.imapclient import as_pairs
+from imapclient.response_parser import parse_fetch_response, parse_response
 
 from consumers.imap.fetched import flags_of
 from consumers.imap.folder_state import Mode, ServerStatus
@@ -46,30 +48,65 @@ class Selected:
 
 
 def server_mode(client: IMAPClient, turned_off: frozenset[str]) -> Mode:
-    """The best change tracking the server offers and the settings allow, enabled."""
+    """The best change tracking the server offers and the settings allow. QRESYNC is enabled
+    by the first EXAMINE (`examine`), so a sync of unchanged folders never spends the round
+    trip; STATUS HIGHESTMODSEQ needs no ENABLE."""
     offered = {c.decode().upper() for c in client.capabilities()} - turned_off
-    if {"QRESYNC", "ENABLE"} <= offered and b"QRESYNC" in map(
-        bytes.upper, client.enable("QRESYNC")
-    ):
+    if {"QRESYNC", "ENABLE"} <= offered:
         return Mode.QRESYNC
     if "CONDSTORE" in offered:
         return Mode.CONDSTORE  # the first CHANGEDSINCE or STATUS HIGHESTMODSEQ enables it
     return Mode.PLAIN
 
 
-def esearch(client: IMAPClient, turned_off: frozenset[str]) -> bool:
-    offered = {c.decode().upper() for c in client.capabilities()} - turned_off
-    return "ESEARCH" in offered
+def offered(client: IMAPClient, capability: str, turned_off: frozenset[str]) -> bool:
+    """Whether the server offers it and the settings do not turn it off (ESEARCH,
+    LIST-STATUS)."""
+    found = {c.decode().upper() for c in client.capabilities()} - turned_off
+    return capability in found
 
 
 def status(client: IMAPClient, folder: str, mode: Mode) -> ServerStatus:
-    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
-    if mode is not Mode.PLAIN:
-        items.append("HIGHESTMODSEQ")
     try:
-        found = client.folder_status(folder, items)
+        found = client.folder_status(folder, _status_items(mode))
     except IMAPClientError as error:
         raise MailProblem(f"folder {folder!r} vanished from the IMAP server ({error})") from None
+    return _server_status(found)
+
+
+def list_with_status(client: IMAPClient, mode: Mode) -> dict[str, ServerStatus] | None:
+    """Every selectable folder and its counters in one round trip (LIST-STATUS, RFC 5819);
+    None when an answer is of a shape read here (the caller then LISTs and asks STATUS)."""
+    imap = client._imap
+    imap.untagged_responses = {}
+    returned = f"RETURN (STATUS ({' '.join(_status_items(mode))}))"
+    try:
+        kind, _ = imap._simple_command("LIST", '""', '"*"', returned)
+    except imaplib.IMAP4.error:
+        return None
+    listed = imap.untagged_responses.pop("LIST", [])
+    statuses = imap.untagged_responses.pop("STATUS", [])
+    if kind != "OK" or not all(isinstance(x, bytes) for x in listed + statuses):
+        return None
+    counters = {}
+    for line in statuses:
+        name, items = parse_response([line])
+        counters[_folder_name(client, name)] = _server_status(dict(as_pairs(items)))
+    found = {}
+    for flags, _, name in client._proc_folder_list(listed):
+        if not {b"\\NOSELECT", b"\\NONEXISTENT"} & {f.upper() for f in flags}:
+            if name not in counters:
+                return None
+            found[name] = counters[name]
+    return found
+
+
+def _status_items(mode: Mode) -> list[str]:
+    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    return [*items, "HIGHESTMODSEQ"] if mode is not Mode.PLAIN else items
+
+
+def _server_status(found: dict[bytes, Any]) -> ServerStatus:
     return ServerStatus(
         int(found[b"UIDVALIDITY"]),
         int(found[b"UIDNEXT"]),
@@ -78,12 +115,24 @@ def status(client: IMAPClient, folder: str, mode: Mode) -> ServerStatus:
     )
 
 
+def _folder_name(client: IMAPClient, name: Any) -> str:
+    if isinstance(name, int):
+        return str(name)
+    decoded: str = decode_utf7(name) if client.folder_encode else name.decode()
+    return decoded
+
+
 def examine(
     client: IMAPClient, folder: str, mode: Mode, since: tuple[int, int, str] | None
 ) -> Selected:
     """Open the folder read-only; `since` = (UIDVALIDITY, modseq, known UIDs) asks a QRESYNC
     server for the flags changed and the UIDs expunged since that modseq in the same answer."""
     imap = client._imap
+    if mode is Mode.QRESYNC and not getattr(imap, "qresync_enabled", False):
+        # ENABLE is only valid before the first SELECT/EXAMINE of the session (RFC 5161).
+        if b"QRESYNC" not in map(bytes.upper, client.enable("QRESYNC")):
+            raise MailProblem("the IMAP server offered QRESYNC but would not enable it")
+        imap.qresync_enabled = True
     imap.untagged_responses = {}
     args = [client._normalise_folder(folder)]
     if mode is Mode.QRESYNC and since is not None:

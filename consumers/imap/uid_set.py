@@ -54,15 +54,17 @@ class UidSet:
         for low, high in self.ranges:
             yield from range(low, high + 1)
 
-    def batches_down(self, size: int) -> Iterator[list[int]]:
-        """Batches of at most `size` UIDs, the highest first (each batch descending)."""
+    def batches_down(self, size: int, first: int | None = None) -> Iterator[list[int]]:
+        """Batches of at most `size` UIDs (the first of at most `first`), the highest first,
+        each batch descending."""
         batch: list[int] = []
+        limit = min(first or size, size)
         for low, high in reversed(self.ranges):
             for uid in range(high, low - 1, -1):
                 batch.append(uid)
-                if len(batch) == size:
+                if len(batch) == limit:
                     yield batch
-                    batch = []
+                    batch, limit = [], size
         if batch:
             yield batch
 

@@ -1,34 +1,40 @@
 """The `mail_messages` of every user, written with the checkpoints that vouch for them.
 
-A folder's checkpoint (mail/folder_checkpoints.py) is written in the transaction that
+A folder's checkpoint (folder_checkpoints.py) is written in the transaction that
 stores the batch it covers, so a sync that dies resumes after the last batch it committed;
-the change log entries (mail/change_log.py) of each write go in the same transaction.
+the change log entries (change_log.py) of each write go in the same transaction; the writes
+shared by several calls are in message_writes.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from consumers.mail import change_log
 from consumers.mail import folder_checkpoints as checkpoints
+from consumers.mail import message_writes as writes
 from consumers.mail.database import database_errors
 from consumers.mail.folder_checkpoints import Checkpoint
 from consumers.mail.message_batch import FolderRef, Skipped, StoredMessage, copy_batch
+from consumers.mail.message_writes import (
+    DROP_FOLDER_MESSAGES,
+    SYNCED_FOLDERS,
+    FolderMoved,
+    Owner,
+    forget_user_mail,
+)
 from consumers.mail.skipped_mail import record_skipped
+
+__all__ = ["Checkpoint", "FolderMoved", "MessageStore", "Owner", "forget_user_mail"]
 
 LISTED = (
     "folder, uidvalidity, uid, message_id, subject, sender, recipients, sent_at, received_at, "
     "flags, size"
-)
-OWNER_STILL_THERE = text(
-    "SELECT 1 FROM mail_accounts WHERE user_id = :user_id AND host = :host AND port = :port "
-    "AND username = :username FOR SHARE"
 )
 IN_FOLDER = "user_id = :user_id AND folder = :folder AND uidvalidity = :uidvalidity"
 UIDS = text(
@@ -39,22 +45,10 @@ FLAGS = text(f"SELECT uid, flags FROM mail_messages WHERE {IN_FOLDER} AND uid = 
 MESSAGE_IDS = text(
     f"SELECT uid, message_id FROM mail_messages WHERE {IN_FOLDER} AND uid = ANY(:uids)"
 )
-# Flags as space-separated text (IMAP flags are atoms): only rows that differ are written.
-SET_FLAGS = text(
-    "UPDATE mail_messages m SET flags = string_to_array(v.f, ' ') "
-    "FROM unnest(CAST(:uids AS bigint[]), CAST(:flags AS text[])) AS v(uid, f) "
-    "WHERE m.user_id = :user_id AND m.folder = :folder AND m.uidvalidity = :uidvalidity "
-    "AND m.uid = v.uid AND m.flags <> string_to_array(v.f, ' ') RETURNING m.uid"
-)
-REMOVE = text(f"DELETE FROM mail_messages WHERE {IN_FOLDER} AND uid = ANY(:uids) RETURNING uid")
 REKEY = text(
     "UPDATE mail_messages SET uidvalidity = :uidvalidity WHERE user_id = :user_id "
     "AND folder = :folder AND uidvalidity = :previous"
 )
-DROP_FOLDER_MESSAGES = text(
-    "DELETE FROM mail_messages WHERE user_id = :user_id AND folder = :folder"
-)
-SYNCED_FOLDERS = text("SELECT folder FROM mail_folders WHERE user_id = :user_id")
 FOLDERS = text(
     "SELECT f.folder, f.uidvalidity, f.last_synced_at, (SELECT count(*) FROM mail_messages m "
     "WHERE m.user_id = f.user_id AND m.folder = f.folder) AS messages "
@@ -67,20 +61,6 @@ PAGE = text(
     "     (CAST(:before_at AS timestamptz), :before_folder, :before_uid)) "
     "ORDER BY received_at DESC, folder DESC, uid DESC LIMIT :limit"
 )
-
-
-class FolderMoved(Exception):
-    """The folder's checkpoint names another UIDVALIDITY: a newer sync started it over; or the
-    account the sync loaded was removed or now names another mailbox."""
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The account a sync loaded (the mailbox its UIDs belong to)."""
-
-    host: str
-    port: int
-    username: str
 
 
 class MessageStore:
@@ -114,7 +94,7 @@ class MessageStore:
         had its mail forgotten, which this must not bring back (FolderMoved).
         """
         with database_errors(), self._engine.begin() as conn:
-            _check_owner(conn, ref, owner)
+            writes.check_owner(conn, ref, owner)
             conn.execute(DROP_FOLDER_MESSAGES, ref.params())
             checkpoints.start(conn, ref, top, modseq)
             if previous is not None:
@@ -133,14 +113,14 @@ class MessageStore:
         Message-ID the server no longer has at that UID), with the server's `flags` as of
         `modseq`: one `mailbox_reset` entry, then one per message that differs."""
         with database_errors(), self._engine.begin() as conn:
-            _check_owner(conn, ref, owner)
+            writes.check_owner(conn, ref, owner)
             old = FolderRef(ref.user_id, ref.folder, previous)
-            _lock(conn, old)
-            _remove(conn, old, dropped)
+            writes.lock(conn, old)
+            writes.remove(conn, old, dropped)
             conn.execute(REKEY, {**ref.params(), "previous": previous})
             checkpoints.rekey(conn, ref, modseq)
             change_log.record_reset(conn, ref, previous, rekeyed=True)
-            _set_flags(conn, ref, flags)
+            writes.set_flags(conn, ref, flags)
 
     def save(
         self,
@@ -156,7 +136,7 @@ class MessageStore:
             return []
         uids = [m.uid for m in messages] + [s.uid for s in skipped]
         with database_errors(), self._engine.begin() as conn:
-            _lock(conn, ref)
+            writes.lock(conn, ref)
             driver = conn.connection.driver_connection
             assert isinstance(driver, psycopg.Connection)
             refused = copy_batch(driver, ref, messages) if messages else []
@@ -172,7 +152,7 @@ class MessageStore:
     def first_sync_done(self, ref: FolderRef) -> None:
         """No server UID is left below the low-water mark."""
         with database_errors(), self._engine.begin() as conn:
-            _lock(conn, ref)
+            writes.lock(conn, ref)
             checkpoints.lower_low(conn, ref, 1)
 
     def local_uids(self, ref: FolderRef, low: int = 1, high: int = 2**63 - 1) -> list[int]:
@@ -202,8 +182,8 @@ class MessageStore:
         if not flags and modseq is None:
             return 0
         with database_errors(), self._engine.begin() as conn:
-            _lock(conn, ref)
-            changed = _set_flags(conn, ref, flags)
+            writes.lock(conn, ref)
+            changed = writes.set_flags(conn, ref, flags)
             if modseq is not None:
                 checkpoints.advance_modseq(conn, ref, modseq)
         return changed
@@ -213,8 +193,8 @@ class MessageStore:
         if not uids:
             return 0
         with database_errors(), self._engine.begin() as conn:
-            _lock(conn, ref)
-            gone = _remove(conn, ref, uids)
+            writes.lock(conn, ref)
+            gone = writes.remove(conn, ref, uids)
         return len(gone)
 
     def finish_pass(
@@ -222,15 +202,16 @@ class MessageStore:
     ) -> None:
         """The server's counters as of this pass's start: the next sync compares with them."""
         with database_errors(), self._engine.begin() as conn:
-            _lock(conn, ref)
+            writes.lock(conn, ref)
             checkpoints.set_counters(conn, ref, uidnext, messages, modseq, walked)
 
-    def touch(self, user_id: str, folders: list[str]) -> None:
-        """Record that these folders were synced now (nothing had changed)."""
-        if not folders:
-            return
+    def finish_sync(self, user_id: str, unchanged: list[str], retention_seconds: float) -> None:
+        """Record that the `unchanged` folders were synced now, and drop the user's change log
+        entries older than the retention window: one transaction."""
         with database_errors(), self._engine.begin() as conn:
-            checkpoints.touch(conn, user_id, folders)
+            if unchanged:
+                checkpoints.touch(conn, user_id, unchanged)
+            change_log.prune(conn, user_id, retention_seconds)
 
     def synced_folders(self, user_id: str) -> list[str]:
         with database_errors(), self._engine.connect() as conn:
@@ -239,7 +220,7 @@ class MessageStore:
     def drop_folder(self, user_id: str, folder: str) -> None:
         """Forget a folder the server no longer has."""
         with database_errors(), self._engine.begin() as conn:
-            _drop_folder(conn, user_id, folder)
+            writes.drop_folder(conn, user_id, folder)
 
     def folders(self, user_id: str) -> list[dict[str, Any]]:
         """Each synced folder with its message count and the time of its last sync."""
@@ -269,53 +250,6 @@ class MessageStore:
         """The user's change log after position `after` (CursorGone, CursorAhead)."""
         with database_errors(), self._engine.connect() as conn:
             return change_log.page(conn, user_id, after, limit)
-
-    def prune_changes(self, user_id: str, retention_seconds: float) -> None:
-        with database_errors(), self._engine.begin() as conn:
-            change_log.prune(conn, user_id, retention_seconds)
-
-
-def forget_user_mail(conn: Connection, user_id: str) -> None:
-    """Every message and checkpoint of the user, in the caller's transaction (a
-    `folder_removed` entry for each folder: the change log itself stays)."""
-    for (folder,) in conn.execute(SYNCED_FOLDERS, {"user_id": user_id}).all():
-        _drop_folder(conn, user_id, folder)
-    conn.execute(text("DELETE FROM mail_messages WHERE user_id = :u"), {"u": user_id})
-
-
-def _drop_folder(conn: Connection, user_id: str, folder: str) -> None:
-    conn.execute(DROP_FOLDER_MESSAGES, {"user_id": user_id, "folder": folder})
-    checkpoints.drop(conn, user_id, folder)
-    change_log.record_folder_removed(conn, user_id, folder)
-
-
-def _remove(conn: Connection, ref: FolderRef, uids: Sequence[int]) -> list[int]:
-    gone = sorted(int(r[0]) for r in conn.execute(REMOVE, {**ref.params(), "uids": list(uids)}))
-    change_log.record_removed(conn, ref, gone)
-    return gone
-
-
-def _set_flags(conn: Connection, ref: FolderRef, flags: dict[int, tuple[str, ...]]) -> int:
-    if not flags:
-        return 0
-    params = {**ref.params(), "uids": list(flags), "flags": [" ".join(f) for f in flags.values()]}
-    changed = sorted(int(r[0]) for r in conn.execute(SET_FLAGS, params))
-    change_log.record_messages(conn, "flags_changed", ref, changed)
-    return len(changed)
-
-
-def _check_owner(conn: Connection, ref: FolderRef, owner: Owner) -> None:
-    if conn.execute(OWNER_STILL_THERE, {"user_id": ref.user_id, **owner.__dict__}).first() is None:
-        raise FolderMoved(
-            f"the IMAP account was removed or changed while this sync ran (folder "
-            f"{ref.folder!r} not started)"
-        )
-
-
-def _lock(conn: Connection, ref: FolderRef) -> None:
-    """Hold the checkpoint row; refuse if another sync started the folder over meanwhile."""
-    if checkpoints.locked_uidvalidity(conn, ref.user_id, ref.folder) != ref.uidvalidity:
-        raise FolderMoved(f"folder {ref.folder!r} was started over by a newer sync")
 
 
 HIGHEST_UIDS = text(

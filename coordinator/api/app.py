@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from coordinator.api.metrics import (
 )
 from coordinator.api.problems.handlers import install_error_handlers
 from coordinator.api.problems.openapi import install_openapi
+from coordinator.api.request_log import RequestLog
 from coordinator.api.routes import (
     accounts,
     cancel,
@@ -142,6 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
             # An open status stream idles for minutes; it has its own bound per user.
             exempt_paths=frozenset({STREAM_PATH}),
         )
+    app.add_middleware(RequestLog)  # outside the gate: its 429s are logged too
+    logging.getLogger("coordinator.api.requests").setLevel(settings.request_log_level)
     app.add_middleware(ResponseHeaders)  # outermost: the gate's 429s get them too
     return app
 

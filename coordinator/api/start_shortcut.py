@@ -1,15 +1,11 @@
 """POST /sync/smart answered before the router: the same command and answer, less HTTP work.
 
-Under a click storm the API is bound by its event loop's CPU, and most of a click's share
-of it went to Starlette's routing and FastAPI's dependency solving and response validation,
-not to the command. A plain click (a valid bearer token, at most `force_full` in the query,
-well-formed headers) is taken here: it builds the route's own command (`start_command`),
-submits it the same way, and answers the route's own schema (`start_response`). Anything
-else (a missing or bad token, a token that needs the identity provider's keys, odd query
-parameters, invalid headers) and every click while tracing is on goes on to the route,
-which answers it, errors included, exactly as before. Service errors are mapped by the same
-function as the route's (`problem_for`). This sits inside RequestGuard and UserGate, so the
-correlation id, body limit and per-user admission apply to both ways alike.
+A plain click (a valid bearer token, at most `force_full` in the query, well-formed headers)
+builds the route's own command (`start_command`), submits it the same way and answers the
+route's own schema (`start_response`); service errors map through the route's `problem_for`.
+Anything else, and every click while tracing is on, goes on to the route. This sits inside
+RequestGuard and UserGate, so the correlation id, body limit and per-user admission apply
+to both ways alike. Why: docs/decisions/start-shortcut.md.
 """
 
 from __future__ import annotations

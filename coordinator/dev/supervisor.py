@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from coordinator.adapters.postgres.migrate import upgrade
 from coordinator.api.auth.tokens import issue_token
+from coordinator.dev.apache_kafka import KAFKA_VERSION, start_cluster
 from coordinator.dev.dev_mail import start_dev_mail
 from coordinator.dev.embedded import free_port, port_is_free, start_postgres, start_tansu
 from coordinator.dev.processes import NotReady, stop_processes, wait_ready
@@ -20,6 +22,7 @@ from core.settings import Settings, require_hs256_key
 from core.stopping import stop_on_signals
 
 CHILDREN = ("api", "relay", "project", "work", "reap", "watch")
+DEV_BROKERS = 3  # docker-compose.yml's shape: replication factor 3, min.insync.replicas 2
 DEMO_USER = "demo-user"
 
 
@@ -49,12 +52,7 @@ def run_dev(settings: Settings) -> int:
             cleanup.callback(pg.stop)
             url = pg.url
             _say(f"embedded PostgreSQL: {url}")
-        bootstrap = settings.kafka_bootstrap
-        if not bootstrap:
-            broker = start_tansu(log_path=data_dir / "tansu.log")
-            cleanup.callback(broker.stop)
-            bootstrap = broker.bootstrap
-            _say(f"embedded Tansu broker: {bootstrap} (memory storage)")
+        bootstrap = settings.kafka_bootstrap or start_broker(settings, data_dir, env, cleanup)
         secret = require_hs256_key(settings.jwt_secret.get_secret_value() or dev_secret(data_dir))
         port = settings.api_port if port_is_free(settings.api_port) else free_port()
         env.update(
@@ -64,10 +62,8 @@ def run_dev(settings: Settings) -> int:
             SYNC_API_PORT=str(port),
             SYNC_API_URL=f"http://{settings.api_host}:{port}",
         )
-        if bootstrap.startswith("127.0.0.1") and not settings.kafka_bootstrap:
-            # Tansu completes a group join only after the rebalance timeout.
-            env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
         upgrade(url)
+        create_topic(env)
         mailbox = start_dev_mail(settings, data_dir, url, DEMO_USER, env, cleanup)
         if mailbox:
             _say(mailbox)
@@ -106,6 +102,40 @@ def run_dev(settings: Settings) -> int:
             time.sleep(0.5)
         _say("stopping")
     return 0
+
+
+def start_broker(
+    settings: Settings, data_dir: Path, env: dict[str, str], cleanup: ExitStack
+) -> str:
+    """Tansu (the default: seconds to start, no Java) or a local Apache Kafka cluster; the
+    settings its clients need go into `env`."""
+    if settings.dev_kafka == "apache":
+        root = data_dir / "apache-kafka"
+        shutil.rmtree(root, ignore_errors=True)  # a new cluster each time, like Tansu's memory
+        _say(f"starting Apache Kafka {KAFKA_VERSION}: {DEV_BROKERS} KRaft nodes in {root}")
+        cluster = start_cluster(root, DEV_BROKERS)
+        cleanup.callback(cluster.stop)
+        env.setdefault("SYNC_KAFKA_REPLICATION_FACTOR", str(DEV_BROKERS))
+        env.setdefault("SYNC_KAFKA_MIN_INSYNC_REPLICAS", "2")
+        _say(f"Apache Kafka {KAFKA_VERSION}: {cluster.bootstrap}")
+        return cluster.bootstrap
+    broker = start_tansu(log_path=data_dir / "tansu.log")
+    cleanup.callback(broker.stop)
+    # Tansu completes a group join only after the rebalance timeout.
+    env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
+    _say(f"embedded Tansu broker: {broker.bootstrap} (memory storage)")
+    return broker.bootstrap
+
+
+def create_topic(env: dict[str, str]) -> None:
+    """The topic with its layout, before any process can ask a broker for it: `syncctl
+    topic`, as compose's topic service runs it (a process of its own, so no client of the
+    supervisor's is left connected to the broker)."""
+    command = [sys.executable, "-m", "coordinator.cli", "topic", "--wait", "30"]
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    if made.returncode != 0:
+        raise SystemExit(f"the topic could not be created: {made.stderr.strip()}")
+    _say(made.stdout.strip())
 
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

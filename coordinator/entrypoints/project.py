@@ -33,19 +33,14 @@ def run(settings: Settings) -> int:
         topic=settings.kafka_topic,
         group=settings.projector_group,
         max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+        instance_id=settings.consumer_instance_id,
         max_records=2000,
     )
     config = ProjectorConfig(source=source, database_url=settings.require_database_url())
-    # Each batch allocates tens of thousands of short-lived objects: with the default
-    # thresholds the collector ran every few hundred of them and walked every module
-    # object loaded at start-up each time (about a sixth of the projector's CPU).
+    # Start-up objects out of the collector's walks, and longer GIL turns for the three
+    # threads: docs/decisions/projector-switch-interval.md.
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    # Three threads share the GIL: this one polling and decoding, the writer folding, and
-    # kafka-python's I/O thread. Every 5 ms a waiting thread forced a switch; with 50 ms
-    # the threads mostly hand over where they block on I/O anyway, and one process applied
-    # a backlog about a fifth faster (bench.end_to_end part B). A thread blocked on I/O never
-    # holds the GIL, so a mostly idle projector reacts as soon as before.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     Projector(config, stop).run()
     log.info("projector stopped")

@@ -33,6 +33,7 @@ def run(settings: Settings) -> int:
         max_message_bytes=settings.kafka_max_message_bytes,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        delivery_timeout_seconds=settings.kafka_delivery_timeout_ms / 1000,
     )
     OutboxRelay(config, OutboxStore(engine), RelayLeadership(url), stop).run()
     engine.dispose()

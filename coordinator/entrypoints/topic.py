@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 
 from coordinator.entrypoints import Commands
 from core.settings import Settings
-
-log = logging.getLogger("coordinator.entrypoints.topic")
 
 
 def add_parser(commands: Commands) -> None:
@@ -22,27 +18,21 @@ def add_parser(commands: Commands) -> None:
 
 def run(settings: Settings, wait_seconds: float = 0) -> int:
     """Create the topic; retry a broker that is still starting for `wait_seconds`."""
-    from coordinator.adapters.kafka.publisher import PublishFailed, ensure_topic
+    from coordinator.adapters.kafka.publisher import PublishFailed
+    from coordinator.adapters.kafka.topic import ensure_topic_waiting
 
-    bootstrap, topic = settings.require_kafka_bootstrap(), settings.kafka_topic
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            layout = ensure_topic(
-                bootstrap,
-                topic,
-                settings.kafka_partitions,
-                settings.kafka_replication_factor,
-                settings.kafka_min_insync_replicas,
-            )
-        except PublishFailed as error:
-            if time.monotonic() >= deadline:
-                print(f"syncctl topic: {error}", file=sys.stderr)
-                return 1
-            log.info("%s; retrying", error)
-            time.sleep(2)
-            continue
-        print(
-            f"topic {topic}: {layout.partitions} partitions, {layout.replication_factor} replicas"
+    topic = settings.kafka_topic
+    try:
+        layout = ensure_topic_waiting(
+            settings.require_kafka_bootstrap(),
+            topic,
+            settings.kafka_partitions,
+            settings.kafka_replication_factor,
+            settings.kafka_min_insync_replicas,
+            wait_seconds,
         )
-        return 0
+    except PublishFailed as error:
+        print(f"syncctl topic: {error}", file=sys.stderr)
+        return 1
+    print(f"topic {topic}: {layout.partitions} partitions, {layout.replication_factor} replicas")
+    return 0

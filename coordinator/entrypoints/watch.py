@@ -21,21 +21,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from uuid import uuid4
 
-from sqlalchemy import Engine
-
-from consumers.mail.access_tokens import AccessTokens
-from consumers.mail.accounts import AccountStore
 from consumers.mail.address_policy import allowed_hosts, resolve
-from consumers.mail.database import mail_engine
 from consumers.mail.idle_session import SessionLost, Timing, open_session
 from consumers.mail.imap_errors import MailProblem
 from consumers.mail.message_store import highest_uids
-from consumers.mail.oauth2_client import OAuth2Client
-from consumers.mail.oauth2_providers import configured_providers
-from consumers.mail.password_box import PasswordBox, UnreadablePassword
+from consumers.mail.password_box import UnreadablePassword
 from consumers.mail.tls_policy import client_context, refuse_plaintext
 from consumers.mail.watch_leases import WatchLeases
-from coordinator.bootstrap import Wiring, bootstrap
+from coordinator.bootstrap import MailWiring, Wiring, bootstrap, mail_wiring
 from coordinator.entrypoints import Commands
 from coordinator.service.handlers import StartOutcome, handle_batch
 from core.domain.commands import RequestMeta, StartRequested
@@ -57,17 +50,11 @@ class Watcher:
         self,
         settings: Settings,
         wiring: Wiring,
-        mail: Engine,
+        mail: MailWiring,
         leases: WatchLeases,
     ) -> None:
-        self._settings, self._wiring, self._mail = settings, wiring, mail
-        box = PasswordBox(settings.require_mail_key())
-        self._accounts = AccountStore(mail, box)
-        clients = {
-            name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
-            for name, provider in configured_providers(settings).items()
-        }
-        self._tokens = AccessTokens(mail, box, clients, settings.public_url or "")
+        self._settings, self._wiring, self._mail = settings, wiring, mail.engine
+        self._accounts, self._tokens = mail.accounts, mail.tokens
         self._leases = leases
         self._allowed = allowed_hosts(settings.mail_allowed_hosts)
         try:  # certificates checked as the worker checks them; an unreadable bundle stops here
@@ -217,8 +204,8 @@ def run(settings: Settings) -> int:
     """Watch until SIGTERM or SIGINT; a clean stop hands the accounts over at once."""
     stop = stop_on_signals()
     wiring = bootstrap(settings)
-    engine = mail_engine(settings.require_database_url(), pool_size=4)
-    leases = WatchLeases(engine, watcher_id(), settings.watch_lease_seconds)
+    mail = mail_wiring(settings, pool_size=4)
+    leases = WatchLeases(mail.engine, watcher_id(), settings.watch_lease_seconds)
     log.info("watcher %s: lease %.1fs", leases.watcher_id, settings.watch_lease_seconds)
 
     async def main() -> None:
@@ -232,12 +219,12 @@ def run(settings: Settings) -> int:
 
         waiter.add_done_callback(on_stop)
         try:
-            await Watcher(settings, wiring, engine, leases).run(stopped)
+            await Watcher(settings, wiring, mail, leases).run(stopped)
         finally:
             stop.set()
             await wiring.close_commands()
 
     asyncio.run(main())
     wiring.close()
-    engine.dispose()
+    mail.close()
     return 0

@@ -59,6 +59,7 @@ def run(settings: Settings) -> int:
             topic=settings.kafka_topic,
             group=settings.webhook_group,
             max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+            instance_id=settings.consumer_instance_id,
             # One record per poll: a receiver's retries then delay the next poll by one
             # event's backoff, not a whole batch's, which keeps the group membership.
             max_records=1,

@@ -46,6 +46,7 @@ def run(settings: Settings) -> int:
             topic=settings.kafka_topic,
             group=settings.worker_group,
             max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+            instance_id=settings.consumer_instance_id,
         )
     )
     log.info("worker consuming %s as %s", settings.kafka_topic, settings.worker_group)
@@ -76,18 +77,11 @@ def make_executor(settings: Settings) -> Executor:
 def imap_executor(settings: Settings) -> Executor:
     """One engine shared by the worker's sync threads (a connection each at most)."""
     from consumers.imap.executor import ImapExecutor, ImapSettings
-    from consumers.mail.access_tokens import AccessTokens
-    from consumers.mail.accounts import AccountStore
     from consumers.mail.address_policy import allowed_hosts
     from consumers.mail.connection_slots import ConnectionSlots, SlotLimits, slots_engine
-    from consumers.mail.database import mail_engine
-    from consumers.mail.message_store import MessageStore
-    from consumers.mail.oauth2_client import OAuth2Client
-    from consumers.mail.oauth2_providers import configured_providers
-    from consumers.mail.password_box import PasswordBox
+    from coordinator.bootstrap import mail_wiring
 
-    engine = mail_engine(settings.require_database_url(), pool_size=settings.worker_concurrency)
-    box = PasswordBox(settings.require_mail_key())
+    mail = mail_wiring(settings, pool_size=settings.worker_concurrency)
     limits = ImapSettings(
         batch_size=settings.mail_batch_size,
         raw_max_bytes=settings.mail_raw_max_bytes,
@@ -113,9 +107,4 @@ def imap_executor(settings: Settings) -> Executor:
             wait_seconds=settings.mail_slot_wait_seconds,
         ),
     )
-    clients = {
-        name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)
-        for name, provider in configured_providers(settings).items()
-    }
-    tokens = AccessTokens(engine, box, clients, settings.public_url or "")
-    return ImapExecutor(AccountStore(engine, box), MessageStore(engine), limits, tokens, slots)
+    return ImapExecutor(mail.accounts, mail.messages, limits, mail.tokens, slots)

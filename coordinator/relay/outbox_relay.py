@@ -20,8 +20,8 @@ from coordinator.adapters.kafka.publisher import (
     Message,
     PublishFailed,
     PublishResult,
-    ensure_topic,
 )
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.adapters.postgres.outbox_store import OutboxRow, OutboxStore, RelayLeadership
 from core.store_errors import StoreUnavailable
 from core.telemetry import tracing
@@ -45,6 +45,7 @@ class RelayConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     replication_factor: int = 1
     min_insync_replicas: int | None = None  # unset: the broker's default
+    delivery_timeout_seconds: float = 30.0
 
 
 def to_message(row: OutboxRow, traceparent: str | None = None) -> Message:
@@ -215,9 +216,9 @@ class OutboxRelay:
             return None
 
     def _close_publisher(self) -> None:
-        if self._publisher is not None:
-            self._publisher.close()
-            self._publisher = None
+        publisher, self._publisher = self._publisher, None  # never reused, even if close fails
+        if publisher is not None:
+            publisher.close()
 
     def _next_backoff(self) -> float:
         self._backoff = min(self._config.max_backoff_seconds, max(0.2, self._backoff * 2))
@@ -226,5 +227,8 @@ class OutboxRelay:
 
 def _connect(config: RelayConfig) -> KafkaPublisher:
     return KafkaPublisher(
-        config.bootstrap, config.topic, max_message_bytes=config.max_message_bytes
+        config.bootstrap,
+        config.topic,
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_message_bytes=config.max_message_bytes,
     )

@@ -24,7 +24,7 @@ from coordinator.service.handlers import Dependencies, handle_batch
 from coordinator.service.outcomes import Outcome
 from coordinator.service.ports import QueueFull
 from core.domain.commands import Command
-from core.telemetry import tracing
+from core.telemetry import incoming_trace, tracing
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,10 @@ class CommandCoalescer:
             )
         loop = asyncio.get_running_loop()
         span = _command_span(command)
-        if span is not None:
-            traced_meta = replace(command.meta, traceparent=tracing.traceparent_of(span))
-            command = replace(command, meta=traced_meta)
+        traceparent = tracing.traceparent_of(span) if span is not None else incoming_trace.current()
+        if traceparent and traceparent != command.meta.traceparent:
+            # Untraced, the caller's own trace context is carried (incoming_trace.py).
+            command = replace(command, meta=replace(command.meta, traceparent=traceparent))
         ticket = Ticket(command, loop.create_future(), line.drain is not None, span=span)
         line.waiting.append(ticket)
         if line.drain is None:

@@ -1,10 +1,9 @@
 """The fast way to read a consumed record: an event of a known type in its current version.
 
-msgspec checks the JSON and builds the envelope's event dataclass in C, a third of the time
-of JSON to dicts to dataclasses (which was the projector's largest cost after the broker
-client). It is stricter than envelope_from_json: whatever it refuses (an older schema
-version, an unknown type, a value outside a Literal, NaN, ...) is left to that decoder,
-which has the last word, so a record reads the same either way.
+msgspec checks the JSON and builds the event dataclass in C. It is stricter than
+envelope_from_json: whatever it refuses (an older schema version, an unknown type, a value
+outside a Literal, NaN, ...) is left to that decoder, which has the last word, so a record
+reads the same either way. Why: docs/decisions/codecs.md.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ class SourceConfig:
     # (500 ms) would dominate the time from a command to the status view showing it.
     fetch_max_wait_ms: int = 50
     from_beginning: bool = True
+    # Static membership (KIP-345): a restarted instance with the same id gets its partitions
+    # back without a rebalance if it returns within the session timeout. Unique per process.
+    instance_id: str | None = None
 
 
 class EventSource:
@@ -60,6 +63,8 @@ class EventSource:
             heartbeat_interval_ms=max(session // 3, 100),
             max_poll_records=config.max_records,
             fetch_max_wait_ms=config.fetch_max_wait_ms,
+            allow_auto_create_topics=False,  # the topic is made with its layout first (topic.py)
+            group_instance_id=config.instance_id,
         )
 
     def poll(self, timeout_ms: int = 500) -> list[Delivery]:

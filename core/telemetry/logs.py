@@ -32,6 +32,11 @@ def log_context(**fields: str | None) -> Iterator[None]:
         _context.reset(token)
 
 
+def current_context() -> dict[str, str]:
+    """The ids bound to the current task or block."""
+    return dict(_context.get())
+
+
 def bind(**fields: str | None) -> None:
     """Add ids for the rest of the current task (a request's task ends with the request)."""
     _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
@@ -52,6 +57,7 @@ class JsonFormatter(logging.Formatter):
             line["trace_id"] = f"{span.trace_id:032x}"
             line["span_id"] = f"{span.span_id:016x}"
         line.update(_context.get())
+        line.update(getattr(record, "fields", None) or {})  # a line's own keys (request_log.py)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)

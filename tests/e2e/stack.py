@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
+from coordinator.adapters.kafka.topic import ensure_topic_waiting
 from tests.e2e.processes import SECRET, Api, running_api, spawn, stop
 from tests.support.random_refs import random_name
 
@@ -34,6 +35,19 @@ class Stack:
     def stop_all(self) -> None:
         for process in self.processes.values():
             stop(process)
+
+
+def create_topic(settings: dict[str, str]) -> None:
+    """The stack's topic with the layout its settings name."""
+    isr = settings.get("kafka_min_insync_replicas")
+    ensure_topic_waiting(
+        settings["kafka_bootstrap"],
+        settings["kafka_topic"],
+        int(settings["kafka_partitions"]),
+        int(settings.get("kafka_replication_factor", "1")),
+        int(isr) if isr else None,
+        wait_seconds=10,
+    )
 
 
 @contextmanager
@@ -64,6 +78,7 @@ def running_stack(
             api=api, settings={**common, "api_url": api.base_url}, extra_env=extra_env or {}
         )
         cleanup.callback(stack.stop_all)
+        create_topic(common)  # before any client asks for it, as `syncctl topic` does in compose
         for component in components:
             stack.start(component, component)
         yield stack

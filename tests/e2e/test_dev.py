@@ -72,6 +72,10 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         "\n".join(errors[:10])
     )
     assert "relay is leader" in "".join(lines) + rest
+    # dev made the topic with its layout before any client could (broker-side auto-creation
+    # once gave it Tansu's 4 partitions, and the relay warned about the difference).
+    assert "topic sync-events: 8 partitions, 1 replicas\n" in lines, lines
+    assert " exists with " not in "".join(lines) + rest
     assert not (tmp_path / ".syncctl" / "stack.json").exists()  # a clean stop removes it
 
 

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ from core.domain.commands import (
     RequestMeta,
     StartRequested,
 )
-from core.domain.events import SyncStarted
+from core.domain.events import StartReason, SyncStarted
 from core.domain.user_sync import stream_id_for
 from core.kafka.event_source import Delivery, decode
 from projections.batches import apply_batch
@@ -130,11 +131,7 @@ def test_both_versions_rebuild_verify_and_validate_against_the_published_schemas
         envelope_read = decode(raw, record.partition, record.offset)
         assert envelope_read is not None
         if isinstance(envelope_read.data, SyncStarted):
-            assert envelope_read.data.reason in (
-                "first_click",
-                "replaced_expired",
-                "queued_full_sync",
-            )
+            assert envelope_read.data.reason in get_args(StartReason)
         deliveries.append(Delivery(record.partition, record.offset, envelope_read))
     projections = ProjectionStore(database_url)
     try:

@@ -12,7 +12,8 @@ import pytest
 from kafka import KafkaAdminClient
 from sqlalchemy import Engine
 
-from coordinator.adapters.kafka.publisher import PublishFailed, TopicLayout, ensure_topic
+from coordinator.adapters.kafka.publisher import PublishFailed
+from coordinator.adapters.kafka.topic import TopicLayout, ensure_topic
 from coordinator.adapters.postgres.outbox_store import OutboxStore
 from coordinator.relay.outbox_relay import RelayConfig
 from core.database import make_engine

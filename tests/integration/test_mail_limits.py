@@ -1,6 +1,6 @@
 """Server limits: connections per account and per host across workers (PostgreSQL advisory
 locks), and servers that ask to slow down: Dovecot for its own limit and its [UNAVAILABLE];
-a small IMAP-speaking server (tests/throttling_server.py) for [THROTTLED] and Microsoft's
+a small IMAP-speaking server (tests/support/throttling_server.py) for [THROTTLED] and Microsoft's
 "Suggested Backoff Time", which Dovecot cannot be made to say."""
 
 from __future__ import annotations

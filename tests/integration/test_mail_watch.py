@@ -4,12 +4,15 @@ are divided among watchers, and a killed watcher's accounts are taken over."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -19,7 +22,7 @@ from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.password_box import PasswordBox, new_key
 from consumers.mail.watch_leases import holders
 from coordinator.adapters.postgres.event_store import PostgresEventStore
-from coordinator.dev.dovecot import Dovecot
+from coordinator.dev.dovecot import Dovecot, start_dovecot
 from coordinator.service.handlers import Dependencies, handle_batch
 from core.database import libpq_url
 from core.domain.commands import CompleteSync, RequestMeta
@@ -57,13 +60,17 @@ def register(engine: Engine, key: str, user: str, account: ImapAccount) -> None:
     AccountStore(engine, PasswordBox(key)).put(user, account)
 
 
-def start_watcher(database_url: str, key: str) -> subprocess.Popen[bytes]:
+def start_watcher(
+    database_url: str, key: str, idle_renew: str = "1500", poll: str = "60"
+) -> subprocess.Popen[bytes]:
     return spawn(
         "watch",
         database_url=database_url,
         mail_key=key,
         mail_allowed_hosts="127.0.0.1",
         watch_lease_seconds=str(LEASE),
+        watch_idle_renew_seconds=idle_renew,
+        watch_poll_seconds=poll,
     )
 
 
@@ -124,18 +131,37 @@ def started_task(engine: Engine, user: str) -> str:
     return task
 
 
+@pytest.fixture
+def no_idle_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot that does not offer IDLE, as some servers do not."""
+    root = Path(tempfile.mkdtemp(prefix="sync-test-dovecot-no-idle-"))
+    server = start_dovecot(root, without=frozenset({"IDLE"}))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_new_mail_starts_a_sync_and_a_storm_during_it_queues_exactly_one_follow_up(
-    database_url: str, watch_engine: Engine, key: str, dovecot: Dovecot
+    database_url: str, watch_engine: Engine, key: str, dovecot: Dovecot, no_idle_dovecot: Dovecot
 ) -> None:
     user, login = random_user("watch"), new_login(dovecot)
+    polled, polled_login = random_user("poll"), new_login(no_idle_dovecot)
     append(login, 2, tag="before")  # already there: the first session notices it
     register(watch_engine, key, user, login)
-    watcher = start_watcher(database_url, key)
+    register(watch_engine, key, polled, polled_login)
+    # IDLE is ended and issued again every second: the storm below spans several rounds. The
+    # server without IDLE is polled with NOOP.
+    watcher = start_watcher(database_url, key, idle_renew="1", poll="0.3")
     try:
         assert wait_for("a start", lambda: events(watch_engine, user)) == [
             ("SyncStarted", "new_mail")
         ]
         wait_for("the session", lambda: connections(dovecot)[login.username] == 1)
+        wait_for(
+            "the polled session", lambda: connections(no_idle_dovecot)[polled_login.username] == 1
+        )
         # No worker runs here: the task stays running while the mail keeps coming.
         # Dovecot tells an IDLE client of changes it sees within a moment together: spaced
         # out, each APPEND is a notice of its own.
@@ -152,6 +178,12 @@ def test_new_mail_starts_a_sync_and_a_storm_during_it_queues_exactly_one_follow_
         complete(database_url, user, started_task(watch_engine, user))
         tail = events(watch_engine, user)[-2:]
         assert tail == [("SyncCompleted", None), ("SyncStarted", "queued_follow_up")]
+
+        assert events(watch_engine, polled) == []  # polled all along: nothing new, no start
+        append(polled_login, 1, tag="polled")
+        assert wait_for("the polled start", lambda: events(watch_engine, polled)) == [
+            ("SyncStarted", "new_mail")
+        ]
     finally:
         stop(watcher)
 

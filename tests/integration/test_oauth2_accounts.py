@@ -342,7 +342,7 @@ def test_a_session_ended_mid_sync_when_its_token_expired_logs_in_again_and_finis
 
     stats = sync(settings, user, report)
     assert kicked and stored_count(engine, user) == 30
-    assert stats["fetched"] == 30 - 10 or stats["fetched"] == 30 - 15  # resumed, not redone
+    assert 0 < stats["fetched"] < 30  # resumed from the last committed batch, not redone
     assert refreshes(provider) == before + 1
     assert login_methods(mailserver, login) == ["OAUTHBEARER", "OAUTHBEARER"]
 

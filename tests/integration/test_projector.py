@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, make_url, text
 
-from coordinator.adapters.kafka.publisher import ensure_topic
+from coordinator.adapters.kafka.topic import ensure_topic
 from coordinator.dev.processes import stop_processes
 from coordinator.relay.outbox_relay import RelayConfig
 from coordinator.service.handlers import (

@@ -173,6 +173,7 @@ def test_time_window_and_state_as_of(own_engine: Engine, database_url: str) -> N
         ["reused", "4 times"],
         ["progress", "40%"],
         ["full queued", "no"],
+        ["follow-up", "no"],
     ]
 
     _, out, _ = replay(

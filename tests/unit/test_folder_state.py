@@ -82,6 +82,7 @@ def test_uid_sets_read_and_go_down_in_batches() -> None:
     uids = UidSet.parse(b"1:3,6,9:12")
     assert len(uids) == 8 and 6 in uids and 7 not in uids and 12 in uids and 13 not in uids
     assert list(uids.batches_down(3)) == [[12, 11, 10], [9, 6, 3], [2, 1]]
+    assert list(uids.batches_down(3, first=1)) == [[12], [11, 10, 9], [6, 3, 2], [1]]
     assert list(uids.batches_up(5)) == [[1, 2, 3, 6, 9], [10, 11, 12]]
     assert UidSet.of_ranges([(5, 9), (1, 4), (20, 20)]).ranges == ((1, 9), (20, 20))
     assert sequence_set([7, 1, 2, 3, 9]) == "1:3,7,9"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -18,10 +17,7 @@ from kafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
-    TopicAlreadyExistsError,
-    UnknownTopicOrPartitionError,
     UnsupportedForMessageFormatError,
-    for_code,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -30,9 +26,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_000_000  # Kafka's default max.message.bytes (1 MB
 
 # Refusals about the record itself: sending it again can only fail again. Everything else
 # (timeouts, lost connections, authorization, a fenced producer) is about the broker or the
-# client and passes: the record waits in the outbox. kafka-python already splits a batch the
-# broker finds too large and names the one bad record of an invalid batch, so an error of
-# these kinds on a record's future is that record's own.
+# client and passes: the record waits in the outbox. kafka-python splits a batch the broker
+# finds too large, but then fails the other batches it holds with the same error: a record
+# refused in company is sent again alone before it counts as refused (KafkaPublisher.publish).
 REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
@@ -76,13 +72,13 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def too_large(size: int, limit: int) -> str | None:
+def too_large(size: int, limit: int, source: str = "SYNC_KAFKA_MAX_MESSAGE_BYTES") -> str | None:
     """Why a record of `size` bytes cannot be sent, or None if it fits."""
     if size <= limit:
         return None
     return (
         f"MessageSizeTooLargeError: record of {size:,} bytes exceeds the maximum message "
-        f"size of {limit:,} bytes (SYNC_KAFKA_MAX_MESSAGE_BYTES)"
+        f"size of {limit:,} bytes ({source})"
     )
 
 
@@ -109,84 +105,6 @@ def encode(message: Message) -> _Record:
     )
 
 
-@dataclass(frozen=True)
-class TopicLayout:
-    """How a topic is spread: partitions and replicas of each."""
-
-    partitions: int
-    replication_factor: int
-
-
-def ensure_topic(
-    bootstrap: str,
-    topic: str,
-    partitions: int,
-    replication_factor: int = 1,
-    min_insync_replicas: int | None = None,
-) -> TopicLayout:
-    """Create the topic if it does not exist yet; the layout it has either way.
-
-    An existing topic is left as it is: adding partitions would move users' keys to other
-    partitions and break their order, so a different layout is only logged.
-    """
-    wanted = TopicLayout(partitions, replication_factor)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=3000
-        )
-    except KafkaError as error:
-        raise PublishFailed(f"broker unreachable: {error!r}") from error
-    try:
-        found = _layout(admin, topic)
-        if found is None:
-            _create(admin, topic, wanted, min_insync_replicas)
-            return wanted
-    except KafkaError as error:
-        raise PublishFailed(f"cannot create topic {topic}: {error!r}") from error
-    finally:
-        admin.close()
-    if found != wanted:
-        log.warning(
-            "topic %s exists with %d partitions and replication factor %d; the settings ask "
-            "for %d and %d (SYNC_KAFKA_PARTITIONS, SYNC_KAFKA_REPLICATION_FACTOR); left as it is",
-            topic,
-            found.partitions,
-            found.replication_factor,
-            wanted.partitions,
-            wanted.replication_factor,
-        )
-    return found
-
-
-def _layout(admin: KafkaAdminClient, topic: str) -> TopicLayout | None:
-    """The topic's layout, or None if the broker does not know it."""
-    (described,) = admin.describe_topics([topic])
-    if described["error_code"] == UnknownTopicOrPartitionError.errno:
-        return None
-    if described["error_code"]:
-        raise for_code(described["error_code"])(f"describing topic {topic}")
-    replicas = len(described["partitions"][0]["replica_nodes"])
-    return TopicLayout(len(described["partitions"]), replicas)
-
-
-def _create(
-    admin: KafkaAdminClient, topic: str, layout: TopicLayout, min_insync_replicas: int | None
-) -> None:
-    # Checked here because some brokers (Tansu) accept any factor and keep one copy.
-    brokers = len(admin.describe_cluster()["brokers"])
-    if layout.replication_factor > brokers:
-        raise PublishFailed(
-            f"cannot create topic {topic} with replication factor {layout.replication_factor} "
-            f"(SYNC_KAFKA_REPLICATION_FACTOR): the cluster has {brokers} live broker(s)"
-        )
-    configs = (
-        {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
-    )
-    new = NewTopic(topic, layout.partitions, layout.replication_factor, topic_configs=configs)
-    with contextlib.suppress(TopicAlreadyExistsError):  # another relay was quicker
-        admin.create_topics([new])
-
-
 class KafkaPublisher:
     """Sends batches with acks=all and idempotence, so retries inside a batch keep order."""
 
@@ -194,40 +112,87 @@ class KafkaPublisher:
         self,
         bootstrap: str,
         topic: str,
-        timeout_seconds: float = 10.0,
+        timeout_seconds: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._topic = topic
         self._timeout = timeout_seconds
-        self._max_bytes = max_message_bytes
+        self._setting = max_message_bytes
+        # Why each value: docs/operations.md (producer settings).
+        self._config: dict[str, Any] = dict(
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_in_flight_requests_per_connection=5,
+            max_request_size=max_message_bytes,
+            # A request unanswered this long is sent again (same sequence numbers); at most a
+            # third of the delivery timeout, which kafka-python requires to be above it.
+            request_timeout_ms=min(5000, int(timeout_seconds * 1000) // 3),
+            delivery_timeout_ms=int(timeout_seconds * 1000),
+            max_block_ms=5000,
+            bootstrap_timeout_ms=3000,
+            allow_auto_create_topics=False,
+        )
+        self._limit, self._source = self._learn_limit()
+        self._producer = self._open()
+
+    def _open(self) -> KafkaProducer:
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=2,
-                max_in_flight_requests_per_connection=5,
-                max_request_size=max_message_bytes,
-                request_timeout_ms=5000,
-                delivery_timeout_ms=int(timeout_seconds * 1000),
-                max_block_ms=5000,
-                bootstrap_timeout_ms=3000,
-            )
+            return KafkaProducer(**self._config)
         except KafkaError as error:
             raise PublishFailed(f"broker unreachable: {error!r}") from error
 
     def publish(self, messages: Sequence[Message]) -> PublishResult:
         """Send in order and wait for the broker's answer about each message.
 
-        A record over the size limit is refused here, without a round trip. The first
-        record that cannot be handed to the producer stops the sending, so nothing after
-        it (perhaps the same user's next event) overtakes it.
+        A record over the size limit (this setting, or the topic's max.message.bytes if
+        smaller) is refused here, without a round trip. The first record that cannot be
+        handed to the producer stops the sending, so nothing after it (perhaps the same
+        user's next event) overtakes it.
+
+        When the broker refuses a record all the same (its limit was lowered meanwhile),
+        kafka-python's idempotent producer fails every batch it holds with that error and
+        stays failed: the limit is read again, a record over it is refused, and the others
+        wait in the outbox for the next attempt, on a new producer.
         """
+        result, by_broker = self._send(messages)
+        if by_broker:
+            self._reopen()
+            self._limit, self._source = self._learn_limit()
+            for index in sorted(by_broker):
+                size = encode(messages[index]).size
+                if len(messages) > 1 and size <= self._limit:
+                    del result.refused[index]
+                    result.failure = result.failure or (
+                        "not acknowledged: the broker refused a record of this batch for its "
+                        "size, which failed the batch; sent again"
+                    )
+                else:
+                    result.refused[index] += f" (the topic's limit: {self._limit:,} bytes)"
+        return result
+
+    def _learn_limit(self) -> tuple[int, str]:
+        """The smaller of the setting and the topic's max.message.bytes, and which it is."""
+        found = topic_message_limit(self._config["bootstrap_servers"], self._topic)
+        if found is not None and found < self._setting:
+            return found, f"the topic's max.message.bytes, {self._topic}"
+        return self._setting, "SYNC_KAFKA_MAX_MESSAGE_BYTES"
+
+    def _reopen(self) -> None:
+        self.close()
+        self._producer = self._open()
+
+    def _send(self, messages: Sequence[Message]) -> tuple[PublishResult, set[int]]:
+        """What became of each message, and which refusals were the broker's."""
         result = PublishResult()
+        by_broker: set[int] = set()
         sent: list[tuple[int, Any]] = []
         for index, message in enumerate(messages):
             record = encode(message)
-            reason = too_large(record.size, self._max_bytes)
+            if record.size > self._limit and self._limit < self._setting:
+                self._limit, self._source = self._learn_limit()  # the topic's was raised?
+            reason = too_large(record.size, self._limit, self._source)
             if reason is not None:
                 result.refused[index] = reason
                 continue
@@ -254,12 +219,40 @@ class KafkaPublisher:
             except KafkaError as error:
                 if refused_for_good(error):
                     result.refused[index] = describe(error)
+                    by_broker.add(index)
                 else:
                     result.failure = result.failure or f"not acknowledged: {describe(error)}"
             else:
                 result.acked.add(index)
-        return result
+        return result, by_broker
 
     def close(self) -> None:
-        """Close without waiting long for a broker that may be gone."""
-        self._producer.close(timeout=1)
+        """Close without waiting long for a broker that may be gone; records still unsent
+        are dropped (their rows wait in the outbox) and the producer's thread stops."""
+        try:
+            self._producer.close(timeout=1)
+        except KafkaError as error:
+            # kafka-python's close() raises when its flush times out, before it stops the
+            # sender thread: stop it the way close() would have.
+            log.info("producer closed with records unsent: %s", describe(error))
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+
+
+def topic_message_limit(bootstrap: str, topic: str) -> int | None:
+    """The topic's max.message.bytes, or None where the broker does not say (Tansu)."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=3000
+        )
+    except KafkaError:
+        return None
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=["max.message.bytes"])
+        found = admin.describe_configs([resource])
+        return int(found["topic"][topic]["max.message.bytes"]["value"])
+    except (KafkaError, KeyError, TypeError, ValueError):
+        return None
+    finally:
+        admin.close()

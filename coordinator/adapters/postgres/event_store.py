@@ -1,11 +1,10 @@
 """The PostgreSQL event store: one transaction per batch of commands under the row lock.
 
-The command path runs on the event loop over psycopg's async connections, no thread per
-batch: a thread's hand-over cost every batch a wake-up, the GIL passed back and forth at each
-round trip while the row lock was held, and a wake-up of the loop with the answer. The
-statements (command_sql.py) run in two pipelined round trips plus the commit, and the batch
-is decided in between with no database call: what its commands ask besides the row
-(idempotency keys, a cancelled task's last event) is read with the lock (`Lookups`).
+The one command path, on the event loop over psycopg's async connections (connections.py):
+the statements of command_sql.py go in two pipelined round trips plus the commit, and the
+batch is decided in between with no database call, since what its commands ask besides the
+row (idempotency keys, a cancelled task's last event) is read with the lock (`Lookups`).
+Why no thread per batch, and the figures: docs/coalescing.md.
 """
 
 from __future__ import annotations

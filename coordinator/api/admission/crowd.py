@@ -1,14 +1,9 @@
 """Whether other users are about, as every worker process of one `syncctl api` sees it.
 
-UserGate lets a user who is alone run more requests at once, and holds them to a small
-share as soon as someone else shows up. The uvicorn workers of one API share its port and
-the machine's cores, but each sees only the connections the kernel hands it: with one
-user's storm spread over two workers and a neighbour's clicks all on one connection, the
-other worker saw only the storm, ran it at the lone share, and the neighbour waited for a
-core. So "shared until" is one 8-byte slot in a file every worker maps: a worker that sees
-a second user writes it, and every worker reads it. time.monotonic() is the machine's
-CLOCK_MONOTONIC, the same in every process. A torn or lost write costs at most one
-second of the lone share.
+"Shared until" is one 8-byte slot in a file every worker maps: a worker that sees a second
+user writes it, every worker reads it (time.monotonic() is the machine's CLOCK_MONOTONIC,
+the same in every process). A torn or lost write costs at most one second of the lone
+share. Why one mark for all workers: docs/decisions/per-user-gate.md.
 """
 
 from __future__ import annotations

@@ -1,28 +1,12 @@
 """Per-user admission: one user's storm of requests runs a few at a time, the rest wait idle.
 
-A process has one event loop, and every request costs it CPU in the HTTP layer (routing,
-dependencies, the response) whoever sends it. With 200 clicks of one user in flight, a
-neighbour's request queued behind all of their steps: coalescing kept the storm off the
-database pool, but not off the loop. Here, before any of that work, a request of a user who
-already has `active` requests running in this process waits in that user's line, in order,
-holding no thread, connection or CPU; each finished request of the user lets the next one
-in. The user is known from the bearer token, verified here (a verified token is cached,
-so the route does not check it twice); a request without a valid token is not held, and
-is refused by its route.
-Beyond `waiting` requests in a line the answer is 429 with Retry-After.
-
-The bound is work-conserving: a user alone in the API (no other user has sent a request
-to any of its worker processes for SHARED_SECONDS; see crowd.py) may have `alone` requests
-running, since a bigger share makes bigger batches and nobody else waits for the loop or a
-core; as soon as another user shows up, the storm's user gets only `active` again (running
-requests finish, no new one starts until it is under the bound), so the newcomer's request
-waits behind a few of the storm's, not dozens.
-
-While shared, a user's requests also start at most `per_second` a second in the process,
-each admitted one waiting for its start time, if it has one, before any work. A storm is
-answered fast whatever its share (a batch takes a few milliseconds), so four running at
-a time still made a thousand requests a second: the storm's client, this process and
-PostgreSQL between them took both cores, and a neighbour's click waited for one.
+Before any HTTP work, a request of a user (known from the verified bearer token, cached for
+the route) who already has `active` requests running in this process waits in that user's
+line, in order, holding no thread, connection or CPU; beyond `waiting` in a line the answer
+is 429 with Retry-After. A request without a valid token is not held; its route refuses it.
+A user alone in the API (crowd.py) may run `alone` at once; while others are about, the
+user's requests also start at most `per_second` a second. Why, and the figures:
+docs/decisions/per-user-gate.md and docs/decisions/user-pace.md.
 """
 
 from __future__ import annotations
