@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ INSTALL_HINT = "install Debian's dovecot-imapd (apt-get install dovecot-imapd)"
 CONFIG = """\
 protocols = imap
 listen = 127.0.0.1
-base_dir = {root}/run
+base_dir = {run_dir}
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 ssl = no
@@ -180,6 +181,9 @@ class Dovecot:
 
     def stop(self) -> None:
         stop_processes(self.process)
+        run_dir = _run_dir(self.root)
+        if not run_dir.is_relative_to(self.root):
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def start_dovecot(
@@ -212,6 +216,7 @@ def start_dovecot(
         home = f"{root}/mail/%u"
     for sub in ("run", "state", "mail", "passwd.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    run_dir = _run_dir(root, create=True)
     os.chown(root / "mail", mail_user.pw_uid, mail_user.pw_gid)
     if oauth2 is not None:
         (root / "oauth2.conf.ext").write_text(
@@ -228,6 +233,7 @@ def start_dovecot(
             if oauth2
             else "",
             root=root,
+            run_dir=run_dir,
             port=port,
             login_user=login,
             login_chroot=chroot,
@@ -257,3 +263,19 @@ def start_dovecot(
             f"Dovecot did not listen on {port}; see {root / 'dovecot.log'} and dovecot.out"
         ) from None
     return server
+
+
+# Dovecot's sockets live in base_dir; a Unix socket's path is at most 107 bytes, and the
+# longest (token-login/imap-urlauth) failed to bind under a deep pytest folder.
+MAX_RUN_DIR = 70
+
+
+def _run_dir(root: Path, create: bool = False) -> Path:
+    """`root/run`, or when that is too long for a socket path, a short folder named in
+    `root/run-dir` (made here once, removed by `Dovecot.stop`)."""
+    if len(str(root / "run")) <= MAX_RUN_DIR:
+        return root / "run"
+    named = root / "run-dir"
+    if create and not named.exists():
+        named.write_text(tempfile.mkdtemp(prefix="dovecot-run-"))
+    return Path(named.read_text()) if named.exists() else root / "run"
