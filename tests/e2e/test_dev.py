@@ -39,6 +39,11 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
             if line.startswith("curl "):
                 curl = line.strip()
         assert curl is not None, "".join(lines)
+        # dev's watcher syncs the seeded mailbox by itself as soon as it watches the new account
+        # (40 + 12 messages); the clicks below then start a sync of their own and join it.
+        assert any(line.startswith("private Dovecot on 127.0.0.1:") for line in lines), lines
+        assert wait_for_synced_mail(lines, curl) == {"INBOX": 40, "Work": 12}
+        wait_until_idle(lines, curl)
         first = json.loads(
             subprocess.run(
                 curl, shell=True, capture_output=True, text=True, check=True, timeout=30
@@ -52,9 +57,6 @@ def test_dev_starts_everything_and_its_curl_line_works(tmp_path: Path) -> None:
         assert first["success"] and not first["reused"]
         assert second["reused"] and second["task_id"] == first["task_id"]
         assert_status_page_link_signs_in(lines)
-        # With Dovecot installed, that click syncs dev's seeded mailbox (40 + 12 messages).
-        assert any(line.startswith("private Dovecot on 127.0.0.1:") for line in lines), lines
-        assert wait_for_synced_mail(lines, curl) == {"INBOX": 40, "Work": 12}
         for source in ("store", "kafka"):
             verify = replay_verify_beside(tmp_path, source)
             assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -92,6 +94,19 @@ def wait_for_synced_mail(lines: list[str], curl: str, timeout: float = 90) -> di
             break
         time.sleep(0.5)
     return counts
+
+
+def wait_until_idle(lines: list[str], curl: str, timeout: float = 60) -> None:
+    """Until the demo user's status view shows no sync running (the watcher's has ended)."""
+    token = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("token for"))
+    base = curl.rsplit("'", 2)[1].removesuffix("/sync/smart")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{base}/sync/status", headers={"Authorization": f"Bearer {token}"})
+        if not answer.json()["is_syncing"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the demo user's sync still runs after {timeout} s")
 
 
 def replay_verify_beside(cwd: Path, source: str) -> subprocess.CompletedProcess[str]:
