@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         ge=10_000,
         description="Largest record the relay sends (the topic's max.message.bytes)",
     )
+    kafka_read_topic_limit: bool = Field(
+        default=True,
+        description="The relay reads the topic's max.message.bytes from the broker",
+    )
     jwt_secret: SecretStr = Field(
         default=SecretStr(""),
         description="HS256 key (32+ bytes) for dev user tokens and the worker's report tokens",

@@ -123,6 +123,8 @@ def start_broker(
     cleanup.callback(broker.stop)
     # Tansu completes a group join only after the rebalance timeout.
     env.setdefault("SYNC_CONSUMER_MAX_POLL_INTERVAL_MS", "3000")
+    # Tansu drops the connection that asks for a topic's configs (kafka-python logs errors).
+    env.setdefault("SYNC_KAFKA_READ_TOPIC_LIMIT", "false")
     _say(f"embedded Tansu broker: {broker.bootstrap} (memory storage)")
     return broker.bootstrap
 

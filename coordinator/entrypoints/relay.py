@@ -31,6 +31,7 @@ def run(settings: Settings) -> int:
         standby_seconds=settings.relay_standby_seconds,
         exit_after_publish=settings.relay_exit_after_publish,
         max_message_bytes=settings.kafka_max_message_bytes,
+        read_topic_limit=settings.kafka_read_topic_limit,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
         delivery_timeout_seconds=settings.kafka_delivery_timeout_ms / 1000,

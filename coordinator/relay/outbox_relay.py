@@ -43,6 +43,7 @@ class RelayConfig:
     standby_seconds: float = 2.0
     exit_after_publish: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    read_topic_limit: bool = True
     replication_factor: int = 1
     min_insync_replicas: int | None = None  # unset: the broker's default
     delivery_timeout_seconds: float = 30.0
@@ -231,4 +232,5 @@ def _connect(config: RelayConfig) -> KafkaPublisher:
         config.topic,
         timeout_seconds=config.delivery_timeout_seconds,
         max_message_bytes=config.max_message_bytes,
+        read_topic_limit=config.read_topic_limit,
     )

@@ -114,8 +114,10 @@ class KafkaPublisher:
         topic: str,
         timeout_seconds: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        read_topic_limit: bool = True,
     ) -> None:
         self._topic = topic
+        self._read_topic_limit = read_topic_limit
         self._timeout = timeout_seconds
         self._setting = max_message_bytes
         # Why each value: docs/operations.md (producer settings).
@@ -174,7 +176,11 @@ class KafkaPublisher:
 
     def _learn_limit(self) -> tuple[int, str]:
         """The smaller of the setting and the topic's max.message.bytes, and which it is."""
-        found = topic_message_limit(self._config["bootstrap_servers"], self._topic)
+        found = (
+            topic_message_limit(self._config["bootstrap_servers"], self._topic)
+            if self._read_topic_limit
+            else None
+        )
         if found is not None and found < self._setting:
             return found, f"the topic's max.message.bytes, {self._topic}"
         return self._setting, "SYNC_KAFKA_MAX_MESSAGE_BYTES"
