@@ -11,7 +11,6 @@ from sqlalchemy import Engine, text
 
 from consumers.mail.access_tokens import AccessTokens
 from consumers.mail.accounts import AccountStore
-from consumers.mail.database import mail_engine
 from consumers.mail.message_store import MessageStore
 from consumers.mail.oauth2_client import OAuth2Client
 from consumers.mail.oauth2_providers import configured_providers
@@ -104,7 +103,7 @@ class MailWiring:
 def mail_wiring(settings: Settings, pool_size: int) -> MailWiring:
     """The mail stores on their own engine of `pool_size` connections; exits with the reason
     when SYNC_DATABASE_URL or SYNC_MAIL_KEY is missing."""
-    engine = mail_engine(settings.require_database_url(), pool_size=pool_size)
+    engine = make_engine(settings.require_database_url(), pool_size=pool_size)
     box = PasswordBox(settings.require_mail_key())
     clients = {
         name: OAuth2Client(provider, settings.oauth2_http_timeout_seconds)

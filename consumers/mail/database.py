@@ -1,7 +1,6 @@
-"""The mail tables' own way to the database: an engine, and driver errors said one way.
+"""The mail tables' driver errors said one way (their engine is core.database.make_engine).
 
-`mail` is used by the API and by the worker, so it does not reach into the coordinator's
-adapters; its one error type is the coordinator's port error, so the API answers 503.
+Its one error type is the core's StoreUnavailable, so the API answers 503.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
 from core.store_errors import StoreUnavailable
@@ -18,18 +16,6 @@ from core.store_errors import StoreUnavailable
 
 class MailStoreUnavailable(StoreUnavailable):
     """The database holding accounts and messages cannot be reached or timed out."""
-
-
-def mail_engine(url: str, pool_size: int) -> Engine:
-    """A fixed-size pool, connections kept (as the coordinator's engines are)."""
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=5,
-        pool_recycle=600,
-        connect_args={"connect_timeout": 3},
-    )
 
 
 @contextmanager

@@ -14,10 +14,10 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from consumers.mail.accounts import AccountStore, ImapAccount
-from consumers.mail.database import mail_engine
 from consumers.mail.password_box import PasswordBox, new_key
 from coordinator.dev.dovecot import INSTALL_HINT, dovecot_binary, start_dovecot
 from coordinator.dev.embedded import free_port, port_is_free
+from core.database import make_engine
 from core.settings import Settings
 
 DEMO_LOGIN = "demo"
@@ -77,7 +77,7 @@ def start_dev_mail(
     listed = [h for h in settings.mail_allowed_hosts.split(",") if h.strip()]
     env["SYNC_MAIL_ALLOWED_HOSTS"] = ",".join([*listed, server.host])
     seeded = _seed(account)
-    engine = mail_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=1)
     try:
         AccountStore(engine, PasswordBox(key)).put(user_id, account)
     finally:

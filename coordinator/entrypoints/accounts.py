@@ -9,11 +9,11 @@ import sys
 
 from consumers.mail.accounts import AccountStore, ImapAccount
 from consumers.mail.address_policy import allowed_hosts
-from consumers.mail.database import mail_engine
 from consumers.mail.imap_connection import MailProblem, verify
 from consumers.mail.password_box import PasswordBox
 from consumers.mail.tls_policy import client_context, refuse_plaintext
 from coordinator.entrypoints import Commands
+from core.database import make_engine
 from core.settings import Settings
 
 
@@ -43,7 +43,7 @@ def add_parser(syncctl: Commands) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 on success, 1 when the login, the account or the user is not there."""
-    engine = mail_engine(settings.require_database_url(), pool_size=1)
+    engine = make_engine(settings.require_database_url(), pool_size=1)
     store = AccountStore(engine, PasswordBox(settings.require_mail_key()))
     try:
         if args.action == "set":

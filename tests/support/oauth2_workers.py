@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.mail.access_tokens import AccessTokens
-from consumers.mail.database import mail_engine
 from consumers.mail.oauth2_client import OAuth2Client
 from consumers.mail.oauth2_providers import configured_providers
 from consumers.mail.password_box import PasswordBox
+from core.database import make_engine
 from core.settings import Settings
 
 GATE: Any = None  # in each worker process: the barrier every party passes before asking
@@ -18,7 +18,7 @@ GATE: Any = None  # in each worker process: the barrier every party passes befor
 
 def access_tokens(settings: Settings) -> AccessTokens:
     """What one worker process holds: its own pool, its own clients."""
-    engine = mail_engine(settings.require_database_url(), pool_size=2)
+    engine = make_engine(settings.require_database_url(), pool_size=2)
     clients = {
         name: OAuth2Client(p, settings.oauth2_http_timeout_seconds)
         for name, p in configured_providers(settings).items()
